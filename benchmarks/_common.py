@@ -1,0 +1,67 @@
+"""Shared helpers for the benchmark scripts: timing and writing JSON + a markdown table."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # the per-car/per-robot references live in tests/
+    sys.path.insert(0, str(REPO_ROOT))
+
+import pandas as pd  # noqa: E402
+
+from dials_lib.io import atomic_write_json, atomic_write_text  # noqa: E402
+
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+
+
+def time_calls(fn: Callable[[], Any], min_seconds: float = 1.0, min_calls: int = 3) -> float:
+    """Seconds per call of `fn`, averaged over at least `min_calls` calls and `min_seconds`."""
+    fn()  # warm-up
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if calls >= min_calls and elapsed >= min_seconds:
+            return elapsed / calls
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import os
+
+    import numpy as np
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+    }
+
+
+def write_results(name: str, rows: list[dict[str, Any]], goals: list[dict[str, Any]], title: str) -> None:
+    """Write benchmarks/results/<name>.json and <name>.md (measurements table + goals table)."""
+    atomic_write_json(RESULTS_DIR / f"{name}.json", {"machine": machine_info(), "rows": rows, "goals": goals})
+    parts = [f"# {title}", "", f"Measured on: {machine_info()}", "", "## Measurements", ""]
+    parts.append(_markdown(rows))
+    if goals:
+        parts += ["", "## Goals", "", _markdown(goals)]
+    atomic_write_text(RESULTS_DIR / f"{name}.md", "\n".join(parts) + "\n")
+
+
+def _markdown(rows: list[dict[str, Any]]) -> str:
+    frame = pd.DataFrame(rows)
+    for col in frame.columns:
+        if pd.api.types.is_float_dtype(frame[col]):
+            frame[col] = frame[col].map(lambda v: f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}")
+    return frame.to_markdown(index=False)

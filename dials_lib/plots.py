@@ -1,0 +1,73 @@
+"""Figures and tables: one seaborn style, saved through `dials_lib.paths` with fixed metadata.
+
+Fixed metadata (no software version, no creation date) keeps reruns from churning committed files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
+    matplotlib.use("Agg")  # headless runs (papermill, CI) need no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from dials_lib.io import atomic_write, atomic_write_text  # noqa: E402
+from dials_lib.paths import figures_dir  # noqa: E402
+
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
+# One colour per simulator, as in the paper's figures (orange GS, blue untrained, green DIALS).
+SIMULATOR_COLOURS = {
+    "GS": "tab:orange",
+    "untrained-DIALS": "tab:blue",
+    "DIALS": "tab:green",
+    "hand-coded": "tab:red",
+    "random": "tab:gray",
+}
+
+
+def set_style() -> None:
+    """Apply the series' seaborn theme (call once per notebook)."""
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    plt.rcParams["figure.dpi"] = 100
+    plt.rcParams["savefig.dpi"] = 120
+    plt.rcParams["svg.hashsalt"] = "dials"
+
+
+def save_figure(fig: plt.Figure, name: str, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Save `fig` as figures/<name>.png and .pdf with fixed metadata; call after all labels are set."""
+    paths = []
+    for fmt in formats:
+        metadata = PNG_METADATA if fmt == "png" else PDF_METADATA if fmt == "pdf" else None
+        target = figures_dir() / f"{name}.{fmt}"
+        atomic_write(target, lambda tmp, f=fmt, m=metadata: fig.savefig(tmp, format=f, metadata=m,
+                                                                        bbox_inches="tight"))
+        paths.append(target)
+    return paths
+
+
+def save_table(table: pd.DataFrame, name: str, float_format: str = "{:.3g}") -> list[Path]:
+    """Save `table` as figures/<name>.csv and figures/<name>.md (a markdown table)."""
+    csv_path = figures_dir() / f"{name}.csv"
+    md_path = figures_dir() / f"{name}.md"
+    atomic_write_text(csv_path, table.to_csv(index=False))
+    shown = table.copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else float_format.format(v))
+    atomic_write_text(md_path, shown.to_markdown(index=False) + "\n")
+    return [csv_path, md_path]
+
+
+def read_paper_table(name: str) -> pd.DataFrame:
+    """One of the paper's CSV tables in paper/ ('results', 'runtimes', 'memory', 'f_ablation')."""
+    from dials_lib.config import check_choice
+    from dials_lib.paths import paper_dir
+
+    check_choice("paper table", name, ("results", "runtimes", "memory", "f_ablation"))
+    return pd.read_csv(paper_dir() / f"{name}.csv", comment="#")
