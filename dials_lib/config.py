@@ -268,6 +268,15 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+def use_preset(name: str) -> Preset:
+    """The preset `name`, also sending figures and tables to its folder (`figures/` for quick)."""
+    from dials_lib import paths
+
+    preset = get_preset(name)
+    paths.set_figures_dir(paths.preset_figures_dir(name))
+    return preset
+
+
 def with_fields(config: T, **changes: Any) -> T:
     """A copy of a config dataclass with some fields changed; unknown field names raise a clear error."""
     names = [f.name for f in dataclasses.fields(config)]  # type: ignore[arg-type]

@@ -19,9 +19,34 @@ def _ensure(path: Path) -> Path:
     return path
 
 
+FIGURES_DIR_ENV = "DIALS_FIGURES_DIR"
+_figures_override: Path | None = None
+
+
+def set_figures_dir(path: str | Path | None) -> None:
+    """Send figures and tables to `path` from now on (None: back to the default `figures/`)."""
+    global _figures_override
+    _figures_override = None if path is None else Path(path)
+
+
+def preset_figures_dir(preset: str) -> Path:
+    """Where a preset's figures go: `figures/` for quick (committed), `figures/paper/`, `build/figures/smoke/`."""
+    if preset == "quick":
+        return REPO_ROOT / "figures"
+    if preset == "paper":
+        return REPO_ROOT / "figures" / "paper"
+    return REPO_ROOT / "build" / "figures" / preset
+
+
 def figures_dir() -> Path:
-    """Folder for committed figures and tables (`figures/`), created on first use."""
-    return _ensure(REPO_ROOT / "figures")
+    """Folder for figures and tables, created on first use.
+
+    Precedence: the `DIALS_FIGURES_DIR` environment variable (tests use it to keep the committed
+    figures untouched), then `set_figures_dir` (done by `config.use_preset`), then `figures/`.
+    """
+    if os.environ.get(FIGURES_DIR_ENV):
+        return _ensure(Path(os.environ[FIGURES_DIR_ENV]))
+    return _ensure(_figures_override or REPO_ROOT / "figures")
 
 
 def runs_dir() -> Path:

@@ -1,0 +1,50 @@
+# The two commands of the README: `make reproduce` (the notebook series) and `make test` (the test suite).
+# Both create or update the virtual environment in .venv first.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PRESET ?= quick
+# Tests must never overwrite the committed figures or runs: send them to build/.
+TEST_ENV := DIALS_FIGURES_DIR=$(CURDIR)/build/test/figures DIALS_RUNS_DIR=$(CURDIR)/build/test/runs MPLBACKEND=Agg
+NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with .nbval_sanitize.cfg
+
+.PHONY: help venv reproduce publish test test-unit test-notebooks lab bench lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create or update .venv with the package and its dev extras
+
+reproduce: $(STAMP)  ## run every notebook with PRESET=smoke|quick|paper (default quick) into build/notebooks/
+	$(PY) -m dials_lib.series --preset $(PRESET)
+
+publish: $(STAMP)  ## copy the outputs of the last PRESET run back into notebooks/ (maintainers)
+	$(PY) -m dials_lib.series --preset $(PRESET) --publish-only
+
+test: test-unit test-notebooks  ## the whole test suite: unit tests, then every notebook with the smoke preset
+
+test-unit: $(STAMP)  ## unit tests in tests/ (pytest exit 5, "no tests collected", counts as success)
+	$(TEST_ENV) $(PY) -m pytest tests -q || [ $$? -eq 5 ]
+
+test-notebooks: $(STAMP)  ## execute every notebook with its smoke defaults under nbval
+	$(TEST_ENV) $(PY) -m pytest $(NBVAL_FLAGS) notebooks -q -p no:cacheprovider || [ $$? -eq 5 ]
+
+lab: $(STAMP)  ## open the notebooks in JupyterLab
+	$(VENV)/bin/jupyter lab notebooks
+
+bench: $(STAMP)  ## run the benchmarks, writing benchmarks/results/*.json and *.md
+	cd benchmarks && for script in simulators.py ppo.py training.py; do \
+		if [ -f $$script ]; then ../$(PY) $$script || exit 1; fi; done
+
+lint: $(STAMP)  ## ruff over the package, tests, benchmarks and notebooks
+	$(VENV)/bin/ruff check .
+
+clean:  ## remove build outputs (not .venv, not runs/)
+	rm -rf build .pytest_cache

@@ -1,0 +1,132 @@
+"""Run the numbered notebook series headlessly with papermill, and publish a run's outputs.
+
+`python -m dials_lib.series --preset quick` executes every `notebooks/NN_*.ipynb` in order into
+`build/notebooks/<preset>/` (never over the source notebooks), printing each notebook's run time, and
+writes the timings to `build/notebooks/<preset>/timings.json`. `--publish` then copies the executed
+notebooks back into `notebooks/` with their outputs, cleaned of run-specific metadata, so a reader sees
+results without running anything while the `parameters` cell keeps its smoke defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from dials_lib.config import PRESET_NAMES, check_choice
+from dials_lib.io import atomic_write, atomic_write_json
+from dials_lib.paths import build_dir, notebooks_dir
+
+NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
+
+
+def notebook_paths(only: list[str] | None = None) -> list[Path]:
+    """The series' notebooks in order; `only` keeps those whose name starts with one of the prefixes."""
+    found = sorted(p for p in notebooks_dir().iterdir() if NOTEBOOK_PATTERN.match(p.name))
+    if only:
+        found = [p for p in found if any(p.name.startswith(prefix) for prefix in only)]
+        if not found:
+            raise ValueError(f"no notebook matches --only {only}; notebooks: {[p.name for p in notebook_paths()]}")
+    return found
+
+
+def output_dir(preset: str) -> Path:
+    """Folder the executed notebooks of `preset` go to (untracked)."""
+    return build_dir() / "notebooks" / preset
+
+
+def run_series(preset: str, only: list[str] | None = None) -> list[dict[str, Any]]:
+    """Execute the notebooks with `preset` into build/notebooks/<preset>/; returns per-notebook timings."""
+    import papermill
+
+    check_choice("preset", preset, PRESET_NAMES)
+    out_dir = output_dir(preset)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = notebook_paths(only)
+    timings: list[dict[str, Any]] = []
+    series_start = time.perf_counter()
+    for index, path in enumerate(paths, start=1):
+        print(f"[{index}/{len(paths)}] {path.name} (preset {preset}) ...", flush=True)
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(path),
+                str(out_dir / path.name),
+                parameters={"preset": preset},
+                cwd=str(notebooks_dir()),
+                progress_bar=False,
+            )
+        except papermill.PapermillExecutionError as error:
+            print(f"    FAILED after {time.perf_counter() - start:.1f} s; see {out_dir / path.name}", flush=True)
+            raise SystemExit(f"{path.name} failed: {error.ename}: {error.evalue}") from None
+        seconds = time.perf_counter() - start
+        timings.append({"notebook": path.name, "seconds": round(seconds, 1)})
+        print(f"    done in {seconds:.1f} s", flush=True)
+    total = time.perf_counter() - series_start
+    print(f"series finished in {total / 60:.1f} min; outputs in {out_dir}", flush=True)
+    if only is None:
+        atomic_write_json(out_dir / "timings.json", {"preset": preset, "total_seconds": round(total, 1),
+                                                     "notebooks": timings})
+    return timings
+
+
+def clean_for_publishing(nb: nbformat.NotebookNode, preset: str) -> nbformat.NotebookNode:
+    """Drop papermill's run metadata and replace its injected-parameters cell by a note on the preset."""
+    nb.metadata.pop("papermill", None)
+    cells = []
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            note = (
+                f"**Outputs shown below come from the `{preset}` preset** (`make reproduce PRESET={preset}`). "
+                "Running this notebook as it is uses the defaults of the cell above; set `preset` there "
+                "(or pass `-p preset ...` to papermill) to change the budget."
+            )
+            cells.append(nbformat.v4.new_markdown_cell(note))
+            continue
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def publish(preset: str = "quick", only: list[str] | None = None) -> list[Path]:
+    """Copy executed notebooks of `preset` back into notebooks/, with outputs and clean metadata."""
+    check_choice("preset", preset, PRESET_NAMES)
+    written = []
+    for path in notebook_paths(only):
+        executed = output_dir(preset) / path.name
+        if not executed.exists():
+            raise FileNotFoundError(f"{executed} does not exist: run the series with preset {preset!r} first")
+        nb = clean_for_publishing(nbformat.read(executed, as_version=4), preset)
+        atomic_write(path, lambda tmp, nb=nb: nbformat.write(nb, str(tmp)))
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: run the notebook series with a preset, optionally publishing the outputs."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESET_NAMES)} (default quick)")
+    parser.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 00 02")
+    parser.add_argument("--publish", action="store_true", help="copy outputs back into notebooks/ afterwards")
+    parser.add_argument("--publish-only", action="store_true", help="publish an earlier run without running")
+    args = parser.parse_args(argv)
+    try:
+        check_choice("preset", args.preset, PRESET_NAMES)
+    except ValueError as error:
+        parser.error(str(error))
+    if not args.publish_only:
+        run_series(args.preset, args.only)
+    if args.publish or args.publish_only:
+        for path in publish(args.preset, args.only):
+            print(f"published {path.name}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

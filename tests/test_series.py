@@ -1,0 +1,60 @@
+"""The notebook pipeline: discovery, publishing clean outputs, atomic writes."""
+
+import json
+
+import nbformat
+import pytest
+
+from dials_lib import io, series
+
+
+def test_notebooks_are_numbered_and_have_a_parameters_cell():
+    notebooks = series.notebook_paths()
+    assert notebooks, "the series has no notebooks"
+    assert notebooks[0].name.startswith("00_")
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+        assert 'preset = "smoke"' in tagged[0].source, f"{path.name}: the default preset must be smoke"
+
+
+def test_only_filters_and_rejects_unknown_prefixes():
+    assert [p.name[:2] for p in series.notebook_paths(["00"])] == ["00"]
+    with pytest.raises(ValueError, match="no notebook matches"):
+        series.notebook_paths(["99"])
+
+
+def test_run_series_rejects_unknown_preset():
+    with pytest.raises(ValueError, match="allowed values: 'smoke', 'quick', 'paper'"):
+        series.run_series("fast")
+
+
+def test_publishing_replaces_injected_parameters_and_drops_run_metadata():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"duration": 1.0}
+    params = nbformat.v4.new_code_cell('preset = "smoke"', metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell('preset = "quick"', metadata={"tags": ["injected-parameters"]})
+    run_metadata = {"papermill": {"duration": 0.1}, "execution": {"iopub.status.busy": "2026-01-01T00:00:00"}}
+    body = nbformat.v4.new_code_cell("1 + 1", metadata=run_metadata)
+    nb.cells = [params, injected, body]
+    cleaned = series.clean_for_publishing(nb, "quick")
+    assert "papermill" not in cleaned.metadata
+    assert [c.cell_type for c in cleaned.cells] == ["code", "markdown", "code"]
+    assert "`quick` preset" in cleaned.cells[1].source
+    assert cleaned.cells[0].source == 'preset = "smoke"'
+    assert "papermill" not in cleaned.cells[2].metadata and "execution" not in cleaned.cells[2].metadata
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "metrics.json"
+    io.atomic_write_json(target, {"a": 1})
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        io.atomic_write(target, broken)
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"], "no temporary file left behind"
