@@ -1,0 +1,302 @@
+"""Traffic grid: a square grid of signalised intersections as a vectorized cellular automaton.
+
+Every intersection is an agent. One lane per direction, straight routes only: a car enters at a boundary,
+crosses the grid along its row or column and leaves at the far side. Every road (between two intersections
+or entering the grid) is 100 m = 10 cells of 10 m; a car moves at most one cell per 1 s step.
+
+Layout. Agent i sits at row r = i // side, column c = i % side (row 0 is the north edge). Its region is its
+4 incoming lanes, numbered by the side they come from: 0 = from the north (southbound), 1 = from the south
+(northbound), 2 = from the east (westbound), 3 = from the west (eastbound). Lanes 0 and 1 form the NS axis,
+lanes 2 and 3 the EW axis. Cells of a lane are numbered 0 (stop line) to 9 (entry). A car crossing
+intersection i on lane l enters cell 9 of lane l of the next intersection in the same direction, or leaves
+the network at the grid's edge.
+
+Local state (`local_states()`, also what `load_states()` takes), leading axis = agent/region:
+  cells  bool  [n, 4, 10]  occupancy of the 4 incoming lanes
+  phase  int64 [n]         0 green NS, 1 yellow NS->EW, 2 green EW, 3 yellow EW->NS
+  timer  int64 [n]         steps the light has spent in its current phase (counting this step)
+  t      int64 [n]         time step of the episode (equal for all regions)
+
+Step order (identical in GS and LS, all from the state at t):
+  1. Light. A yellow phase that has lasted 3 steps turns green the other way (the action is ignored during
+     yellow); in green, action 1 switches to yellow and action 0 keeps. The timer restarts at 1 on a change.
+     Cars cross on the light AFTER this step's action: a switch makes this very step the first of 3 yellow
+     steps in which nobody crosses, and green starts with the 4th step.
+  2. Cars. A car at cell k > 0 moves to k - 1 if that cell is free at t. A car at cell 0 crosses if its axis
+     is green and the entry cell (9) of its downstream lane is free at t (never blocked at the grid edge).
+  3. Arrivals. Cell 9 of a lane receives the car that crossed from upstream, or, on a boundary entry lane, a
+     new car with probability 0.1 if cell 9 is free at t. Random draws: one `rng.random(4 * side)` per step,
+     one number per boundary entry lane in increasing order of the flat lane index 4 * agent + lane, used
+     whether or not the cell is free. An arriving car never collides: cell 9 is free at t, and the car that
+     was there has moved on or not (if not, the upstream car was blocked and does not arrive).
+  4. Reward: the fraction of the cars on the agent's 4 lanes at t that moved this step (crossing counts as
+     moving); 0 if there were none.
+
+Influence sources u_t (int64 [n, 8]), what the rest of the world does to a region during step t:
+  0..3  a car arrives at cell 9 of incoming lane l this step (the paper's 4 sources; boundary arrivals too);
+  4..7  the downstream entry cell of the direction of incoming lane l was occupied at t, i.e. a car at cell
+        0 of lane l could not cross this step (0 at the grid's edge). DEVIATION from the paper: its SUMO
+        local simulator ignored spillback; we need these 4 bits for the LS to follow the GS's rules exactly.
+The LS therefore has no randomness of its own (`last_noise()` is None; `step(actions, u)` is deterministic).
+Given an arrival into an occupied entry cell (impossible in GS replay, possible from an AIP), the LS does not
+place the car.
+
+Observation (float32 [n, 40]): occupancy of cells 0..8 of the 4 incoming lanes (lane-major, 36 values) and a
+one-hot of the phase (4). d-set (float32 [n, 40]): all 40 lane cells at t. Horizon 300 steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dials_lib.envs import EnvSpec, check_n_agents, check_n_regions
+
+N_LANES = 4
+N_CELLS = 10
+ENTRY_CELL = N_CELLS - 1
+YELLOW_STEPS = 3
+INFLOW_PROBABILITY = 0.1
+HORIZON = 300
+MIN_GREEN = 5
+"""Hand-coded controller: steps of green before it considers switching."""
+
+SPEC = EnvSpec(
+    name="traffic",
+    obs_dim=N_LANES * (N_CELLS - 1) + 4,
+    n_actions=2,
+    source_sizes=(2,) * (2 * N_LANES),
+    dset_dim=N_LANES * N_CELLS,
+    horizon=HORIZON,
+)
+
+# Phase in which each incoming lane has green: lanes 0, 1 (NS) in phase 0; lanes 2, 3 (EW) in phase 2.
+LANE_GREEN_PHASE = np.array([0, 0, 2, 2], dtype=np.int64)
+# Row and column step of the direction each incoming lane travels in.
+LANE_DIRECTION = np.array([[1, 0], [-1, 0], [0, -1], [0, 1]], dtype=np.int64)
+STATE_KEYS = ("cells", "phase", "timer", "t")
+
+
+def lane_topology(side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat-lane index arrays of a side x side grid: downstream lane, upstream lane, boundary entry lanes.
+
+    Lane l of agent i has flat index 4 * i + l. A lane without a downstream (upstream) lane points to the
+    padding index 4 * side**2, which the step keeps permanently empty (never moving).
+    """
+    n_lanes = N_LANES * side * side
+    agent = np.arange(n_lanes) // N_LANES
+    lane = np.arange(n_lanes) % N_LANES
+    row, col = agent // side, agent % side
+    next_row, next_col = row + LANE_DIRECTION[lane, 0], col + LANE_DIRECTION[lane, 1]
+    inside = (next_row >= 0) & (next_row < side) & (next_col >= 0) & (next_col < side)
+    downstream = np.where(inside, N_LANES * (next_row * side + next_col) + lane, n_lanes)
+    upstream = np.full(n_lanes, n_lanes, dtype=np.int64)
+    upstream[downstream[inside]] = np.flatnonzero(inside)
+    entry = np.flatnonzero(upstream == n_lanes)
+    return downstream, upstream, entry
+
+
+def _check_actions(actions: Any, n: int) -> np.ndarray:
+    actions = np.asarray(actions)
+    if actions.shape != (n,) or not np.issubdtype(actions.dtype, np.integer):
+        raise ValueError(f"actions must be an integer array of shape ({n},); got {actions.dtype} {actions.shape}")
+    if actions.min() < 0 or actions.max() > 1:
+        raise ValueError(f"actions must be 0 (keep) or 1 (switch); got values in [{actions.min()}, {actions.max()}]")
+    return actions
+
+
+def _advance_light(phase: np.ndarray, timer: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1: the light after this step's action (see module docstring)."""
+    change = np.where(phase & 1, timer >= YELLOW_STEPS, actions == 1)
+    return (phase + change) & 3, np.where(change, 0, timer) + 1
+
+
+def _car_moves(cells: np.ndarray, phase: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    """Step 2: which cars move this step, bool [n, 4, 10] indexed by their cell at t."""
+    moves = np.empty_like(cells)
+    np.greater(cells[..., 1:], cells[..., :-1], out=moves[..., 1:])  # occupied and the cell ahead free
+    green = phase[:, None] == LANE_GREEN_PHASE
+    moves[..., 0] = cells[..., 0] & green & ~blocked
+    return moves
+
+
+def _next_cells(cells: np.ndarray, moves: np.ndarray, arrivals: np.ndarray) -> np.ndarray:
+    """Step 3: occupancy at t+1 from the moves and the arrivals at cell 9."""
+    nxt = cells > moves
+    nxt[..., :-1] |= moves[..., 1:]
+    nxt[..., ENTRY_CELL] |= arrivals
+    return nxt
+
+
+def _reward(cells: np.ndarray, moves: np.ndarray) -> np.ndarray:
+    """Step 4: fraction of the cars present at t that moved, float32 [n] (0 without cars)."""
+    n_cars = np.count_nonzero(cells.reshape(len(cells), -1), axis=1)
+    n_moved = np.count_nonzero(moves.reshape(len(moves), -1), axis=1)
+    return (n_moved / np.maximum(n_cars, 1)).astype(np.float32)
+
+
+def _observe(cells: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    n = len(cells)
+    obs = np.zeros((n, SPEC.obs_dim), dtype=np.float32)
+    obs[:, : N_LANES * (N_CELLS - 1)] = cells[..., :ENTRY_CELL].reshape(n, -1)
+    obs[np.arange(n), N_LANES * (N_CELLS - 1) + phase] = 1.0
+    return obs
+
+
+class _TrafficBase:
+    """State holding, observation and state exchange shared by the global and the local simulator."""
+
+    spec = SPEC
+
+    def __init__(self, n: int, seed: int | None) -> None:
+        self._n = n
+        self._rng = np.random.default_rng(seed)
+        self._u = np.zeros((n, SPEC.n_sources), dtype=np.int64)
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start an episode with empty roads and green NS everywhere; returns the observations."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.cells = np.zeros((self._n, N_LANES, N_CELLS), dtype=bool)
+        self.phase = np.zeros(self._n, dtype=np.int64)
+        self.timer = np.zeros(self._n, dtype=np.int64)
+        self.t = 0
+        self._u[:] = 0
+        return _observe(self.cells, self.phase)
+
+    def observations(self) -> np.ndarray:
+        """Current observations, float32 [n, 40]."""
+        return _observe(self.cells, self.phase)
+
+    def influence_sources(self) -> np.ndarray:
+        """u_t realised by the step just taken, int64 [n, 8] (arrival bits, then downstream-blocked bits)."""
+        return self._u.copy()
+
+    def dsets(self) -> np.ndarray:
+        """d-separating set at the current t: all 40 lane cells, float32 [n, 40]."""
+        return self.cells.reshape(self._n, -1).astype(np.float32)
+
+    def local_states(self) -> dict[str, np.ndarray]:
+        """Copies of every region's local state (layout in the module docstring)."""
+        return {
+            "cells": self.cells.copy(),
+            "phase": self.phase.copy(),
+            "timer": self.timer.copy(),
+            "t": np.full(self._n, self.t, dtype=np.int64),
+        }
+
+    def last_noise(self) -> None:
+        """Traffic's local rules have no randomness of their own (boundary arrivals are influence sources)."""
+        return None
+
+    def _check_running(self) -> None:
+        if self.t >= HORIZON:
+            raise RuntimeError(f"the episode ended at the horizon ({HORIZON} steps); call reset() first")
+
+
+class GlobalSimulator(_TrafficBase):
+    """The whole grid: n_agents intersections (a square number) stepped together."""
+
+    def __init__(self, n_agents: int = 4, seed: int | None = None, inflow_probability: float = INFLOW_PROBABILITY):
+        self.side = check_n_agents(n_agents)
+        self.n_agents = n_agents
+        if not 0.0 <= inflow_probability <= 1.0:
+            raise ValueError(f"inflow_probability must be in [0, 1]; got {inflow_probability}")
+        self.inflow_probability = inflow_probability
+        self._downstream, self._upstream, self._entry = lane_topology(self.side)
+        self._n_flat = N_LANES * n_agents
+        super().__init__(n_agents, seed)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start an episode with empty roads; `seed` (optional) reseeds the boundary inflow draws."""
+        self.cars_entered = 0
+        self.cars_left = 0
+        return super().reset(seed)
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Advance all intersections by one step; returns (obs [n, 40], rewards [n], done)."""
+        self._check_running()
+        actions = _check_actions(actions, self._n)
+        self.phase, self.timer = _advance_light(self.phase, self.timer, actions)
+        flat = self.cells.reshape(self._n_flat, N_CELLS)
+        entry_occupied = np.append(flat[:, ENTRY_CELL], False)  # padding lane: leaving is never blocked
+        blocked = entry_occupied[self._downstream].reshape(self._n, N_LANES)
+        moves = _car_moves(self.cells, self.phase, blocked)
+        crossed = np.append(moves[..., 0].ravel(), False)
+        arrivals = crossed[self._upstream]
+        spawned = (self._rng.random(len(self._entry)) < self.inflow_probability) & ~flat[self._entry, ENTRY_CELL]
+        arrivals[self._entry] = spawned
+        arrivals = arrivals.reshape(self._n, N_LANES)
+        self.cars_entered += int(np.count_nonzero(spawned))
+        self.cars_left += int(np.count_nonzero(crossed[:-1] & (self._downstream == self._n_flat)))
+        rewards = _reward(self.cells, moves)
+        self.cells = _next_cells(self.cells, moves, arrivals)
+        self._u[:, :N_LANES] = arrivals
+        self._u[:, N_LANES:] = blocked
+        self.t += 1
+        return _observe(self.cells, self.phase), rewards, self.t >= HORIZON
+
+
+class LocalSimulator(_TrafficBase):
+    """K independent copies of one intersection; the world outside enters only through u."""
+
+    def __init__(self, n_regions: int = 1, seed: int | None = None) -> None:
+        self.n_regions = check_n_regions(n_regions)
+        super().__init__(n_regions, seed)
+
+    def step(self, actions: Any, u: Any, noise: Any = None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Advance the K regions given the influence sources u (int [K, 8]); deterministic given u."""
+        self._check_running()
+        actions = _check_actions(actions, self._n)
+        if noise is not None:
+            raise ValueError("noise must be None for traffic: its local rules have no randomness of their own")
+        u = np.asarray(u)
+        if u.shape != (self._n, SPEC.n_sources) or not np.issubdtype(u.dtype, np.integer):
+            raise ValueError(f"u must be an integer array of shape ({self._n}, {SPEC.n_sources}); got {u.dtype} "
+                             f"{u.shape}")
+        if u.min() < 0 or u.max() > 1:
+            raise ValueError("u must be binary (0 or 1) for every traffic influence source")
+        self.phase, self.timer = _advance_light(self.phase, self.timer, actions)
+        blocked = u[:, N_LANES:].astype(bool)
+        moves = _car_moves(self.cells, self.phase, blocked)
+        arrivals = u[:, :N_LANES].astype(bool) & ~self.cells[..., ENTRY_CELL]  # never into an occupied cell
+        rewards = _reward(self.cells, moves)
+        self.cells = _next_cells(self.cells, moves, arrivals)
+        self._u[:, :N_LANES] = arrivals
+        self._u[:, N_LANES:] = blocked
+        self.t += 1
+        return _observe(self.cells, self.phase), rewards, self.t >= HORIZON
+
+    def load_states(self, states: dict[str, np.ndarray]) -> None:
+        """Put the K regions into the given local states (same layout as `local_states()`)."""
+        missing = [k for k in STATE_KEYS if k not in states]
+        if missing:
+            raise ValueError(f"states is missing {missing}; expected keys {list(STATE_KEYS)}")
+        shapes = {"cells": (self._n, N_LANES, N_CELLS), "phase": (self._n,), "timer": (self._n,), "t": (self._n,)}
+        for key, shape in shapes.items():
+            if np.shape(states[key]) != shape:
+                raise ValueError(f"states[{key!r}] must have shape {shape}; got {np.shape(states[key])}")
+        t = np.asarray(states["t"])
+        if np.any(t != t[0]) or not 0 <= t[0] <= HORIZON:
+            raise ValueError(f"states['t'] must be one time step in [0, {HORIZON}] shared by all regions")
+        phase = np.asarray(states["phase"], dtype=np.int64)
+        if phase.min() < 0 or phase.max() > 3:
+            raise ValueError("states['phase'] must be in {0, 1, 2, 3}")
+        self.cells = np.array(states["cells"], dtype=bool)
+        self.phase = phase.copy()
+        self.timer = np.array(states["timer"], dtype=np.int64)
+        self.t = int(t[0])
+
+
+def hand_coded_actions(states: dict[str, np.ndarray], min_green: int = MIN_GREEN) -> np.ndarray:
+    """Hand-coded lights, vectorized: after `min_green` steps of green, switch if the red axis queues more.
+
+    Queue of an axis = number of cars on the observed cells 0..8 of its two incoming lanes.
+    """
+    cells, phase, timer = states["cells"], states["phase"], states["timer"]
+    queue = np.count_nonzero(cells[..., :ENTRY_CELL], axis=2)  # [n, 4]
+    ns, ew = queue[:, 0] + queue[:, 1], queue[:, 2] + queue[:, 3]
+    red_longer = np.where(phase == 0, ew > ns, ns > ew)
+    return (((phase & 1) == 0) & (timer >= min_green) & red_longer).astype(np.int64)

@@ -1,0 +1,311 @@
+"""Traffic grid: local-form replay, equality with the per-car reference, invariants, determinism, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dials_lib.envs import get_spec, make_global, make_local
+from dials_lib.envs import traffic as tr
+from tests.reference_traffic import ReferenceTraffic
+
+
+def _policy(kind: str, n: int, rng: np.random.Generator, states: dict[str, np.ndarray]) -> np.ndarray:
+    if kind == "random":
+        return rng.integers(0, 2, size=n)
+    return tr.hand_coded_actions(states)
+
+
+def _assert_states_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray], where: str) -> None:
+    assert a.keys() == b.keys(), where
+    for key in a:
+        assert a[key].dtype == b[key].dtype, f"{where}: dtype of {key}"
+        np.testing.assert_array_equal(a[key], b[key], err_msg=f"{where}: {key}")
+
+
+# ---------------------------------------------------------------- (a) local-form property
+
+@pytest.mark.parametrize("n_agents", [4, 25, 100])
+@pytest.mark.parametrize("controller", ["random", "hand-coded"])
+def test_local_form_replay_whole_episodes(n_agents: int, controller: str) -> None:
+    """An LS batch loaded once from the GS and fed the realised u follows the GS bit for bit."""
+    gs = make_global("traffic", n_agents=n_agents, seed=3)
+    ls = make_local("traffic", n_regions=n_agents, seed=99)
+    rng = np.random.default_rng(7)
+    for episode in range(2):
+        gs.reset()
+        ls.reset()
+        ls.load_states(gs.local_states())
+        done = False
+        total_arrivals = 0
+        while not done:
+            actions = _policy(controller, n_agents, rng, gs.local_states())
+            obs, rew, done = gs.step(actions)
+            u = gs.influence_sources()
+            assert gs.last_noise() is None
+            ls_obs, ls_rew, ls_done = ls.step(actions, u, noise=gs.last_noise())
+            where = f"episode {episode} t {gs.t}"
+            np.testing.assert_array_equal(ls_obs, obs, err_msg=where)
+            assert ls_obs.dtype == obs.dtype == np.float32
+            np.testing.assert_array_equal(ls_rew, rew, err_msg=where)
+            assert ls_rew.dtype == rew.dtype == np.float32
+            assert ls_done == done
+            _assert_states_equal(ls.local_states(), gs.local_states(), where)
+            np.testing.assert_array_equal(ls.influence_sources(), u, err_msg=where)
+            np.testing.assert_array_equal(ls.dsets(), gs.dsets(), err_msg=where)
+            total_arrivals += int(u[:, : tr.N_LANES].sum())
+        assert gs.t == tr.HORIZON
+        assert total_arrivals > 0  # the episode had traffic to replay
+
+
+def test_replay_also_holds_when_reloading_every_step() -> None:
+    """Loading the GS state before every step (as an IALS started mid-episode would) gives the same step."""
+    gs = make_global("traffic", n_agents=9, seed=11)
+    ls = make_local("traffic", n_regions=9)
+    rng = np.random.default_rng(0)
+    done = False
+    while not done:
+        ls.load_states(gs.local_states())
+        actions = rng.integers(0, 2, size=9)
+        obs, rew, done = gs.step(actions)
+        ls_obs, ls_rew, _ = ls.step(actions, gs.influence_sources())
+        np.testing.assert_array_equal(ls_obs, obs)
+        np.testing.assert_array_equal(ls_rew, rew)
+        _assert_states_equal(ls.local_states(), gs.local_states(), f"t {gs.t}")
+
+
+def test_replay_fails_with_wrong_influence() -> None:
+    """The replay test can fail: flipping one blocked bit of a queued lane changes the LS's next state."""
+    gs = make_global("traffic", n_agents=4, seed=0)
+    ls = make_local("traffic", n_regions=4)
+    zeros = np.zeros(4, dtype=np.int64)
+    states = gs.local_states()
+    while not (states["cells"][:, 0, 0] | states["cells"][:, 1, 0]).any():  # green NS: wait for a stop-line car
+        gs.step(zeros)
+        states = gs.local_states()
+    ls.load_states(states)
+    agent = int(np.flatnonzero(states["cells"][:, 0, 0] | states["cells"][:, 1, 0])[0])
+    lane = 0 if states["cells"][agent, 0, 0] else 1
+    gs.step(zeros)
+    u = gs.influence_sources()
+    u[agent, tr.N_LANES + lane] ^= 1
+    ls.step(zeros, u)
+    assert not np.array_equal(ls.local_states()["cells"], gs.local_states()["cells"])
+
+
+# ---------------------------------------------------------------- (b) per-car reference
+
+@pytest.mark.parametrize("n_agents", [1, 4, 25, 100])
+@pytest.mark.parametrize("controller", ["random", "hand-coded"])
+def test_vectorized_gs_equals_per_car_reference(n_agents: int, controller: str) -> None:
+    """Same seed, same actions: the vectorized GS and the per-car loops give identical trajectories."""
+    gs = make_global("traffic", n_agents=n_agents, seed=5)
+    ref = ReferenceTraffic(n_agents, seed=5)
+    rng = np.random.default_rng(1)
+    for episode in range(2):
+        np.testing.assert_array_equal(gs.reset(), ref.reset())
+        done = False
+        while not done:
+            actions = _policy(controller, n_agents, rng, gs.local_states())
+            obs, rew, done = gs.step(actions)
+            ref_obs, ref_rew, ref_done = ref.step(actions)
+            where = f"episode {episode} t {gs.t}"
+            np.testing.assert_array_equal(obs, ref_obs, err_msg=where)
+            np.testing.assert_array_equal(rew, ref_rew, err_msg=where)
+            assert done == ref_done
+            np.testing.assert_array_equal(gs.influence_sources(), ref.influence_sources(), err_msg=where)
+            _assert_states_equal(gs.local_states(), ref.local_states(), where)
+        assert (gs.cars_entered, gs.cars_left) == (ref.entered, ref.left)
+        assert ref.entered > 0 and (n_agents == 1 or ref.left > 0)
+
+
+# ---------------------------------------------------------------- (c) invariants
+
+def _run_checked(n_agents: int, controller: str, seed: int) -> None:
+    gs = make_global("traffic", n_agents=n_agents, seed=seed)
+    rng = np.random.default_rng(seed)
+    entry_lanes = tr.lane_topology(gs.side)[2]
+    done = False
+    while not done:
+        before = gs.local_states()
+        entered_before = gs.cars_entered
+        actions = _policy(controller, n_agents, rng, before)
+        obs, rew, done = gs.step(actions)
+        after = gs.local_states()
+        cells, phase, timer = after["cells"], after["phase"], after["timer"]
+        # conservation: every car that entered is inside or has left
+        assert gs.cars_entered == int(cells.sum()) + gs.cars_left
+        # lights: a valid state machine
+        yellow_before = (before["phase"] & 1) == 1
+        changed = phase != before["phase"]
+        assert np.all(phase[changed] == (before["phase"][changed] + 1) % 4)
+        assert np.all(changed[yellow_before] == (before["timer"][yellow_before] >= tr.YELLOW_STEPS))
+        assert np.all(changed[~yellow_before] == (actions[~yellow_before] == 1))
+        assert np.all(timer == np.where(changed, 1, before["timer"] + 1))
+        assert np.all(timer[(phase & 1) == 1] <= tr.YELLOW_STEPS)
+        # nobody crosses on red or yellow: a stop-line car of a lane without green is still there
+        green = phase[:, None] == tr.LANE_GREEN_PHASE
+        stuck = before["cells"][..., 0] & ~green
+        assert np.all(cells[..., 0][stuck])
+        # arrivals only into free entry cells; arrival bits are exactly the new cars at cell 9
+        u = gs.influence_sources()
+        arrivals = u[:, : tr.N_LANES].astype(bool)
+        assert not np.any(arrivals & before["cells"][..., 9])
+        assert np.all(cells[..., 9][arrivals])
+        assert int(arrivals.ravel()[entry_lanes].sum()) == gs.cars_entered - entered_before
+        # rewards
+        assert rew.dtype == np.float32 and np.all((rew >= 0) & (rew <= 1))
+        assert obs.shape == (n_agents, 40) and np.all(obs[:, 36:].sum(axis=1) == 1)
+        # edge lanes are never blocked
+        side = gs.side
+        rows, cols = np.divmod(np.arange(n_agents), side)
+        blocked = u[:, tr.N_LANES:]
+        assert not blocked[rows == side - 1, 0].any() and not blocked[rows == 0, 1].any()
+        assert not blocked[cols == 0, 2].any() and not blocked[cols == side - 1, 3].any()
+
+
+@pytest.mark.parametrize("n_agents", [4, 49])
+@pytest.mark.parametrize("controller", ["random", "hand-coded"])
+def test_invariants(n_agents: int, controller: str) -> None:
+    """Conservation, one car per cell (bool cells), no crossing without green, light machine, reward range."""
+    _run_checked(n_agents, controller, seed=n_agents)
+
+
+def test_cars_queue_on_red_and_the_light_takes_three_yellow_steps() -> None:
+    """Never switching keeps EW red: EW lanes fill up and earn reward 0 for their stopped cars."""
+    gs = make_global("traffic", n_agents=4, seed=0)
+    keep = np.zeros(4, dtype=np.int64)
+    for _ in range(200):
+        gs.step(keep)
+    states = gs.local_states()
+    ew_entry = np.array([[False, True], [True, False], [False, True], [True, False]])  # from E at col 1, W at col 0
+    assert states["cells"][:, 2:, 0][ew_entry].all()  # every boundary EW lane queues at its stop line
+    assert not states["cells"][:, 2:][~ew_entry].any()  # and nothing ever crossed into the inner EW lanes
+    assert gs.cars_left > 0
+    switch = np.ones(4, dtype=np.int64)
+    phases = []
+    for _ in range(5):
+        gs.step(switch)
+        phases.append(int(gs.phase[0]))
+    assert phases == [1, 1, 1, 2, 3]  # 3 yellow steps, green EW, then the held switch goes yellow again
+
+
+def test_reward_counts_moving_cars() -> None:
+    """A lone car on a free lane moves every step (reward 1); a car held at red earns 0."""
+    ls = make_local("traffic", n_regions=2)
+    states = ls.local_states()
+    states["cells"][0, 0, 5] = True  # region 0: NS car, green
+    states["cells"][1, 2, 0] = True  # region 1: EW car at the stop line, red
+    ls.load_states(states)
+    _, rew, _ = ls.step(np.zeros(2, dtype=np.int64), np.zeros((2, 8), dtype=np.int64))
+    np.testing.assert_array_equal(rew, np.array([1.0, 0.0], dtype=np.float32))
+    _, rew, _ = ls.step(np.zeros(2, dtype=np.int64), np.zeros((2, 8), dtype=np.int64))
+    np.testing.assert_array_equal(rew, np.array([1.0, 0.0], dtype=np.float32))
+
+
+def test_local_simulator_never_places_an_arrival_into_an_occupied_entry_cell() -> None:
+    """An AIP may predict an arrival into a blocked entry cell; the LS drops it and reports no arrival."""
+    ls = make_local("traffic", n_regions=1)
+    states = ls.local_states()
+    states["phase"][:] = 2  # green EW: the NS lane 0 queues
+    states["timer"][:] = 1
+    states["cells"][0, 0, 8:] = True  # cells 8 and 9 occupied: the car at 9 cannot move
+    ls.load_states(states)
+    u = np.zeros((1, 8), dtype=np.int64)
+    u[0, 0] = 1
+    ls.step(np.zeros(1, dtype=np.int64), u)
+    assert int(ls.local_states()["cells"].sum()) == 2
+    assert ls.influence_sources()[0, 0] == 0
+
+
+def test_downstream_blocked_bit_holds_a_green_stop_line_car() -> None:
+    """The blocked bit is exactly what decides whether a green stop-line car crosses."""
+    ls = make_local("traffic", n_regions=2)
+    states = ls.local_states()
+    states["cells"][:, 0, 0] = True
+    ls.load_states(states)
+    u = np.zeros((2, 8), dtype=np.int64)
+    u[1, 4] = 1
+    ls.step(np.zeros(2, dtype=np.int64), u)
+    np.testing.assert_array_equal(ls.local_states()["cells"][:, 0, 0], [False, True])
+
+
+# ---------------------------------------------------------------- (d) determinism
+
+def test_same_seed_same_trajectory_and_reset_seed() -> None:
+    """Two GSs with one seed agree; reset(seed) restarts the draws; another seed differs."""
+    def trajectory(gs: tr.GlobalSimulator, seed: int | None = None) -> list[np.ndarray]:
+        gs.reset(seed=seed)
+        rng = np.random.default_rng(0)
+        out = []
+        for _ in range(100):
+            obs, rew, _ = gs.step(rng.integers(0, 2, size=gs.n_agents))
+            out += [obs, rew, gs.influence_sources()]
+        return out
+
+    a, b = make_global("traffic", n_agents=25, seed=4), make_global("traffic", n_agents=25, seed=4)
+    first = trajectory(a)
+    for x, y in zip(first, trajectory(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    for x, y in zip(first, trajectory(a, seed=4), strict=True):
+        np.testing.assert_array_equal(x, y)
+    other = trajectory(make_global("traffic", n_agents=25, seed=5))
+    assert any(not np.array_equal(x, y) for x, y in zip(first, other, strict=True))
+
+
+# ---------------------------------------------------------------- (e) errors and spec
+
+def test_spec_and_shapes() -> None:
+    """The spec matches DESIGN.md and what the simulators return."""
+    spec = get_spec("traffic")
+    assert (spec.obs_dim, spec.n_actions, spec.dset_dim, spec.horizon) == (40, 2, 40, 300)
+    assert spec.source_sizes == (2,) * 8
+    gs = make_global("traffic", n_agents=49, seed=0)
+    assert gs.spec == spec
+    obs = gs.reset()
+    assert obs.shape == (49, 40) and obs.dtype == np.float32
+    gs.step(np.zeros(49, dtype=np.int64))
+    assert gs.influence_sources().shape == (49, 8) and gs.influence_sources().dtype == np.int64
+    assert gs.dsets().shape == (49, 40) and gs.dsets().dtype == np.float32
+    ls = make_local("traffic", n_regions=3, seed=0)
+    assert ls.reset().shape == (3, 40) and ls.spec == spec
+
+
+@pytest.mark.parametrize("n_agents", [0, 3, 10, -4, 2.0, "4", True])
+def test_bad_n_agents(n_agents: object) -> None:
+    """A number of agents that is not a positive square raises a clear error."""
+    with pytest.raises(ValueError, match="n_agents"):
+        make_global("traffic", n_agents=n_agents)
+
+
+def test_bad_arguments_raise_clear_errors() -> None:
+    """Wrong env names, region counts, actions, u, noise and states are refused with the parameter named."""
+    with pytest.raises(ValueError, match="env"):
+        make_global("trafic", n_agents=4)
+    with pytest.raises(ValueError, match="n_regions"):
+        make_local("traffic", n_regions=0)
+    with pytest.raises(ValueError, match="inflow_probability"):
+        make_global("traffic", n_agents=4, inflow_probability=1.5)
+    gs = make_global("traffic", n_agents=4, seed=0)
+    with pytest.raises(ValueError, match="actions"):
+        gs.step(np.zeros(5, dtype=np.int64))
+    with pytest.raises(ValueError, match="actions"):
+        gs.step(np.array([0, 1, 2, 0]))
+    with pytest.raises(ValueError, match="actions"):
+        gs.step(np.zeros(4))
+    ls = make_local("traffic", n_regions=2)
+    acts = np.zeros(2, dtype=np.int64)
+    with pytest.raises(ValueError, match="u must"):
+        ls.step(acts, np.zeros((2, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match="u must"):
+        ls.step(acts, np.full((2, 8), 2, dtype=np.int64))
+    with pytest.raises(ValueError, match="noise"):
+        ls.step(acts, np.zeros((2, 8), dtype=np.int64), noise=np.zeros(2))
+    with pytest.raises(ValueError, match="states"):
+        ls.load_states({"cells": np.zeros((2, 4, 10), dtype=bool)})
+    with pytest.raises(ValueError, match="cells"):
+        ls.load_states(make_local("traffic", n_regions=3).local_states())
+    for _ in range(tr.HORIZON):
+        gs.step(np.zeros(4, dtype=np.int64))
+    with pytest.raises(RuntimeError, match="reset"):
+        gs.step(np.zeros(4, dtype=np.int64))
