@@ -1,0 +1,358 @@
+"""Warehouse: robots collecting items from shelves, as a vectorized global simulator and batched local ones.
+
+Geometry. Robots stand on a square grid; robot (r, c) owns the 5x5 region of map rows 4r..4r+4 and columns
+4c..4c+4, so neighbouring regions share their border row or column and the map side is 4 * robots_per_side + 1.
+The learners are the inner sqrt(n_agents) x sqrt(n_agents) robots; one outer ring of robots follows the
+hand-coded rule, so every learner has 4 neighbours. The ring's regions (and their shelves on the map's outer
+border) are simulated like any other.
+
+A region's cells are numbered `cell = 5 * y + x` (y down, x right, both 0..4). Its 12 shelf cells are the
+non-corner border cells, in the order north (y=0, x=1..3), south (y=4, x=1..3), west (x=0, y=1..3),
+east (x=4, y=1..3); shelf k of side s has index 3 * s + k. Neighbours (and influence sources) come in the same
+order N, S, W, E, and the shared side has the same k in both regions (our north k is the northern neighbour's
+south k), so a shared cell is one physical cell seen by both regions.
+
+Actions: 0 up, 1 down, 2 left, 3 right. From an interior cell (1..3, 1..3) every move is allowed; a shelf cell
+is a dead end: only the move back to the interior cell next to it leaves it, any other action keeps the robot
+where it is. Robots never leave their region, never enter a corner and never collide.
+
+Step order (DESIGN.md): waiting times +1; all robots move; rewards; items under any robot are removed; new items
+spawn. A free shelf cell (no item, no robot on it after the move) spawns an item of age 0 when its uniform
+draw is below `item_probability`: one draw per physical shelf cell per step, so a robot parked on a shelf cell
+never gets items delivered under itself. Reward: standing on an item of its own region gives its age divided by
+the oldest age among the region's items (1.0 for the oldest), else 0; a shared item pays whichever robot (or
+both) stands on it. Episodes start empty, robots at their region's centre, and last 100 steps.
+
+Local state (`local_states()`, one row per region): `cell` int64 [n] robot cell, `items` bool [n, 12],
+`ages` int32 [n, 12] (0 where there is no item), `t` int64 [n] the time step. Influence source s of a region:
+the cell 0, 1 or 2 of the shared side s the neighbour stands on after the step, 3 if elsewhere; in the local
+simulator a neighbour standing on a shared cell removes its item and keeps it from spawning, exactly as in the
+global simulator. `last_noise()`: per region its 12 draws in shelf order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dials_lib.envs import EnvSpec, check_n_agents, check_n_regions
+
+SPEC = EnvSpec(name="warehouse", obs_dim=37, n_actions=4, source_sizes=(4, 4, 4, 4), dset_dim=37, horizon=100)
+ITEM_PROBABILITY = 0.02
+N_SHELVES = 12
+N_CELLS = 25
+CENTRE = 12
+NO_NEIGHBOUR_ON_SIDE = 3
+ACTION_NAMES = ("up", "down", "left", "right")
+_DELTAS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dy, dx) of up, down, left, right
+_OPPOSITE_SIDE = (1, 0, 3, 2)  # the neighbour's side facing us, for our sides N, S, W, E
+
+
+def _shelf_yx(shelf: int) -> tuple[int, int]:
+    side, k = divmod(shelf, 3)
+    return [(0, 1 + k), (4, 1 + k), (1 + k, 0), (1 + k, 4)][side]
+
+
+def _interior(y: int, x: int) -> bool:
+    return 1 <= y <= 3 and 1 <= x <= 3
+
+
+def _build_tables() -> dict[str, np.ndarray]:
+    """Lookup tables over the 25 cells of a region, so that every per-step rule is one array index."""
+    shelf_cells = np.array([5 * y + x for y, x in map(_shelf_yx, range(N_SHELVES))])
+    cell_shelf = np.full(N_CELLS, N_SHELVES)  # N_SHELVES = "not a shelf cell" (a dummy slot)
+    cell_shelf[shelf_cells] = np.arange(N_SHELVES)
+    move = np.empty((N_CELLS, 4), dtype=np.int64)
+    back_home = np.full(N_CELLS, -1)  # the one action that leaves a shelf cell
+    for cell in range(N_CELLS):
+        y, x = divmod(cell, 5)
+        for action, (dy, dx) in enumerate(_DELTAS):
+            ny, nx = y + dy, x + dx
+            allowed = (_interior(y, x) or _interior(ny, nx)) and 0 <= ny <= 4 and 0 <= nx <= 4
+            move[cell, action] = 5 * ny + nx if allowed else cell
+            if allowed and not _interior(y, x):
+                back_home[cell] = action
+    # toward[cell, goal]: hand-coded move from `cell` to interior `goal` (rows first); -1 when already there.
+    toward = np.full((N_CELLS, N_CELLS), -1, dtype=np.int64)
+    for cell in range(N_CELLS):
+        y, x = divmod(cell, 5)
+        for goal in range(N_CELLS):
+            gy, gx = divmod(goal, 5)
+            if not _interior(y, x):
+                toward[cell, goal] = back_home[cell]
+            elif (y, x) != (gy, gx):
+                toward[cell, goal] = 0 if gy < y else 1 if gy > y else 2 if gx < x else 3
+    approach = np.empty(N_SHELVES, dtype=np.int64)  # the interior cell in front of each shelf cell
+    enter = np.empty(N_SHELVES, dtype=np.int64)  # the action stepping from there onto the shelf cell
+    for shelf in range(N_SHELVES):
+        side = shelf // 3
+        y, x = _shelf_yx(shelf)
+        dy, dx = _DELTAS[side]
+        approach[shelf] = 5 * (y - dy) + (x - dx)
+        enter[shelf] = side
+    # facing[s, cell]: influence class of a neighbour on our side s standing on its own `cell`.
+    facing = np.full((4, N_CELLS), NO_NEIGHBOUR_ON_SIDE, dtype=np.int64)
+    for side in range(4):
+        for k in range(3):
+            facing[side, shelf_cells[3 * _OPPOSITE_SIDE[side] + k]] = k
+    return {"shelf_cells": shelf_cells, "cell_shelf": cell_shelf, "move": move, "toward": toward,
+            "approach": approach, "enter": enter, "facing": facing}
+
+
+TABLES = _build_tables()
+_EYE = np.eye(N_CELLS, dtype=np.float32)
+
+
+def hand_coded_actions(states: dict[str, np.ndarray]) -> np.ndarray:
+    """Oldest-item-first robots: walk to the oldest item of the region (lowest shelf index on ties), else the centre."""
+    items, cell = states["items"], states["cell"]
+    target = np.argmax(np.where(items, states["ages"], -1), axis=1)
+    has_item = items.any(axis=1)
+    goal = np.where(has_item, TABLES["approach"][target], CENTRE)
+    action = TABLES["toward"][cell, goal]
+    at_goal = action < 0
+    return np.where(at_goal, np.where(has_item, TABLES["enter"][target], 0), action)
+
+
+def observations(cell: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Observation rows: one-hot robot cell (25) followed by the 12 item bits, float32."""
+    obs = np.empty((cell.shape[0], SPEC.obs_dim), dtype=np.float32)
+    obs[:, :N_CELLS] = _EYE[cell]
+    obs[:, N_CELLS:] = items
+    return obs
+
+
+def _check_probability(item_probability: Any) -> float:
+    if isinstance(item_probability, bool) or not isinstance(item_probability, int | float) or not (
+        0.0 <= item_probability <= 1.0
+    ):
+        raise ValueError(f"item_probability must be a number in [0, 1]; got {item_probability!r}")
+    return float(item_probability)
+
+
+def _check_actions(actions: Any, n: int, who: str) -> np.ndarray:
+    actions = np.asarray(actions)
+    if actions.shape != (n,) or actions.dtype.kind not in "iu":
+        raise ValueError(f"actions must be an integer array of shape ({n},) (one per {who}); "
+                         f"got shape {actions.shape} dtype {actions.dtype}")
+    if n and (actions.min() < 0 or actions.max() > 3):
+        raise ValueError(f"actions must be in 0..3 (0 up, 1 down, 2 left, 3 right); got values "
+                         f"from {actions.min()} to {actions.max()}")
+    return actions
+
+
+def _check_running(t: int | None) -> None:
+    if t is None:
+        raise RuntimeError("call reset() before step()")
+    if t >= SPEC.horizon:
+        raise RuntimeError(f"the episode is over (horizon {SPEC.horizon} reached); call reset()")
+
+
+class GlobalSimulator:
+    """The whole warehouse: learners plus a ring of hand-coded robots, all robots and shelves as flat arrays."""
+
+    spec = SPEC
+
+    def __init__(self, n_agents: int = 4, seed: int | None = None, item_probability: float = ITEM_PROBABILITY):
+        """A warehouse with `n_agents` learning robots (a square number) inside a ring of hand-coded ones."""
+        side = check_n_agents(n_agents)
+        self.n_agents = n_agents
+        self.item_probability = _check_probability(item_probability)
+        self.robots_per_side = side + 2
+        self.map_side = 4 * self.robots_per_side + 1
+        self._build_layout()
+        self.rng = np.random.default_rng(seed)
+        self.t: int | None = None
+
+    def _build_layout(self) -> None:
+        """Global shelf ids (row-major order of the physical cells) and per-robot index tables."""
+        r, s = self.robots_per_side, self.map_side
+        rows, cols = np.divmod(np.arange(s * s), s)
+        is_shelf = (rows % 4 == 0) != (cols % 4 == 0)
+        self.shelf_flat = np.flatnonzero(is_shelf)  # map cell of each global shelf id
+        self.n_shelf = self.shelf_flat.size
+        flat_to_shelf = np.full(s * s, self.n_shelf)  # n_shelf = dummy slot for non-shelf cells
+        flat_to_shelf[self.shelf_flat] = np.arange(self.n_shelf)
+        rr, cc = np.divmod(np.arange(r * r), r)
+        y, x = np.divmod(np.arange(N_CELLS), 5)
+        region_flat = (4 * rr[:, None] + y) * s + 4 * cc[:, None] + x  # [robots, 25] map cell of each cell
+        self.robot_cell_shelf = flat_to_shelf[region_flat]  # [robots, 25] global shelf id or dummy
+        self.robot_shelves = self.robot_cell_shelf[:, TABLES["shelf_cells"]]  # [robots, 12]
+        inner = (rr >= 1) & (rr <= r - 2) & (cc >= 1) & (cc <= r - 2)
+        self.learners = np.flatnonzero(inner)
+        self.ring = np.flatnonzero(~inner)
+        self.neighbours = self.learners[:, None] + np.array([-r, r, -1, 1])  # [n, 4] robots N, S, W, E
+        self._robot_cell_offset = np.arange(r * r) * N_CELLS
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Empty shelves, every robot at its region's centre; returns the learners' observations."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        n_robots = self.robots_per_side**2
+        self.cell = np.full(n_robots, CENTRE, dtype=np.int64)
+        self.items = np.zeros(self.n_shelf + 1, dtype=bool)
+        self.ages = np.zeros(self.n_shelf + 1, dtype=np.int32)
+        self.noise = np.zeros(self.n_shelf + 1)
+        self.t = 0
+        self._gather()
+        return self._obs
+
+    def _gather(self) -> None:
+        """Per-robot item views at the current t: the learners' observations and the ring's controller input."""
+        self._region_items = self.items[self.robot_shelves]
+        self._region_ages = self.ages[self.robot_shelves]
+        self._obs = observations(self.cell[self.learners], self._region_items[self.learners])
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Advance one step with the learners' `actions` (int [n_agents]); returns (obs, rewards, done)."""
+        _check_running(self.t)
+        actions = _check_actions(actions, self.n_agents, "learning robot")
+        ring = self.ring
+        ring_states = {"cell": self.cell[ring], "items": self._region_items[ring], "ages": self._region_ages[ring]}
+        all_actions = np.empty(self.cell.size, dtype=np.int64)
+        all_actions[self.learners] = actions
+        all_actions[ring] = hand_coded_actions(ring_states)
+        items, ages = self.items, self.ages
+        ages += items
+        self.cell = cell = TABLES["move"][self.cell, all_actions]
+        under = self.robot_cell_shelf.ravel()[self._robot_cell_offset + cell]  # shelf id under each robot
+        learner_under = under[self.learners]
+        region_max = ages[self.robot_shelves[self.learners]].max(axis=1)
+        collected = items[learner_under]
+        rewards = np.where(collected, ages[learner_under].astype(np.float32)
+                           / np.maximum(region_max, 1).astype(np.float32), np.float32(0.0))
+        items[under] = False
+        ages[under] = 0
+        occupied = np.zeros_like(items)
+        occupied[under] = True
+        self.noise[:-1] = self.rng.random(self.n_shelf)
+        items[:-1] |= (self.noise[:-1] < self.item_probability) & ~occupied[:-1]
+        items[-1] = False
+        self.t += 1
+        self._gather()
+        return self._obs, rewards, self.t >= SPEC.horizon
+
+    def influence_sources(self) -> np.ndarray:
+        """int64 [n_agents, 4]: for each neighbour N, S, W, E the shared cell (0..2) it stands on, else 3."""
+        return TABLES["facing"][np.arange(4), self.cell[self.neighbours]]
+
+    def dsets(self) -> np.ndarray:
+        """float32 [n_agents, 37]: the d-set at the current t, i.e. the learners' own observations."""
+        return self._obs.copy()
+
+    def last_noise(self) -> np.ndarray:
+        """float64 [n_agents, 12]: the item-spawn draws of the step just taken, per region in shelf order."""
+        return self.noise[self.robot_shelves[self.learners]]
+
+    def local_states(self) -> dict[str, np.ndarray]:
+        """The learners' local states: cell, items, ages, t (see the module docstring)."""
+        learners = self.learners
+        return {"cell": self.cell[learners].copy(), "items": self._region_items[learners].copy(),
+                "ages": self._region_ages[learners].copy(), "t": np.full(self.n_agents, self.t, dtype=np.int64)}
+
+    def all_robots(self) -> dict[str, np.ndarray]:
+        """Every robot's local state, ring included (row-major over the robot grid), for rendering."""
+        return {"cell": self.cell.copy(), "items": self._region_items.copy(), "ages": self._region_ages.copy()}
+
+
+class LocalSimulator:
+    """K independent copies of one warehouse region; neighbours enter only through the influence sources."""
+
+    spec = SPEC
+
+    def __init__(self, n_regions: int = 1, seed: int | None = None, item_probability: float = ITEM_PROBABILITY):
+        """A batch of `n_regions` local regions, each with its own robot and 12 shelf cells."""
+        self.n_regions = check_n_regions(n_regions)
+        self.item_probability = _check_probability(item_probability)
+        self.rng = np.random.default_rng(seed)
+        self.t: int | None = None
+        self._rows = np.arange(n_regions)[:, None]
+        self._side_offset = np.arange(4) * 3
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Empty shelves, robots at the centre; returns [K, 37] observations."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        k = self.n_regions
+        self._set(np.full(k, CENTRE, dtype=np.int64), np.zeros((k, N_SHELVES), bool),
+                  np.zeros((k, N_SHELVES), np.int32), 0)
+        return self._obs
+
+    def _set(self, cell: np.ndarray, items: np.ndarray, ages: np.ndarray, t: int) -> None:
+        k = self.n_regions
+        self.cell = cell
+        self.items = np.zeros((k, N_SHELVES + 1), dtype=bool)  # column 12: dummy "not on a shelf" slot
+        self.items[:, :N_SHELVES] = items
+        self.ages = np.zeros((k, N_SHELVES + 1), dtype=np.int32)
+        self.ages[:, :N_SHELVES] = ages
+        self.t = t
+        self.noise = np.zeros((k, N_SHELVES))
+        self._obs = observations(cell, items)
+
+    def load_states(self, states: dict[str, np.ndarray]) -> np.ndarray:
+        """Put the K regions into the given local states (the format of `local_states()`); returns obs."""
+        k = self.n_regions
+        shapes = {"cell": (k,), "items": (k, N_SHELVES), "ages": (k, N_SHELVES), "t": (k,)}
+        for key, shape in shapes.items():
+            if key not in states or np.shape(states[key]) != shape:
+                raise ValueError(f"states[{key!r}] must have shape {shape}; got "
+                                 f"{np.shape(states[key]) if key in states else 'nothing'}")
+        t = np.asarray(states["t"])
+        if (t != t[0]).any() or not 0 <= t[0] <= SPEC.horizon:
+            raise ValueError(f"states['t'] must be one time step in 0..{SPEC.horizon} shared by all regions")
+        cell = np.asarray(states["cell"], dtype=np.int64)
+        if (TABLES["move"][cell.clip(0, N_CELLS - 1)] == cell[:, None]).all(axis=1).any() or (cell < 0).any():
+            raise ValueError("states['cell'] must be a reachable cell index 5*y+x (no corner)")
+        items = np.asarray(states["items"], dtype=bool)
+        self._set(cell.copy(), items, np.where(items, states["ages"], 0).astype(np.int32), int(t[0]))
+        return self._obs
+
+    def step(self, actions: Any, u: Any, noise: Any = None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """One step with robot `actions` [K], influence sources `u` [K, 4] and spawn draws `noise` [K, 12]."""
+        _check_running(self.t)
+        k = self.n_regions
+        actions = _check_actions(actions, k, "region")
+        u = np.asarray(u)
+        if u.shape != (k, 4) or u.dtype.kind not in "iu" or (u.size and (u.min() < 0 or u.max() > 3)):
+            raise ValueError(f"u must be an integer array of shape ({k}, 4) with values in 0..3 "
+                             f"(shared cell of each neighbour N, S, W, E, 3 = elsewhere); got shape {u.shape}")
+        if noise is None:
+            noise = self.rng.random((k, N_SHELVES))
+        else:
+            noise = np.asarray(noise, dtype=np.float64)
+            if noise.shape != (k, N_SHELVES):
+                raise ValueError(f"noise must have shape ({k}, {N_SHELVES}); got {noise.shape}")
+        items, ages, rows = self.items, self.ages, self._rows
+        ages += items
+        self.cell = cell = TABLES["move"][self.cell, actions]
+        own = TABLES["cell_shelf"][cell]
+        collected = items[rows[:, 0], own]
+        region_max = ages.max(axis=1)
+        rewards = np.where(collected, ages[rows[:, 0], own].astype(np.float32)
+                           / np.maximum(region_max, 1).astype(np.float32), np.float32(0.0))
+        neighbour_on = np.where(u < NO_NEIGHBOUR_ON_SIDE, self._side_offset + u, N_SHELVES)
+        occupied = np.zeros_like(items)
+        occupied[rows, neighbour_on] = True
+        occupied[rows[:, 0], own] = True
+        items[occupied] = False
+        ages[occupied] = 0
+        items[:, :N_SHELVES] |= (noise < self.item_probability) & ~occupied[:, :N_SHELVES]
+        items[:, N_SHELVES] = False
+        self.noise = noise
+        self.t += 1
+        self._obs = observations(cell, items[:, :N_SHELVES])
+        return self._obs, rewards, self.t >= SPEC.horizon
+
+    def dsets(self) -> np.ndarray:
+        """float32 [K, 37]: the d-set at the current t (the region's observation)."""
+        return self._obs.copy()
+
+    def last_noise(self) -> np.ndarray:
+        """float64 [K, 12]: the spawn draws used by the step just taken."""
+        return np.array(self.noise)
+
+    def local_states(self) -> dict[str, np.ndarray]:
+        """The K regions' local states, in the format of `GlobalSimulator.local_states()`."""
+        return {"cell": self.cell.copy(), "items": self.items[:, :N_SHELVES].copy(),
+                "ages": self.ages[:, :N_SHELVES].copy(), "t": np.full(self.n_regions, self.t, dtype=np.int64)}
