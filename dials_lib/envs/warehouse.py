@@ -142,9 +142,7 @@ def _check_actions(actions: Any, n: int, who: str) -> np.ndarray:
     return actions
 
 
-def _check_running(t: int | None) -> None:
-    if t is None:
-        raise RuntimeError("call reset() before step()")
+def _check_running(t: int) -> None:
     if t >= SPEC.horizon:
         raise RuntimeError(f"the episode is over (horizon {SPEC.horizon} reached); call reset()")
 
@@ -163,7 +161,7 @@ class GlobalSimulator:
         self.map_side = 4 * self.robots_per_side + 1
         self._build_layout()
         self.rng = np.random.default_rng(seed)
-        self.t: int | None = None
+        self.reset()
 
     def _build_layout(self) -> None:
         """Global shelf ids (row-major order of the physical cells) and per-robot index tables."""
@@ -266,9 +264,9 @@ class LocalSimulator:
         self.n_regions = check_n_regions(n_regions)
         self.item_probability = _check_probability(item_probability)
         self.rng = np.random.default_rng(seed)
-        self.t: int | None = None
         self._rows = np.arange(n_regions)[:, None]
         self._side_offset = np.arange(4) * 3
+        self.reset()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Empty shelves, robots at the centre; returns [K, 37] observations."""
