@@ -107,3 +107,203 @@ def test_reference_hand_coded_matches_vectorized_controller() -> None:
         np.testing.assert_array_equal(ours, theirs)
         checked += len(theirs)
     assert checked == 60 * 25
+
+
+def _map_positions(gs) -> np.ndarray:
+    """Map (row, col) of every robot of a global simulator."""
+    r = gs.robots_per_side
+    rr, cc = np.divmod(np.arange(r * r), r)
+    y, x = np.divmod(gs.all_robots()["cell"], 5)
+    return np.stack([4 * rr + y, 4 * cc + x], axis=1)
+
+
+def _item_map(gs) -> dict[tuple[int, int], int]:
+    """{map cell: age} of every item in a global simulator."""
+    rows, cols = np.divmod(gs.shelf_flat, gs.map_side)
+    present = gs.items[:-1]
+    return {(int(a), int(b)): int(age) for a, b, age in zip(rows[present], cols[present], gs.ages[:-1][present],
+                                                            strict=True)}
+
+
+@pytest.mark.parametrize("policy", ["random", "hand-coded"])
+def test_invariants_over_an_episode(policy: str) -> None:
+    """Regions, corners, shelf-only items, removal only under robots, spawn ages, reward = age / oldest age."""
+    gs = make_global("warehouse", n_agents=25, seed=4, item_probability=0.05)
+    rng = np.random.default_rng(1)
+    gs.reset()
+    r = gs.robots_per_side
+    region = np.divmod(np.arange(r * r), r)
+    positions, items = _map_positions(gs), _item_map(gs)
+    assert not items and (gs.all_robots()["cell"] == CENTRE).all()
+    done, oldest_paid, removed_seen = False, 0, 0
+    while not done:
+        before = gs.local_states()
+        actions = _policy(policy, rng, before)
+        _, rewards, done = gs.step(actions)
+        new_positions, new_items = _map_positions(gs), _item_map(gs)
+        # robots stay in their own 5x5 region, off its corners, and move at most one cell
+        local = new_positions - 4 * np.stack(region, axis=1)
+        assert ((local >= 0) & (local <= 4)).all()
+        assert not ((local[:, 0] % 4 == 0) & (local[:, 1] % 4 == 0)).any()
+        assert (np.abs(new_positions - positions).sum(axis=1) <= 1).all()
+        # a robot on a shelf cell at t can only stay or step back to the interior cell next to it
+        was_on_shelf = (positions[:, 0] % 4 == 0) | (positions[:, 1] % 4 == 0)
+        now_on_shelf = (new_positions[:, 0] % 4 == 0) | (new_positions[:, 1] % 4 == 0)
+        moved = (new_positions != positions).any(axis=1)
+        assert not (was_on_shelf & moved & now_on_shelf).any()
+        # items only on shelf cells; kept items aged by one; removed only under a robot; new ones at age 0
+        standing = {tuple(p) for p in new_positions.tolist()}
+        for cell, age in new_items.items():
+            assert (cell[0] % 4 == 0) != (cell[1] % 4 == 0)
+            assert age == (items[cell] + 1 if cell in items else 0)
+            assert cell not in standing
+        for cell in set(items) - set(new_items):
+            assert cell in standing
+            removed_seen += 1
+        # rewards: the collected item's age over the oldest age among its region's items
+        for i, robot in enumerate(gs.learners):
+            cell = tuple(new_positions[robot].tolist())
+            if cell not in items:
+                assert rewards[i] == 0.0
+                continue
+            ages = before["ages"][i][before["items"][i]] + 1
+            expected = np.float32(items[cell] + 1) / np.float32(ages.max())
+            assert rewards[i] == expected and 0 < rewards[i] <= 1
+            oldest_paid += int(items[cell] + 1 == ages.max())
+            assert (rewards[i] == 1.0) == (items[cell] + 1 == ages.max())
+        positions, items = new_positions, new_items
+    assert removed_seen > 0 and oldest_paid > 0
+
+
+def test_determinism_and_seeding() -> None:
+    """Same seed, same trajectory; reset(seed) restarts the stream; another seed gives another trajectory."""
+    def run(sim, seed: int | None = None, local: bool = False) -> list[np.ndarray]:
+        rng = np.random.default_rng(0)
+        out = [sim.reset(seed=seed)]
+        for _ in range(60):
+            n = out[0].shape[0]
+            step = sim.step(rng.integers(0, 4, n), np.full((n, 4), 3)) if local else sim.step(rng.integers(0, 4, n))
+            out += [step[0], step[1]]
+        return out
+
+    a = run(make_global("warehouse", n_agents=4, seed=7))
+    b = run(make_global("warehouse", n_agents=4, seed=7))
+    gs = make_global("warehouse", n_agents=4, seed=1)
+    run(gs)
+    c = run(gs, seed=7)
+    d = run(make_global("warehouse", n_agents=4, seed=8))
+    for x, y, z in zip(a, b, c, strict=True):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(x, z)
+    assert any((x != y).any() for x, y in zip(a, d, strict=True))
+    la = run(make_local("warehouse", n_regions=3, seed=2), local=True)
+    lb = run(make_local("warehouse", n_regions=3, seed=2), local=True)
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_spec_and_shapes() -> None:
+    """SPEC sizes and the shapes and dtypes of every core-API output."""
+    spec = get_spec("warehouse")
+    assert (spec.obs_dim, spec.n_actions, spec.source_sizes, spec.dset_dim, spec.horizon) == (
+        37, 4, (4, 4, 4, 4), 37, 100)
+    gs = make_global("warehouse", n_agents=49, seed=0)
+    assert gs.map_side == 4 * 9 + 1 and gs.robots_per_side**2 == 81
+    obs = gs.reset()
+    assert obs.shape == (49, 37) and obs.dtype == np.float32 and (obs[:, CENTRE] == 1).all()
+    obs, rewards, done = gs.step(np.zeros(49, dtype=np.int64))
+    assert rewards.shape == (49,) and rewards.dtype == np.float32 and done is False
+    assert gs.influence_sources().shape == (49, 4) and gs.influence_sources().dtype == np.int64
+    assert gs.dsets().shape == (49, 37) and gs.last_noise().shape == (49, 12)
+    assert (obs.sum(axis=1)[:, None] >= 1).all() and (obs[:, :25].sum(axis=1) == 1).all()
+
+
+def test_shared_cells_share_one_draw_and_one_item() -> None:
+    """Two neighbours see the same draw and the same item (and age) on their common cells."""
+    gs = make_global("warehouse", n_agents=4, seed=3, item_probability=0.3)
+    gs.reset()
+    for _ in range(5):
+        gs.step(np.zeros(4, dtype=np.int64))
+    noise, states = gs.last_noise(), gs.local_states()
+    # learner 0 (top left) and learner 1 (top right): 0's east side is 1's west side
+    east, west = slice(9, 12), slice(6, 9)
+    np.testing.assert_array_equal(noise[0, east], noise[1, west])
+    np.testing.assert_array_equal(states["items"][0, east], states["items"][1, west])
+    np.testing.assert_array_equal(states["ages"][0, east], states["ages"][1, west])
+    south, north = slice(3, 6), slice(0, 3)  # learner 0's south side is learner 2's north side
+    np.testing.assert_array_equal(noise[0, south], noise[2, north])
+    assert states["items"].any()
+
+
+def test_bad_arguments_raise_clear_errors() -> None:
+    """Every bad argument is refused with a message naming it."""
+    with pytest.raises(ValueError, match="env"):
+        make_global("warehous", n_agents=4)
+    for bad in (3, 0, -4, 4.0, True, "4"):
+        with pytest.raises(ValueError, match="n_agents"):
+            make_global("warehouse", n_agents=bad)
+    for bad in (0, 2.5, False):
+        with pytest.raises(ValueError, match="n_regions"):
+            make_local("warehouse", n_regions=bad)
+    for bad in (-0.1, 1.5, "0.02", None):
+        with pytest.raises(ValueError, match="item_probability"):
+            make_global("warehouse", n_agents=4, item_probability=bad)
+    gs = make_global("warehouse", n_agents=4, seed=0)
+    for bad in (np.zeros(3, int), np.zeros((4, 1), int), np.zeros(4), np.array([0, 1, 2, 4]), [0, 0, 0, -1]):
+        with pytest.raises(ValueError, match="actions"):
+            gs.step(bad)
+    ls = make_local("warehouse", n_regions=2, seed=0)
+    ok_actions = np.zeros(2, dtype=np.int64)
+    for bad in (np.zeros((2, 3), int), np.full((2, 4), 4), np.zeros((2, 4)), np.full((2, 4), -1)):
+        with pytest.raises(ValueError, match="u must"):
+            ls.step(ok_actions, bad)
+    with pytest.raises(ValueError, match="noise"):
+        ls.step(ok_actions, np.full((2, 4), 3), noise=np.zeros((2, 11)))
+    states = ls.local_states()
+    with pytest.raises(ValueError, match="items"):
+        ls.load_states({k: v for k, v in states.items() if k != "items"})
+    with pytest.raises(ValueError, match="'t'"):
+        ls.load_states({**states, "t": np.array([0, 1])})
+    with pytest.raises(ValueError, match="cell"):
+        ls.load_states({**states, "cell": np.array([0, 12])})  # 0 is a corner
+    for _ in range(100):
+        gs.step(np.zeros(4, dtype=np.int64))
+    with pytest.raises(RuntimeError, match="reset"):
+        gs.step(np.zeros(4, dtype=np.int64))
+
+
+def test_hand_coded_walks_to_the_oldest_item_and_collects_it() -> None:
+    """From the centre: oldest item on the east middle shelf -> right, right (reward 1.0), then back left."""
+    ls = make_local("warehouse", n_regions=1, seed=0)
+    items = np.zeros((1, N_SHELVES), bool)
+    items[0, [0, 10]] = True
+    ages = np.zeros((1, N_SHELVES), np.int32)
+    ages[0, 0], ages[0, 10] = 3, 9
+    ls.load_states({"cell": np.array([CENTRE]), "items": items, "ages": ages, "t": np.array([0])})
+    no_neighbours, no_spawn = np.full((1, 4), 3), np.ones((1, N_SHELVES))
+    taken, rewards = [], []
+    for _ in range(7):
+        action = hand_coded_actions(ls.local_states())
+        taken.append(int(action[0]))
+        rewards.append(float(ls.step(action, no_neighbours, noise=no_spawn)[1][0]))
+    # east middle; then the north-west item (now the only one): back left, rows first up, left twice, up onto it
+    assert taken == [3, 3, 2, 0, 2, 2, 0]
+    assert rewards == [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    assert not ls.local_states()["items"].any()
+
+
+def test_hand_coded_beats_random_by_far() -> None:
+    """Oldest-item-first robots collect many times more reward than random ones on the GS."""
+    returns = {}
+    for policy in ("random", "hand-coded"):
+        gs = make_global("warehouse", n_agents=4, seed=0)
+        rng = np.random.default_rng(0)
+        total = np.zeros(4)
+        for _ in range(3):
+            gs.reset()
+            done = False
+            while not done:
+                _, rewards, done = gs.step(_policy(policy, rng, gs.local_states()))
+                total += rewards
+        returns[policy] = total.mean() / 3
+    assert returns["hand-coded"] > 8.0 and returns["hand-coded"] > 4 * returns["random"]
