@@ -41,6 +41,8 @@ The LS therefore has no randomness of its own (`last_noise()` is None; `step(act
 Given an arrival into an occupied entry cell (impossible in GS replay, possible from an AIP), the LS does not
 place the car.
 
+Inside the simulators each lane is one 10-bit integer (bit k = cell k); `local_states()` unpacks it.
+
 Observation (float32 [n, 40]): occupancy of cells 0..8 of the 4 incoming lanes (lane-major, 36 values) and a
 one-hot of the phase (4). d-set (float32 [n, 40]): all 40 lane cells at t. Horizon 300 steps.
 """
@@ -77,6 +79,18 @@ LANE_GREEN_PHASE = np.array([0, 0, 2, 2], dtype=np.int64)
 LANE_DIRECTION = np.array([[1, 0], [-1, 0], [0, -1], [0, 1]], dtype=np.int64)
 STATE_KEYS = ("cells", "phase", "timer", "t")
 
+# Inside the simulators a lane is one 10-bit integer, bit k = cell k occupied, so a step works on [n, 4]
+# arrays instead of [n, 4, 10] ones. The tables below turn lane integers back into cells.
+LANE_DTYPE = np.uint16
+ENTRY_BIT = 1 << ENTRY_CELL  # a lane value >= ENTRY_BIT has its entry cell occupied
+BEHIND_STOP_LINE = (1 << N_CELLS) - 2  # bits 1..9
+CELL_POWERS = (1 << np.arange(N_CELLS)).astype(LANE_DTYPE)
+CELLS_OF = (np.arange(1 << N_CELLS)[:, None] & CELL_POWERS).astype(bool)  # [1024, 10]
+OBSERVED_CELLS_OF = np.ascontiguousarray(CELLS_OF[:, :ENTRY_CELL], dtype=np.float32)  # [1024, 9]: cells 0..8
+DSET_CELLS_OF = CELLS_OF.astype(np.float32)
+PHASE_ONE_HOT = np.eye(4, dtype=np.float32)
+GREEN_LANES_OF = PHASE_ONE_HOT[:, LANE_GREEN_PHASE].astype(bool)  # [phase, lane]: lane has green
+
 
 def lane_topology(side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat-lane index arrays of a side x side grid: downstream lane, upstream lane, boundary entry lanes.
@@ -99,49 +113,52 @@ def lane_topology(side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _check_actions(actions: Any, n: int) -> np.ndarray:
     actions = np.asarray(actions)
-    if actions.shape != (n,) or not np.issubdtype(actions.dtype, np.integer):
+    if actions.shape != (n,) or actions.dtype.kind not in "iu":
         raise ValueError(f"actions must be an integer array of shape ({n},); got {actions.dtype} {actions.shape}")
-    if actions.min() < 0 or actions.max() > 1:
+    if np.count_nonzero(actions & -2):  # any bit other than the lowest: not 0 or 1 (negatives included)
         raise ValueError(f"actions must be 0 (keep) or 1 (switch); got values in [{actions.min()}, {actions.max()}]")
     return actions
 
 
 def _advance_light(phase: np.ndarray, timer: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Step 1: the light after this step's action (see module docstring)."""
-    change = np.where(phase & 1, timer >= YELLOW_STEPS, actions == 1)
-    return (phase + change) & 3, np.where(change, 0, timer) + 1
+    change = np.where(phase & 1, timer >= YELLOW_STEPS, actions)  # actions are 0 or 1
+    return (phase + change) & 3, np.where(change, 1, timer + 1)
 
 
-def _car_moves(cells: np.ndarray, phase: np.ndarray, blocked: np.ndarray) -> np.ndarray:
-    """Step 2: which cars move this step, bool [n, 4, 10] indexed by their cell at t."""
-    moves = np.empty_like(cells)
-    np.greater(cells[..., 1:], cells[..., :-1], out=moves[..., 1:])  # occupied and the cell ahead free
-    green = phase[:, None] == LANE_GREEN_PHASE
-    moves[..., 0] = cells[..., 0] & green & ~blocked
-    return moves
+def _lane_moves_rule(lanes: np.ndarray, can_cross: np.ndarray) -> np.ndarray:
+    """Step 2 as bit arithmetic: a car moves if the cell ahead is free, or if at the stop line and may cross."""
+    return (lanes & ~(lanes << 1) & BEHIND_STOP_LINE) | (lanes & can_cross)
 
 
-def _next_cells(cells: np.ndarray, moves: np.ndarray, arrivals: np.ndarray) -> np.ndarray:
-    """Step 3: occupancy at t+1 from the moves and the arrivals at cell 9."""
-    nxt = cells > moves
-    nxt[..., :-1] |= moves[..., 1:]
-    nxt[..., ENTRY_CELL] |= arrivals
-    return nxt
+# The rule tabulated once over all 2048 (lane bits, may-cross bit) keys: a step then needs one lookup.
+_KEYS = np.arange(1 << (N_CELLS + 1))
+MOVES_OF = _lane_moves_rule((_KEYS & ((1 << N_CELLS) - 1)).astype(LANE_DTYPE), (_KEYS >> N_CELLS).astype(bool))
+MAY_CROSS_KEY = LANE_DTYPE(1 << N_CELLS)
 
 
-def _reward(cells: np.ndarray, moves: np.ndarray) -> np.ndarray:
+def _car_moves(lanes: np.ndarray, phase: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    """Step 2: which cars move this step, as lane integers [n, 4] with the bits of their cells at t."""
+    can_cross = GREEN_LANES_OF.take(phase, axis=0) > blocked  # green and not blocked
+    return MOVES_OF.take(lanes | (can_cross * MAY_CROSS_KEY))
+
+
+def _next_lanes(lanes: np.ndarray, moves: np.ndarray, arrivals: np.ndarray) -> np.ndarray:
+    """Step 3: occupancy at t+1 from the moves and the arrivals (0/1 [n, 4]) at cell 9."""
+    return (lanes ^ moves) | (moves >> 1) | (arrivals * LANE_DTYPE(ENTRY_BIT))  # moves are a subset of lanes
+
+
+def _reward(lanes: np.ndarray, moves: np.ndarray) -> np.ndarray:
     """Step 4: fraction of the cars present at t that moved, float32 [n] (0 without cars)."""
-    n_cars = np.count_nonzero(cells.reshape(len(cells), -1), axis=1)
-    n_moved = np.count_nonzero(moves.reshape(len(moves), -1), axis=1)
+    n_cars = np.bitwise_count(lanes.view(np.uint64)).ravel()  # the 4 lanes of a region are 64 bits
+    n_moved = np.bitwise_count(moves.view(np.uint64)).ravel()
     return (n_moved / np.maximum(n_cars, 1)).astype(np.float32)
 
 
-def _observe(cells: np.ndarray, phase: np.ndarray) -> np.ndarray:
-    n = len(cells)
-    obs = np.zeros((n, SPEC.obs_dim), dtype=np.float32)
-    obs[:, : N_LANES * (N_CELLS - 1)] = cells[..., :ENTRY_CELL].reshape(n, -1)
-    obs[np.arange(n), N_LANES * (N_CELLS - 1) + phase] = 1.0
-    return obs
+def _observe(lanes: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    n = len(lanes)
+    observed = OBSERVED_CELLS_OF.take(lanes.ravel(), axis=0).reshape(n, -1)
+    return np.concatenate((observed, PHASE_ONE_HOT.take(phase, axis=0)), axis=1)
 
 
 class _TrafficBase:
@@ -152,36 +169,36 @@ class _TrafficBase:
     def __init__(self, n: int, seed: int | None) -> None:
         self._n = n
         self._rng = np.random.default_rng(seed)
-        self._u = np.zeros((n, SPEC.n_sources), dtype=np.int64)
         self.reset()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Start an episode with empty roads and green NS everywhere; returns the observations."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        self.cells = np.zeros((self._n, N_LANES, N_CELLS), dtype=bool)
+        self.lanes = np.zeros((self._n, N_LANES), dtype=LANE_DTYPE)
         self.phase = np.zeros(self._n, dtype=np.int64)
         self.timer = np.zeros(self._n, dtype=np.int64)
         self.t = 0
-        self._u[:] = 0
-        return _observe(self.cells, self.phase)
+        self._arrivals = np.zeros((self._n, N_LANES), dtype=bool)
+        self._blocked = np.zeros((self._n, N_LANES), dtype=bool)
+        return _observe(self.lanes, self.phase)
 
     def observations(self) -> np.ndarray:
         """Current observations, float32 [n, 40]."""
-        return _observe(self.cells, self.phase)
+        return _observe(self.lanes, self.phase)
 
     def influence_sources(self) -> np.ndarray:
         """u_t realised by the step just taken, int64 [n, 8] (arrival bits, then downstream-blocked bits)."""
-        return self._u.copy()
+        return np.concatenate((self._arrivals, self._blocked), axis=1).astype(np.int64)
 
     def dsets(self) -> np.ndarray:
         """d-separating set at the current t: all 40 lane cells, float32 [n, 40]."""
-        return self.cells.reshape(self._n, -1).astype(np.float32)
+        return DSET_CELLS_OF[self.lanes].reshape(self._n, -1)
 
     def local_states(self) -> dict[str, np.ndarray]:
         """Copies of every region's local state (layout in the module docstring)."""
         return {
-            "cells": self.cells.copy(),
+            "cells": CELLS_OF[self.lanes],
             "phase": self.phase.copy(),
             "timer": self.timer.copy(),
             "t": np.full(self._n, self.t, dtype=np.int64),
@@ -206,7 +223,11 @@ class GlobalSimulator(_TrafficBase):
             raise ValueError(f"inflow_probability must be in [0, 1]; got {inflow_probability}")
         self.inflow_probability = inflow_probability
         self._downstream, self._upstream, self._entry = lane_topology(self.side)
-        self._n_flat = N_LANES * n_agents
+        n_flat = N_LANES * n_agents
+        self._exit = np.flatnonzero(self._downstream == n_flat)
+        # Padded flat buffers: index n_flat is the empty lane beyond the grid's edge.
+        self._padded_lanes = np.zeros(n_flat + 1, dtype=LANE_DTYPE)
+        self._padded_crossed = np.zeros(n_flat + 1, dtype=bool)
         super().__init__(n_agents, seed)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
@@ -220,23 +241,23 @@ class GlobalSimulator(_TrafficBase):
         self._check_running()
         actions = _check_actions(actions, self._n)
         self.phase, self.timer = _advance_light(self.phase, self.timer, actions)
-        flat = self.cells.reshape(self._n_flat, N_CELLS)
-        entry_occupied = np.append(flat[:, ENTRY_CELL], False)  # padding lane: leaving is never blocked
-        blocked = entry_occupied[self._downstream].reshape(self._n, N_LANES)
-        moves = _car_moves(self.cells, self.phase, blocked)
-        crossed = np.append(moves[..., 0].ravel(), False)
+        flat = self._padded_lanes
+        flat[:-1] = self.lanes.ravel()
+        blocked = (flat[self._downstream] >= ENTRY_BIT).reshape(self._n, N_LANES)
+        moves = _car_moves(self.lanes, self.phase, blocked)
+        crossed = self._padded_crossed
+        np.bitwise_and(moves.ravel(), 1, out=crossed[:-1], casting="unsafe")
         arrivals = crossed[self._upstream]
-        spawned = (self._rng.random(len(self._entry)) < self.inflow_probability) & ~flat[self._entry, ENTRY_CELL]
+        spawned = (self._rng.random(len(self._entry)) < self.inflow_probability) & (flat[self._entry] < ENTRY_BIT)
         arrivals[self._entry] = spawned
         arrivals = arrivals.reshape(self._n, N_LANES)
         self.cars_entered += int(np.count_nonzero(spawned))
-        self.cars_left += int(np.count_nonzero(crossed[:-1] & (self._downstream == self._n_flat)))
-        rewards = _reward(self.cells, moves)
-        self.cells = _next_cells(self.cells, moves, arrivals)
-        self._u[:, :N_LANES] = arrivals
-        self._u[:, N_LANES:] = blocked
+        self.cars_left += int(np.count_nonzero(crossed[self._exit]))
+        rewards = _reward(self.lanes, moves)
+        self.lanes = _next_lanes(self.lanes, moves, arrivals)
+        self._arrivals, self._blocked = arrivals, blocked
         self.t += 1
-        return _observe(self.cells, self.phase), rewards, self.t >= HORIZON
+        return _observe(self.lanes, self.phase), rewards, self.t >= HORIZON
 
 
 class LocalSimulator(_TrafficBase):
@@ -253,21 +274,20 @@ class LocalSimulator(_TrafficBase):
         if noise is not None:
             raise ValueError("noise must be None for traffic: its local rules have no randomness of their own")
         u = np.asarray(u)
-        if u.shape != (self._n, SPEC.n_sources) or not np.issubdtype(u.dtype, np.integer):
+        if u.shape != (self._n, SPEC.n_sources) or u.dtype.kind not in "iu":
             raise ValueError(f"u must be an integer array of shape ({self._n}, {SPEC.n_sources}); got {u.dtype} "
                              f"{u.shape}")
-        if u.min() < 0 or u.max() > 1:
+        if np.any(u & -2):
             raise ValueError("u must be binary (0 or 1) for every traffic influence source")
         self.phase, self.timer = _advance_light(self.phase, self.timer, actions)
         blocked = u[:, N_LANES:].astype(bool)
-        moves = _car_moves(self.cells, self.phase, blocked)
-        arrivals = u[:, :N_LANES].astype(bool) & ~self.cells[..., ENTRY_CELL]  # never into an occupied cell
-        rewards = _reward(self.cells, moves)
-        self.cells = _next_cells(self.cells, moves, arrivals)
-        self._u[:, :N_LANES] = arrivals
-        self._u[:, N_LANES:] = blocked
+        moves = _car_moves(self.lanes, self.phase, blocked)
+        arrivals = u[:, :N_LANES].astype(bool) & (self.lanes < ENTRY_BIT)  # never into an occupied entry cell
+        rewards = _reward(self.lanes, moves)
+        self.lanes = _next_lanes(self.lanes, moves, arrivals)
+        self._arrivals, self._blocked = arrivals, blocked
         self.t += 1
-        return _observe(self.cells, self.phase), rewards, self.t >= HORIZON
+        return _observe(self.lanes, self.phase), rewards, self.t >= HORIZON
 
     def load_states(self, states: dict[str, np.ndarray]) -> None:
         """Put the K regions into the given local states (same layout as `local_states()`)."""
@@ -284,10 +304,13 @@ class LocalSimulator(_TrafficBase):
         phase = np.asarray(states["phase"], dtype=np.int64)
         if phase.min() < 0 or phase.max() > 3:
             raise ValueError("states['phase'] must be in {0, 1, 2, 3}")
-        self.cells = np.array(states["cells"], dtype=bool)
+        cells = np.asarray(states["cells"], dtype=bool)
+        self.lanes = (cells * CELL_POWERS).sum(axis=2, dtype=LANE_DTYPE)
         self.phase = phase.copy()
         self.timer = np.array(states["timer"], dtype=np.int64)
         self.t = int(t[0])
+        self._arrivals = np.zeros((self._n, N_LANES), dtype=bool)
+        self._blocked = np.zeros((self._n, N_LANES), dtype=bool)
 
 
 def hand_coded_actions(states: dict[str, np.ndarray], min_green: int = MIN_GREEN) -> np.ndarray:
