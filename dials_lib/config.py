@@ -217,6 +217,10 @@ class Preset:
     """Base seed; run seeds are seed, seed+1, ..."""
     env_sizes: tuple[int, ...] = field(default=(4, 25, 49, 100))
     """Numbers of agents shown in the environments notebook."""
+    theory_models: int = 20
+    """Random tiny models (or IALM pairs per eps) in each check of the theory notebook."""
+    theory_mc_samples: tuple[int, ...] = (100, 1_000, 10_000, 100_000)
+    """GS episode counts of the Monte Carlo influence estimates in the theory notebook (Lemma 1)."""
 
     def budget(self, env: str) -> RunBudget:
         """The training budget of `env` ('traffic' or 'warehouse')."""
@@ -232,6 +236,8 @@ PRESETS: dict[str, Preset] = {
         warehouse=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1),
         env_episodes=1,
         env_sizes=(4, 25),
+        theory_models=3,
+        theory_mc_samples=(100, 1_000, 10_000),
     ),
     "quick": Preset(
         name="quick",
@@ -240,6 +246,8 @@ PRESETS: dict[str, Preset] = {
         traffic=RunBudget(sizes=(4,), n_seeds=4, total_timesteps=200_000, eval_every=20_000, eval_episodes=4),
         warehouse=RunBudget(sizes=(4,), n_seeds=4, total_timesteps=200_000, eval_every=20_000, eval_episodes=10),
         env_episodes=10,
+        theory_models=20,
+        theory_mc_samples=(100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000),
     ),
     "paper": Preset(
         name="paper",
@@ -251,6 +259,8 @@ PRESETS: dict[str, Preset] = {
             sizes=(4, 25, 49, 100), n_seeds=3, total_timesteps=4_000_000, eval_every=100_000, eval_episodes=10
         ),
         env_episodes=50,
+        theory_models=100,
+        theory_mc_samples=(100, 1_000, 10_000, 100_000, 1_000_000),
     ),
 }
 
