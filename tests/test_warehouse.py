@@ -109,20 +109,10 @@ def test_reference_hand_coded_matches_vectorized_controller() -> None:
     assert checked == 60 * 25
 
 
-def _map_positions(gs) -> np.ndarray:
-    """Map (row, col) of every robot of a global simulator."""
-    r = gs.robots_per_side
-    rr, cc = np.divmod(np.arange(r * r), r)
-    y, x = np.divmod(gs.all_robots()["cell"], 5)
-    return np.stack([4 * rr + y, 4 * cc + x], axis=1)
-
-
 def _item_map(gs) -> dict[tuple[int, int], int]:
     """{map cell: age} of every item in a global simulator."""
-    rows, cols = np.divmod(gs.shelf_flat, gs.map_side)
-    present = gs.items[:-1]
-    return {(int(a), int(b)): int(age) for a, b, age in zip(rows[present], cols[present], gs.ages[:-1][present],
-                                                            strict=True)}
+    ages = gs.item_ages_map()
+    return {(int(a), int(b)): int(ages[a, b]) for a, b in zip(*np.nonzero(ages >= 0), strict=True)}
 
 
 @pytest.mark.parametrize("policy", ["random", "hand-coded"])
@@ -132,15 +122,16 @@ def test_invariants_over_an_episode(policy: str) -> None:
     rng = np.random.default_rng(1)
     gs.reset()
     r = gs.robots_per_side
-    region = np.divmod(np.arange(r * r), r)
-    positions, items = _map_positions(gs), _item_map(gs)
+    region = np.divmod(gs.robot_grid, r)  # each robot's (row, column) in the robot grid
+    assert sorted(gs.robot_grid.tolist()) == list(range(r * r))
+    positions, items = gs.robot_positions(), _item_map(gs)
     assert not items and (gs.all_robots()["cell"] == CENTRE).all()
     done, oldest_paid, removed_seen = False, 0, 0
     while not done:
         before = gs.local_states()
         actions = _policy(policy, rng, before)
         _, rewards, done = gs.step(actions)
-        new_positions, new_items = _map_positions(gs), _item_map(gs)
+        new_positions, new_items = gs.robot_positions(), _item_map(gs)
         # robots stay in their own 5x5 region, off its corners, and move at most one cell
         local = new_positions - 4 * np.stack(region, axis=1)
         assert ((local >= 0) & (local <= 4)).all()
@@ -161,8 +152,8 @@ def test_invariants_over_an_episode(policy: str) -> None:
             assert cell in standing
             removed_seen += 1
         # rewards: the collected item's age over the oldest age among its region's items
-        for i, robot in enumerate(gs.learners):
-            cell = tuple(new_positions[robot].tolist())
+        for i in range(gs.n_agents):
+            cell = tuple(new_positions[i].tolist())
             if cell not in items:
                 assert rewards[i] == 0.0
                 continue

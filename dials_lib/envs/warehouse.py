@@ -96,7 +96,12 @@ def _build_tables() -> dict[str, np.ndarray]:
     for side in range(4):
         for k in range(3):
             facing[side, shelf_cells[3 * _OPPOSITE_SIDE[side] + k]] = k
-    return {"shelf_cells": shelf_cells, "cell_shelf": cell_shelf, "move": move, "toward": toward,
+    # hand[cell, target]: the hand-coded action heading for shelf `target` (12: no item, go to the centre).
+    hand = np.empty((N_CELLS, N_SHELVES + 1), dtype=np.int64)
+    for target in range(N_SHELVES + 1):
+        goal, step_in = (approach[target], enter[target]) if target < N_SHELVES else (CENTRE, 0)
+        hand[:, target] = np.where(toward[:, goal] < 0, step_in, toward[:, goal])
+    return {"shelf_cells": shelf_cells, "cell_shelf": cell_shelf, "move": move, "hand": hand,
             "approach": approach, "enter": enter, "facing": facing}
 
 
@@ -106,13 +111,9 @@ _EYE = np.eye(N_CELLS, dtype=np.float32)
 
 def hand_coded_actions(states: dict[str, np.ndarray]) -> np.ndarray:
     """Oldest-item-first robots: walk to the oldest item of the region (lowest shelf index on ties), else the centre."""
-    items, cell = states["items"], states["cell"]
-    target = np.argmax(np.where(items, states["ages"], -1), axis=1)
-    has_item = items.any(axis=1)
-    goal = np.where(has_item, TABLES["approach"][target], CENTRE)
-    action = TABLES["toward"][cell, goal]
-    at_goal = action < 0
-    return np.where(at_goal, np.where(has_item, TABLES["enter"][target], 0), action)
+    items = states["items"]
+    oldest = np.argmax(np.where(items, states["ages"], -1), axis=1)
+    return TABLES["hand"][states["cell"], np.where(items.any(axis=1), oldest, N_SHELVES)]
 
 
 def observations(cell: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -136,7 +137,7 @@ def _check_actions(actions: Any, n: int, who: str) -> np.ndarray:
     if actions.shape != (n,) or actions.dtype.kind not in "iu":
         raise ValueError(f"actions must be an integer array of shape ({n},) (one per {who}); "
                          f"got shape {actions.shape} dtype {actions.dtype}")
-    if n and (actions.min() < 0 or actions.max() > 3):
+    if (actions & -4).any():  # any bit outside 0..3 (negatives included)
         raise ValueError(f"actions must be in 0..3 (0 up, 1 down, 2 left, 3 right); got values "
                          f"from {actions.min()} to {actions.max()}")
     return actions
@@ -148,9 +149,16 @@ def _check_running(t: int) -> None:
 
 
 class GlobalSimulator:
-    """The whole warehouse: learners plus a ring of hand-coded robots, all robots and shelves as flat arrays."""
+    """The whole warehouse: learners plus a ring of hand-coded robots, all robots and shelves as flat arrays.
+
+    Robots are ordered learners first (row-major), then the ring, so learner rows are plain slices. All items
+    live in one int32 array `key` over the physical shelf cells (row-major map order): the item's age, or
+    EMPTY; two extra slots follow, "not a shelf cell" (always EMPTY) and a sentinel (NO_TARGET) that makes one
+    argmax pick the ring robots' oldest item or "none".
+    """
 
     spec = SPEC
+    EMPTY, NO_TARGET = -2, -1
 
     def __init__(self, n_agents: int = 4, seed: int | None = None, item_probability: float = ITEM_PROBABILITY):
         """A warehouse with `n_agents` learning robots (a square number) inside a ring of hand-coded ones."""
@@ -165,70 +173,64 @@ class GlobalSimulator:
 
     def _build_layout(self) -> None:
         """Global shelf ids (row-major order of the physical cells) and per-robot index tables."""
-        r, s = self.robots_per_side, self.map_side
+        r, s, n = self.robots_per_side, self.map_side, self.n_agents
         rows, cols = np.divmod(np.arange(s * s), s)
-        is_shelf = (rows % 4 == 0) != (cols % 4 == 0)
-        self.shelf_flat = np.flatnonzero(is_shelf)  # map cell of each global shelf id
-        self.n_shelf = self.shelf_flat.size
-        flat_to_shelf = np.full(s * s, self.n_shelf)  # n_shelf = dummy slot for non-shelf cells
-        flat_to_shelf[self.shelf_flat] = np.arange(self.n_shelf)
+        self.shelf_flat = np.flatnonzero((rows % 4 == 0) != (cols % 4 == 0))  # map cell of each shelf id
+        self.n_shelf = n_shelf = self.shelf_flat.size
+        flat_to_shelf = np.full(s * s, n_shelf)  # n_shelf: the "not a shelf cell" slot
+        flat_to_shelf[self.shelf_flat] = np.arange(n_shelf)
         rr, cc = np.divmod(np.arange(r * r), r)
+        inner = (rr >= 1) & (rr <= r - 2) & (cc >= 1) & (cc <= r - 2)
+        self.robot_grid = np.concatenate([np.flatnonzero(inner), np.flatnonzero(~inner)])  # grid index of robot
+        rank = np.argsort(self.robot_grid)  # robot of each grid index
+        rr, cc = rr[self.robot_grid], cc[self.robot_grid]
         y, x = np.divmod(np.arange(N_CELLS), 5)
         region_flat = (4 * rr[:, None] + y) * s + 4 * cc[:, None] + x  # [robots, 25] map cell of each cell
-        self.robot_cell_shelf = flat_to_shelf[region_flat]  # [robots, 25] global shelf id or dummy
-        self.robot_shelves = self.robot_cell_shelf[:, TABLES["shelf_cells"]]  # [robots, 12]
-        inner = (rr >= 1) & (rr <= r - 2) & (cc >= 1) & (cc <= r - 2)
-        self.learners = np.flatnonzero(inner)
-        self.ring = np.flatnonzero(~inner)
-        self.neighbours = self.learners[:, None] + np.array([-r, r, -1, 1])  # [n, 4] robots N, S, W, E
-        self._robot_cell_offset = np.arange(r * r) * N_CELLS
+        self._cell_shelf = flat_to_shelf[region_flat].ravel()  # [robots * 25] shelf id under robot and cell
+        self._robot_offset = np.arange(r * r) * N_CELLS
+        self.robot_shelves = flat_to_shelf[region_flat[:, TABLES["shelf_cells"]]]  # [robots, 12]
+        self._learner_shelves = self.robot_shelves[:n]
+        self._ring_targets = np.concatenate(  # ring shelves + the sentinel column
+            [self.robot_shelves[n:], np.full((r * r - n, 1), n_shelf + 1)], axis=1)
+        grid = self.robot_grid[:n]
+        self.neighbours = rank[grid[:, None] + np.array([-r, r, -1, 1])]  # [n, 4] robots N, S, W, E
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Empty shelves, every robot at its region's centre; returns the learners' observations."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
-        n_robots = self.robots_per_side**2
-        self.cell = np.full(n_robots, CENTRE, dtype=np.int64)
-        self.items = np.zeros(self.n_shelf + 1, dtype=bool)
-        self.ages = np.zeros(self.n_shelf + 1, dtype=np.int32)
-        self.noise = np.zeros(self.n_shelf + 1)
+        self.cell = np.full(self.robots_per_side**2, CENTRE, dtype=np.int64)
+        self.key = np.full(self.n_shelf + 2, self.EMPTY, dtype=np.int32)
+        self.key[-1] = self.NO_TARGET
+        self.noise = np.ones(self.n_shelf + 2)  # the two extra slots never spawn
         self.t = 0
-        self._gather()
+        self._observe()
         return self._obs
 
-    def _gather(self) -> None:
-        """Per-robot item views at the current t: the learners' observations and the ring's controller input."""
-        self._region_items = self.items[self.robot_shelves]
-        self._region_ages = self.ages[self.robot_shelves]
-        self._obs = observations(self.cell[self.learners], self._region_items[self.learners])
+    def _observe(self) -> None:
+        n = self.n_agents
+        items = self.key[self._learner_shelves] >= 0
+        self._obs = np.concatenate([_EYE[self.cell[:n]], items], axis=1, dtype=np.float32, casting="unsafe")
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, bool]:
         """Advance one step with the learners' `actions` (int [n_agents]); returns (obs, rewards, done)."""
         _check_running(self.t)
-        actions = _check_actions(actions, self.n_agents, "learning robot")
-        ring = self.ring
-        ring_states = {"cell": self.cell[ring], "items": self._region_items[ring], "ages": self._region_ages[ring]}
-        all_actions = np.empty(self.cell.size, dtype=np.int64)
-        all_actions[self.learners] = actions
-        all_actions[ring] = hand_coded_actions(ring_states)
-        items, ages = self.items, self.ages
-        ages += items
-        self.cell = cell = TABLES["move"][self.cell, all_actions]
-        under = self.robot_cell_shelf.ravel()[self._robot_cell_offset + cell]  # shelf id under each robot
-        learner_under = under[self.learners]
-        region_max = ages[self.robot_shelves[self.learners]].max(axis=1)
-        collected = items[learner_under]
-        rewards = np.where(collected, ages[learner_under].astype(np.float32)
-                           / np.maximum(region_max, 1).astype(np.float32), np.float32(0.0))
-        items[under] = False
-        ages[under] = 0
-        occupied = np.zeros_like(items)
-        occupied[under] = True
-        self.noise[:-1] = self.rng.random(self.n_shelf)
-        items[:-1] |= (self.noise[:-1] < self.item_probability) & ~occupied[:-1]
-        items[-1] = False
+        n, key = self.n_agents, self.key
+        actions = _check_actions(actions, n, "learning robot")
+        ring_target = np.argmax(key[self._ring_targets], axis=1)  # 12 = no item: head for the centre
+        ring_actions = TABLES["hand"][self.cell[n:], ring_target]
+        key += key >= 0  # waiting times +1
+        self.cell = cell = TABLES["move"][self.cell, np.concatenate([actions, ring_actions])]
+        under = self._cell_shelf[self._robot_offset + cell]  # shelf id under each robot (or "not a shelf")
+        region_oldest = key[self._learner_shelves].max(axis=1)
+        rewards = np.divide(np.maximum(key[under[:n]], 0), np.maximum(region_oldest, 1), dtype=np.float32)
+        key[under] = self.EMPTY  # collected
+        self.rng.random(out=self.noise[:-2])
+        fresh = (self.noise < self.item_probability) & (key == self.EMPTY)
+        fresh[under] = False  # no item appears under a robot
+        key[fresh] = 0
         self.t += 1
-        self._gather()
+        self._observe()
         return self._obs, rewards, self.t >= SPEC.horizon
 
     def influence_sources(self) -> np.ndarray:
@@ -241,17 +243,33 @@ class GlobalSimulator:
 
     def last_noise(self) -> np.ndarray:
         """float64 [n_agents, 12]: the item-spawn draws of the step just taken, per region in shelf order."""
-        return self.noise[self.robot_shelves[self.learners]]
+        return self.noise[self._learner_shelves]
+
+    def _states(self, robots: slice) -> dict[str, np.ndarray]:
+        key = self.key[self.robot_shelves[robots]]
+        cell = self.cell[robots].copy()
+        return {"cell": cell, "items": key >= 0, "ages": np.maximum(key, 0),
+                "t": np.full(cell.size, self.t, dtype=np.int64)}
 
     def local_states(self) -> dict[str, np.ndarray]:
         """The learners' local states: cell, items, ages, t (see the module docstring)."""
-        learners = self.learners
-        return {"cell": self.cell[learners].copy(), "items": self._region_items[learners].copy(),
-                "ages": self._region_ages[learners].copy(), "t": np.full(self.n_agents, self.t, dtype=np.int64)}
+        return self._states(slice(0, self.n_agents))
 
     def all_robots(self) -> dict[str, np.ndarray]:
-        """Every robot's local state, ring included (row-major over the robot grid), for rendering."""
-        return {"cell": self.cell.copy(), "items": self._region_items.copy(), "ages": self._region_ages.copy()}
+        """Every robot's local state (learners first, then the ring; `robot_grid` gives each one's place)."""
+        return self._states(slice(None))
+
+    def robot_positions(self) -> np.ndarray:
+        """int64 [robots, 2]: every robot's map (row, column), learners first, then the ring."""
+        r = self.robots_per_side
+        y, x = np.divmod(self.cell, 5)
+        return np.stack([4 * (self.robot_grid // r) + y, 4 * (self.robot_grid % r) + x], axis=1)
+
+    def item_ages_map(self) -> np.ndarray:
+        """int32 [map_side, map_side]: the age of the item on each map cell, -1 where there is none."""
+        ages = np.full(self.map_side**2, -1, dtype=np.int32)
+        ages[self.shelf_flat] = np.where(self.key[:self.n_shelf] >= 0, self.key[:self.n_shelf], -1)
+        return ages.reshape(self.map_side, self.map_side)
 
 
 class LocalSimulator:
