@@ -152,7 +152,8 @@ def _reward(lanes: np.ndarray, moves: np.ndarray) -> np.ndarray:
     """Step 4: fraction of the cars present at t that moved, float32 [n] (0 without cars)."""
     n_cars = np.bitwise_count(lanes.view(np.uint64)).ravel()  # the 4 lanes of a region are 64 bits
     n_moved = np.bitwise_count(moves.view(np.uint64)).ravel()
-    return (n_moved / np.maximum(n_cars, 1)).astype(np.float32)
+    # float32 division of these small integers is correctly rounded, like float64 division then rounding
+    return np.divide(n_moved, np.maximum(n_cars, 1), dtype=np.float32)
 
 
 def _observe(lanes: np.ndarray, phase: np.ndarray) -> np.ndarray:
@@ -224,17 +225,10 @@ class GlobalSimulator(_TrafficBase):
         self.inflow_probability = inflow_probability
         self._downstream, self._upstream, self._entry = lane_topology(self.side)
         n_flat = N_LANES * n_agents
-        self._exit = np.flatnonzero(self._downstream == n_flat)
         # Padded flat buffers: index n_flat is the empty lane beyond the grid's edge.
         self._padded_lanes = np.zeros(n_flat + 1, dtype=LANE_DTYPE)
         self._padded_crossed = np.zeros(n_flat + 1, dtype=bool)
         super().__init__(n_agents, seed)
-
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        """Start an episode with empty roads; `seed` (optional) reseeds the boundary inflow draws."""
-        self.cars_entered = 0
-        self.cars_left = 0
-        return super().reset(seed)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, bool]:
         """Advance all intersections by one step; returns (obs [n, 40], rewards [n], done)."""
@@ -243,16 +237,14 @@ class GlobalSimulator(_TrafficBase):
         self.phase, self.timer = _advance_light(self.phase, self.timer, actions)
         flat = self._padded_lanes
         flat[:-1] = self.lanes.ravel()
-        blocked = (flat[self._downstream] >= ENTRY_BIT).reshape(self._n, N_LANES)
+        blocked = (flat.take(self._downstream) >= ENTRY_BIT).reshape(self._n, N_LANES)
         moves = _car_moves(self.lanes, self.phase, blocked)
         crossed = self._padded_crossed
         np.bitwise_and(moves.ravel(), 1, out=crossed[:-1], casting="unsafe")
-        arrivals = crossed[self._upstream]
+        arrivals = crossed.take(self._upstream)
         spawned = (self._rng.random(len(self._entry)) < self.inflow_probability) & (flat[self._entry] < ENTRY_BIT)
         arrivals[self._entry] = spawned
         arrivals = arrivals.reshape(self._n, N_LANES)
-        self.cars_entered += int(np.count_nonzero(spawned))
-        self.cars_left += int(np.count_nonzero(crossed[self._exit]))
         rewards = _reward(self.lanes, moves)
         self.lanes = _next_lanes(self.lanes, moves, arrivals)
         self._arrivals, self._blocked = arrivals, blocked
