@@ -298,3 +298,30 @@ def test_hand_coded_beats_random_by_far() -> None:
                 total += rewards
         returns[policy] = total.mean() / 3
     assert returns["hand-coded"] > 8.0 and returns["hand-coded"] > 4 * returns["random"]
+
+
+def test_render_global_and_local_pictures() -> None:
+    """GS picture: one circle per robot; LS picture: the robot plus one hollow circle per neighbour on our side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    from dials_lib.envs.warehouse import render
+
+    gs = make_global("warehouse", n_agents=4, seed=0)
+    for _ in range(20):
+        gs.step(hand_coded_actions(gs.local_states()))
+    ax = render(gs)
+    assert sum(isinstance(p, Circle) for p in ax.patches) == gs.robots_per_side**2
+    ls = make_local("warehouse", n_regions=2, seed=0)
+    ls.step(np.array([0, 1]), np.array([[3, 3, 3, 3], [0, 3, 2, 3]]))
+    ax = render(ls, region=1)
+    hollow = [p for p in ax.patches if isinstance(p, Circle) and not p.get_fill()]
+    assert len(hollow) == 2 and "region 1" in ax.get_title()
+    with pytest.raises(ValueError, match="region"):
+        render(ls, region=2)
+    with pytest.raises(ValueError, match="sim"):
+        render("warehouse")
+    plt.close("all")

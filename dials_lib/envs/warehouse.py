@@ -304,6 +304,7 @@ class LocalSimulator:
         self.ages[:, :N_SHELVES] = ages
         self.t = t
         self.noise = np.zeros((k, N_SHELVES))
+        self.u = np.full((k, 4), NO_NEIGHBOUR_ON_SIDE, dtype=np.int64)  # the last influence sources received
         self._obs = observations(cell, items)
 
     def load_states(self, states: dict[str, np.ndarray]) -> np.ndarray:
@@ -355,7 +356,7 @@ class LocalSimulator:
         ages[occupied] = 0
         items[:, :N_SHELVES] |= (noise < self.item_probability) & ~occupied[:, :N_SHELVES]
         items[:, N_SHELVES] = False
-        self.noise = noise
+        self.noise, self.u = noise, u
         self.t += 1
         self._obs = observations(cell, items[:, :N_SHELVES])
         return self._obs, rewards, self.t >= SPEC.horizon
@@ -372,3 +373,10 @@ class LocalSimulator:
         """The K regions' local states, in the format of `GlobalSimulator.local_states()`."""
         return {"cell": self.cell.copy(), "items": self.items[:, :N_SHELVES].copy(),
                 "ages": self.ages[:, :N_SHELVES].copy(), "t": np.full(self.n_regions, self.t, dtype=np.int64)}
+
+
+def render(sim: Any, ax: Any = None, region: int = 0) -> Any:
+    """Picture of a warehouse GS (whole map) or of one LS region on matplotlib axes (see `warehouse_render`)."""
+    from dials_lib.envs.warehouse_render import render as draw
+
+    return draw(sim, ax=ax, region=region)

@@ -1,0 +1,96 @@
+"""Pictures of the warehouse (the paper's Figures 9 and 10): the whole global simulator and one local region.
+
+Shelf cells are light grey, region corners dark grey, items coloured by waiting time, learning robots blue
+and the ring of hand-coded robots grey. In the local picture, neighbours standing on a shared cell (known to
+the local simulator only through the influence sources) are drawn as hollow circles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.patches import Circle, Rectangle
+
+from dials_lib.envs.warehouse import SPEC, TABLES, GlobalSimulator, LocalSimulator
+
+FLOOR, SHELF, CORNER = 0, 1, 2
+_CELL_COLOURS = ListedColormap(["white", "#dcdcdc", "#7f7f7f"])
+_AGE_NORM = Normalize(vmin=0, vmax=SPEC.horizon // 2, clip=True)
+_AGE_COLOURS = plt.get_cmap("YlOrRd")
+LEARNER_COLOUR, RING_COLOUR = "tab:blue", "0.55"
+
+
+def _new_axes(ax: plt.Axes | None, size: float) -> plt.Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size))
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    return ax
+
+
+def _draw_item(ax: plt.Axes, row: int, col: int, age: int, label: bool) -> None:
+    colour = _AGE_COLOURS(0.25 + 0.75 * _AGE_NORM(age))  # skip the palest yellows: new items stay visible
+    ax.add_patch(Rectangle((col + 0.12, row + 0.12), 0.76, 0.76, color=colour, zorder=2))
+    if label:
+        ax.text(col + 0.5, row + 0.5, str(age), ha="center", va="center", fontsize=8, zorder=4)
+
+
+def render_global(gs: GlobalSimulator, ax: plt.Axes | None = None) -> plt.Axes:
+    """The whole map: regions, shelves, items by waiting time, learners (blue) and ring robots (grey)."""
+    side = gs.map_side
+    ax = _new_axes(ax, min(12.0, 0.16 * side + 2))
+    rows, cols = np.divmod(np.arange(side * side), side)
+    kind = np.where((rows % 4 == 0) & (cols % 4 == 0), CORNER,
+                    np.where((rows % 4 == 0) | (cols % 4 == 0), SHELF, FLOOR)).reshape(side, side)
+    ax.imshow(kind, cmap=_CELL_COLOURS, vmin=0, vmax=2, extent=(0, side, side, 0), interpolation="nearest")
+    ages = gs.item_ages_map()
+    for row, col in zip(*np.nonzero(ages >= 0), strict=True):
+        _draw_item(ax, row, col, int(ages[row, col]), label=False)
+    for robot, (row, col) in enumerate(gs.robot_positions()):
+        colour = LEARNER_COLOUR if robot < gs.n_agents else RING_COLOUR
+        ax.add_patch(Circle((col + 0.5, row + 0.5), 0.38, color=colour, zorder=3))
+    for line in range(0, side + 1, 4):  # region borders run through the middle of the shared cells
+        ax.axhline(line + 0.5, color="0.3", lw=0.6, zorder=1)
+        ax.axvline(line + 0.5, color="0.3", lw=0.6, zorder=1)
+    ax.set_xlim(0, side)
+    ax.set_ylim(side, 0)
+    ax.set_title(f"Warehouse GS: {gs.n_agents} learners (blue) in a ring of hand-coded robots, t = {gs.t}")
+    return ax
+
+
+def render_local(ls: LocalSimulator, region: int = 0, ax: plt.Axes | None = None) -> plt.Axes:
+    """One local region: its robot, its 12 shelf cells with items (ages written), neighbours from u."""
+    ax = _new_axes(ax, 4.0)
+    states = ls.local_states()
+    y, x = np.divmod(np.arange(25), 5)
+    kind = np.where((y % 4 == 0) & (x % 4 == 0), CORNER, np.where((y % 4 == 0) | (x % 4 == 0), SHELF, FLOOR))
+    ax.imshow(kind.reshape(5, 5), cmap=_CELL_COLOURS, vmin=0, vmax=2, extent=(0, 5, 5, 0), interpolation="nearest")
+    shelf_rows, shelf_cols = np.divmod(TABLES["shelf_cells"], 5)
+    for k in np.flatnonzero(states["items"][region]):
+        _draw_item(ax, shelf_rows[k], shelf_cols[k], int(states["ages"][region, k]), label=True)
+    for side, where in enumerate(ls.u[region]):
+        if where < 3:
+            cell = TABLES["shelf_cells"][3 * side + where]
+            ax.add_patch(Circle((cell % 5 + 0.5, cell // 5 + 0.5), 0.38, fill=False, lw=2, ec=RING_COLOUR, zorder=3))
+    row, col = divmod(int(states["cell"][region]), 5)
+    ax.add_patch(Circle((col + 0.5, row + 0.5), 0.38, color=LEARNER_COLOUR, zorder=3))
+    ax.set_xlim(0, 5)
+    ax.set_ylim(5, 0)
+    ax.set_title(f"Warehouse LS, region {region}, t = {ls.t}")
+    return ax
+
+
+def render(sim: Any, ax: plt.Axes | None = None, region: int = 0) -> plt.Axes:
+    """Draw a warehouse global simulator (whole map) or one region of a local simulator batch."""
+    if isinstance(sim, GlobalSimulator):
+        return render_global(sim, ax)
+    if isinstance(sim, LocalSimulator):
+        if not 0 <= region < sim.n_regions:
+            raise ValueError(f"region must be in 0..{sim.n_regions - 1}; got {region}")
+        return render_local(sim, region, ax)
+    raise ValueError(f"sim must be a warehouse GlobalSimulator or LocalSimulator; got {type(sim).__name__}")
