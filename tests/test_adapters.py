@@ -1,6 +1,6 @@
 """PettingZoo / Gymnasium adapters: API conformance and agreement with the core simulators.
 
-Parametrized by environment name: add 'warehouse' to ENVS once it is in the registry.
+Parametrized by environment name over every environment of the registry.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from pettingzoo.test import parallel_api_test
 from dials_lib.envs import get_spec, make_global, make_local
 from dials_lib.envs.adapters import FixedRateSampler, GlobalParallelEnv, InfluenceAugmentedEnv
 
-ENVS = ["traffic"]
+ENVS = ["traffic", "warehouse"]
+
+
+def _fixed_sampler(env_name: str) -> FixedRateSampler:
+    """A plausible fixed-rate stand-in for the rest of the world: rare arrivals / rare neighbour visits."""
+    spec = get_spec(env_name)
+    if env_name == "warehouse":  # class 3 = the neighbour is not on one of our shared cells
+        return FixedRateSampler(spec.source_sizes, [[0.03, 0.03, 0.03, 0.91]] * spec.n_sources)
+    return FixedRateSampler(spec.source_sizes, 0.1)
 
 
 @pytest.mark.parametrize("env_name", ENVS)
@@ -51,7 +59,7 @@ def test_global_parallel_env_matches_core_simulator(env_name: str) -> None:
 def test_influence_augmented_env_passes_gymnasium_check(env_name: str) -> None:
     """One LS region plus a fixed-rate sampler passes Gymnasium's env checker and runs to the horizon."""
     spec = get_spec(env_name)
-    env = InfluenceAugmentedEnv(make_local(env_name, n_regions=1, seed=0), FixedRateSampler(spec.source_sizes, 0.1))
+    env = InfluenceAugmentedEnv(make_local(env_name, n_regions=1, seed=0), _fixed_sampler(env_name))
     check_env(env, skip_render_check=True)
     env.reset(seed=1)
     steps, truncated, total = 0, False, 0.0
@@ -63,26 +71,38 @@ def test_influence_augmented_env_passes_gymnasium_check(env_name: str) -> None:
     assert steps == spec.horizon and total > 0
 
 
-@pytest.mark.parametrize("env_name", ["traffic"])  # needs an env without local noise (all its inputs are u)
+@pytest.mark.parametrize("env_name", ENVS)
 def test_influence_augmented_env_replays_the_gs_given_its_influence(env_name: str) -> None:
-    """With a sampler that returns the GS's realised u, the Gymnasium IALS reproduces agent 0 of the GS."""
+    """Fed the GS's realised u (and its local noise, where the env has any), the Gymnasium IALS reproduces
+    agent 0 of the GS."""
     gs = make_global(env_name, n_agents=4, seed=3)
-    recorded: list[np.ndarray] = []
+    has_noise = gs.last_noise() is not None  # traffic: None (all its inputs are u); warehouse: item spawns
+    recorded_u: list[np.ndarray] = []
+    recorded_noise: list[np.ndarray] = []
 
     def replay_sampler(dset: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return recorded[-1][0]
+        return recorded_u[-1][0]
 
-    env = InfluenceAugmentedEnv(make_local(env_name, n_regions=1), replay_sampler)
+    def replay_noise(rng: np.random.Generator) -> np.ndarray:
+        return recorded_noise[-1][0]
+
+    env = InfluenceAugmentedEnv(make_local(env_name, n_regions=1), replay_sampler,
+                                noise_sampler=replay_noise if has_noise else None)
     env.reset(seed=0)
     rng = np.random.default_rng(1)
+    rewarded = 0
     for _ in range(100):
         actions = rng.integers(0, gs.spec.n_actions, size=4)
         gs_obs, gs_rew, _ = gs.step(actions)
-        recorded.append(gs.influence_sources())
-        assert gs.last_noise() is None
-        obs, rew, *_ = env.step(int(actions[0]))
+        recorded_u.append(gs.influence_sources())
+        recorded_noise.append(gs.last_noise())
+        assert (gs.last_noise() is not None) == has_noise
+        obs, rew, _, _, info = env.step(int(actions[0]))
         np.testing.assert_array_equal(obs, gs_obs[0])
         assert rew == float(gs_rew[0])
+        np.testing.assert_array_equal(info["influence_sources"], recorded_u[-1][0])
+        rewarded += rew > 0
+    assert rewarded > 0
 
 
 def test_fixed_rate_sampler_rates_and_errors() -> None:
@@ -111,6 +131,8 @@ def test_adapter_argument_errors() -> None:
         InfluenceAugmentedEnv(make_local("traffic", n_regions=2), FixedRateSampler(spec.source_sizes, 0.1))
     with pytest.raises(ValueError, match="sampler"):
         InfluenceAugmentedEnv(make_local("traffic"), sampler=0.1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="noise_sampler"):
+        InfluenceAugmentedEnv(make_local("warehouse"), _fixed_sampler("warehouse"), noise_sampler=0.5)
     env = InfluenceAugmentedEnv(make_local("traffic"), lambda dset, rng: np.zeros(3, dtype=np.int64))
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):

@@ -119,14 +119,27 @@ class InfluenceAugmentedEnv(gymnasium.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, local: Any, sampler: InfluenceSampler, obs_low: float = 0.0, obs_high: float = 1.0) -> None:
-        """Wrap a 1-region `local` simulator (from `make_local`) and `sampler(dset, rng) -> u [n_sources]`."""
+    def __init__(
+        self,
+        local: Any,
+        sampler: InfluenceSampler,
+        obs_low: float = 0.0,
+        obs_high: float = 1.0,
+        noise_sampler: Callable[[np.random.Generator], Any] | None = None,
+    ) -> None:
+        """Wrap a 1-region `local` simulator (from `make_local`) and `sampler(dset, rng) -> u [n_sources]`.
+
+        `noise_sampler(rng)`, if given, supplies the region's local random draws of each step (e.g. a GS's
+        `last_noise()[i]` for an exact replay); by default the local simulator draws its own."""
         if len(local.reset()) != 1:
             raise ValueError("local must be a local simulator with n_regions=1")
         if not callable(sampler):
             raise ValueError("sampler must be callable as sampler(dset, rng) -> u")
+        if noise_sampler is not None and not callable(noise_sampler):
+            raise ValueError("noise_sampler must be None or callable as noise_sampler(rng) -> noise")
         self.local = local
         self.sampler = sampler
+        self.noise_sampler = noise_sampler
         self.spec_env = local.spec
         self.observation_space = _observation_box(local.spec.obs_dim, obs_low, obs_high)
         self.action_space = gymnasium.spaces.Discrete(local.spec.n_actions)
@@ -146,6 +159,7 @@ class InfluenceAugmentedEnv(gymnasium.Env):
         u = np.asarray(self.sampler(self.local.dsets()[0], self.np_random), dtype=np.int64)
         if u.shape != (self.spec_env.n_sources,):
             raise ValueError(f"the sampler must return u of shape ({self.spec_env.n_sources},); got {u.shape}")
-        obs, rew, done = self.local.step(np.array([action], dtype=np.int64), u[None, :])
+        noise = None if self.noise_sampler is None else np.asarray(self.noise_sampler(self.np_random))[None]
+        obs, rew, done = self.local.step(np.array([action], dtype=np.int64), u[None, :], noise=noise)
         info = {"influence_sources": self.local.influence_sources()[0]}
         return obs[0].astype(np.float32), float(rew[0]), False, bool(done), info

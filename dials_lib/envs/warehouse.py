@@ -361,6 +361,10 @@ class LocalSimulator:
         self._obs = observations(cell, items[:, :N_SHELVES])
         return self._obs, rewards, self.t >= SPEC.horizon
 
+    def influence_sources(self) -> np.ndarray:
+        """int64 [K, 4]: the influence sources the step just taken received (3 everywhere after a reset)."""
+        return np.array(self.u, dtype=np.int64)
+
     def dsets(self) -> np.ndarray:
         """float32 [K, 37]: the d-set at the current t (the region's observation)."""
         return self._obs.copy()
