@@ -343,3 +343,27 @@ def test_hand_coded_beats_random_control() -> None:
             total += float(rew.mean())
         returns[controller] = total
     assert returns["hand-coded"] > returns["random"] + 10
+
+
+def test_render_draws_cars_and_lights() -> None:
+    """The GS picture has one square per car and one light bar per lane; the LS picture marks 8 sources."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gs = make_global("traffic", n_agents=4, seed=0)
+    for _ in range(60):
+        gs.step(tr.hand_coded_actions(gs.local_states()))
+    ax = tr.render(gs)
+    n_cars = int(gs.local_states()["cells"].sum())
+    assert n_cars > 0
+    assert len(ax.collections[1].get_paths()) == n_cars  # roads, then cars
+    assert len(ax.lines) == 4 * 4
+    plt.close(ax.figure)
+    ls = make_local("traffic", n_regions=2)
+    ax = tr.render(ls, region=1)
+    assert len(ax.collections) == 2 + 1 + 4  # roads, cars, 4 arrival cells, 4 downstream cells
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="sim"):
+        tr.render(object())

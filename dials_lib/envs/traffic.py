@@ -315,3 +315,10 @@ def hand_coded_actions(states: dict[str, np.ndarray], min_green: int = MIN_GREEN
     ns, ew = queue[:, 0] + queue[:, 1], queue[:, 2] + queue[:, 3]
     red_longer = np.where(phase == 0, ew > ns, ns > ew)
     return (((phase & 1) == 0) & (timer >= min_green) & red_longer).astype(np.int64)
+
+
+def render(sim: Any, ax: Any = None, region: int | None = None) -> Any:
+    """Picture of a traffic GS (whole grid) or of one LS region on matplotlib axes (see `traffic_render`)."""
+    from dials_lib.envs.traffic_render import render as draw
+
+    return draw(sim, ax=ax, region=region)
