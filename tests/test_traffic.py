@@ -367,3 +367,30 @@ def test_render_draws_cars_and_lights() -> None:
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="sim"):
         tr.render(object())
+
+
+# ---------------------------------------------------------------- notebook statistics
+
+def test_environment_statistics_on_traffic() -> None:
+    """Returns and influence statistics agree with the raw episodes they summarise."""
+    from dials_lib.envs import stats
+
+    run = stats.run_episodes("traffic", 4, "random", episodes=2, seed=0)
+    assert run["rewards"].shape == (2, tr.HORIZON, 4) and run["influence_sources"].shape == (2, tr.HORIZON, 4, 8)
+    returns = stats.episode_returns("traffic", 4, "random", episodes=2, seed=0)
+    np.testing.assert_allclose(returns, run["rewards"].sum(axis=1, dtype=np.float64))
+    table = stats.returns_table("traffic", [4], episodes=2, seed=0)
+    assert list(table["controller"]) == ["random", "hand-coded"]
+    assert table["average return"].iloc[0] == pytest.approx(returns.mean())
+    summary = stats.influence_statistics(run["influence_sources"], stats.source_names("traffic"))
+    assert list(summary["source"]) == list(tr.SOURCE_NAMES)
+    np.testing.assert_allclose(summary["rate"], (run["influence_sources"] != 0).mean(axis=(0, 1, 2)))
+    assert (summary["rate"].iloc[:4] > 0.03).all()
+    # the entry cell is occupied right after an arrival, so no lane gets arrivals two steps in a row
+    assert (summary["lag-1 corr"].iloc[:4] < 0).all()
+    corr = stats.influence_correlation(run["influence_sources"])
+    np.testing.assert_allclose(np.diag(corr), 1.0)
+    with pytest.raises(ValueError, match="controller"):
+        stats.run_episodes("traffic", 4, "greedy", episodes=1)
+    with pytest.raises(ValueError, match="episodes"):
+        stats.run_episodes("traffic", 4, "random", episodes=0)

@@ -78,6 +78,10 @@ LANE_GREEN_PHASE = np.array([0, 0, 2, 2], dtype=np.int64)
 # Row and column step of the direction each incoming lane travels in.
 LANE_DIRECTION = np.array([[1, 0], [-1, 0], [0, -1], [0, 1]], dtype=np.int64)
 STATE_KEYS = ("cells", "phase", "timer", "t")
+_FROM = ("N", "S", "E", "W")
+_TOWARDS = ("S", "N", "W", "E")
+SOURCE_NAMES = tuple(f"arrival from {d}" for d in _FROM) + tuple(f"blocked towards {d}" for d in _TOWARDS)
+"""Readable names of the 8 influence sources, in the order of `influence_sources()`."""
 
 # Inside the simulators a lane is one 10-bit integer, bit k = cell k occupied, so a step works on [n, 4]
 # arrays instead of [n, 4, 10] ones. The tables below turn lane integers back into cells.

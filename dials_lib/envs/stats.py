@@ -1,0 +1,111 @@
+"""Environment statistics for the notebooks, generic over the registry: returns and influence-source statistics.
+
+A controller here is 'random' (uniform actions) or 'hand-coded' (the environment module's
+`hand_coded_actions(local_states)`). Returns are undiscounted per-agent episode returns on the GS, the
+paper's metric. Influence statistics describe what an AIP has to learn: how often each source is non-zero,
+how much that differs between agents, how persistent a source is from one step to the next, and how the
+sources co-vary.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dials_lib.config import ENV_NAMES, check_choice
+from dials_lib.envs import make_global
+
+CONTROLLERS = ("random", "hand-coded")
+
+
+def _actions(kind: str, sim: Any, module: Any, rng: np.random.Generator) -> np.ndarray:
+    if kind == "random":
+        return rng.integers(0, sim.spec.n_actions, size=len(sim.local_states()["t"]))
+    return module.hand_coded_actions(sim.local_states())
+
+
+def run_episodes(env: str, n_agents: int, controller: str, episodes: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Run `episodes` GS episodes; returns per-step rewards [E, H, n] and influence sources [E, H, n, S]."""
+    check_choice("env", env, ENV_NAMES)
+    check_choice("controller", controller, CONTROLLERS)
+    if not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a positive integer; got {episodes!r}")
+    module = importlib.import_module(f"dials_lib.envs.{env}")
+    sim = make_global(env, n_agents=n_agents, seed=seed)
+    rng = np.random.default_rng([seed, 1])
+    horizon, n_sources = sim.spec.horizon, sim.spec.n_sources
+    rewards = np.zeros((episodes, horizon, n_agents), dtype=np.float32)
+    sources = np.zeros((episodes, horizon, n_agents, n_sources), dtype=np.int64)
+    for episode in range(episodes):
+        sim.reset()
+        for t in range(horizon):
+            _, rewards[episode, t], done = sim.step(_actions(controller, sim, module, rng))
+            sources[episode, t] = sim.influence_sources()
+        if not done:
+            raise RuntimeError(f"{env} did not end at its horizon {horizon}")
+    return {"rewards": rewards, "influence_sources": sources}
+
+
+def episode_returns(env: str, n_agents: int, controller: str, episodes: int, seed: int = 0) -> np.ndarray:
+    """Undiscounted return of every agent in every episode, float64 [episodes, n_agents]."""
+    return run_episodes(env, n_agents, controller, episodes, seed)["rewards"].sum(axis=1, dtype=np.float64)
+
+
+def returns_table(env: str, sizes: Sequence[int], episodes: int, seed: int = 0,
+                  controllers: Sequence[str] = CONTROLLERS) -> pd.DataFrame:
+    """Average return per agent (mean over agents and episodes) with its standard error over episodes."""
+    rows = []
+    for n_agents in sizes:
+        for controller in controllers:
+            per_episode = episode_returns(env, n_agents, controller, episodes, seed).mean(axis=1)
+            stderr = per_episode.std(ddof=1) / np.sqrt(episodes) if episodes > 1 else float("nan")
+            rows.append({"env": env, "agents": n_agents, "controller": controller,
+                         "average return": per_episode.mean(), "stderr": stderr, "episodes": episodes})
+    return pd.DataFrame(rows)
+
+
+def source_names(env: str) -> list[str]:
+    """Readable names of an environment's influence sources (`SOURCE_NAMES` of its module, else u0, u1, ..)."""
+    module = importlib.import_module(f"dials_lib.envs.{env}")
+    names = getattr(module, "SOURCE_NAMES", None)
+    return list(names) if names is not None else [f"u{i}" for i in range(module.SPEC.n_sources)]
+
+
+def influence_statistics(sources: np.ndarray, names: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per influence source of `sources` [episodes, horizon, n_agents, n_sources] (class indices).
+
+    rate: P(u != 0) over agents, steps and episodes; rate min/max over agents: how much regions differ;
+    P(same as t-1) against its chance level sum_c p_c^2 (a persistent source is easier to predict);
+    lag-1 corr: correlation of the non-zero indicator with itself one step earlier (NaN if constant).
+    """
+    episodes, horizon, n_agents, n_sources = sources.shape
+    names = list(names) if names is not None else [f"u{i}" for i in range(n_sources)]
+    rows = []
+    for s in range(n_sources):
+        u = sources[..., s]
+        active = (u != 0).astype(np.float64)
+        per_agent = active.mean(axis=(0, 1))
+        class_p = np.bincount(u.ravel()) / u.size
+        now, before = active[:, 1:].ravel(), active[:, :-1].ravel()
+        varies = now.std() > 0 and before.std() > 0
+        rows.append({
+            "source": names[s],
+            "rate": active.mean(),
+            "rate min over agents": per_agent.min(),
+            "rate max over agents": per_agent.max(),
+            "P(same as t-1)": float(np.mean(u[:, 1:] == u[:, :-1])),
+            "chance of same": float(np.sum(class_p ** 2)),
+            "lag-1 corr": float(np.corrcoef(now, before)[0, 1]) if varies else float("nan"),
+        })
+    return pd.DataFrame(rows)
+
+
+def influence_correlation(sources: np.ndarray) -> np.ndarray:
+    """Correlation matrix [n_sources, n_sources] of the sources' non-zero indicators within a region and step."""
+    active = (sources != 0).reshape(-1, sources.shape[-1]).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.corrcoef(active, rowvar=False)
