@@ -325,3 +325,23 @@ def test_render_global_and_local_pictures() -> None:
     with pytest.raises(ValueError, match="sim"):
         render("warehouse")
     plt.close("all")
+
+
+def test_statistics_helpers() -> None:
+    """Returns table and influence statistics: shapes, probabilities summing to 1, history never adds entropy."""
+    from dials_lib.envs.warehouse_stats import episode_returns, influence_statistics, returns_table
+
+    table = returns_table((4,), episodes=2, seed=0)
+    assert list(table["controller"]) == ["random", "hand-coded"]
+    hand, rand = table["mean return"].iloc[1], table["mean return"].iloc[0]
+    assert hand > 4 * rand > 0
+    returns = episode_returns(4, "hand-coded", episodes=2, seed=0)
+    assert returns.shape == (2, 4) and np.isclose(returns.mean(), hand)
+    stats = influence_statistics(4, "random", episodes=2, seed=0)
+    probabilities = stats[["P(cell 0)", "P(cell 1)", "P(cell 2)", "P(elsewhere)"]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert (stats["H(u_t | u_t-1) nats"] <= stats["H(u_t) nats"] + 1e-12).all()
+    with pytest.raises(ValueError, match="controller"):
+        episode_returns(4, "greedy", episodes=1)
+    with pytest.raises(ValueError, match="episodes"):
+        episode_returns(4, "random", episodes=0)
