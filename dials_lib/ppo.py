@@ -1,0 +1,481 @@
+"""Independent PPO for a group of K agents, as the paper ran it (Table 6 and the authors' code).
+
+`PPOGroup` trains K agents at once, each with its own parameters, optimiser state and random streams; agents
+never share parameters (see `dials_lib.networks`: weights are stacked [K, ...] for speed only). Training loop:
+
+    group = PPOGroup(n_agents, obs_dim, n_actions, hp.policy, hp.ppo, total_timesteps, seed)
+    obs = env.reset()
+    while True:
+        actions = group.act(obs)                 # numpy int64 [K]; stores obs, action, log-prob, value
+        obs, reward, done = env.step(actions)
+        if done.all(): obs = env.reset()         # episode ends: the recurrent state is reset in `observe`
+        group.observe(reward, done)
+        if group.ready():
+            metrics = group.update(obs)          # bootstraps from the value of the current observation
+
+How rollout_steps T and buffer_size N interact: every agent collects N = 128 consecutive transitions, then PPO
+updates. The buffer is cut into N / T segments of T steps (16 traffic, 8 warehouse); GAE runs backwards inside each
+segment only, bootstrapping at the segment's end from the value of the observation that follows it (the first
+value of the next segment, or of the current observation for the last one). So T is the value-bootstrap horizon
+of the paper ("rollout steps") and N the memory size. Episode ends (`done`) are terminal: no bootstrap across them.
+
+The update: `epochs` passes over the buffer, each in minibatches of `minibatch_size` transitions per agent (the FNN
+draws transitions, the GRU draws sequences of `sequence_length` steps: 32 = 4 sequences of 8, trained with
+truncated BPTT from the recurrent state stored at each sequence start). Per agent and minibatch: advantages are
+normalised, the policy loss is the clipped surrogate, the value loss 0.5 * max((v - R)^2, (v_clip - R)^2) with
+v_clip = v_old + clip(v - v_old, -eps, eps), and loss = policy - entropy_coef * entropy + value_coef * value.
+The group's loss is the SUM of the agents' losses, so agent k's gradient is exactly its gradient when training
+alone, and one Adam over the stacked tensors (elementwise) equals K separate Adams. Learning rate and clip
+epsilon decay linearly from their initial values towards 0 over `total_timesteps // buffer_size` updates.
+
+Randomness is counter-based and per agent (a SplitMix64 hash of a per-agent key and a per-agent counter, keys from
+`numpy.random.SeedSequence(seed, spawn_key=(agent_id, stream))`): action sampling, minibatch shuffling and
+initial weights depend only on (seed, agent id), so results do not depend on how agents are grouped into workers.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from dials_lib.config import PolicyConfig, PPOConfig
+from dials_lib.networks import StackedPolicy, make_policy
+
+ADAM_EPS = 1e-5
+"""Adam epsilon of the policy optimiser (the value common PPO implementations use)."""
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def counter_uniforms(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
+    """Uniforms in [0, 1) from a SplitMix64 hash of (key, counter); keys [K], counters [K, ...] -> float64 [K, ...]."""
+    with np.errstate(over="ignore"):
+        z = keys.reshape((-1,) + (1,) * (counters.ndim - 1)) + counters.astype(np.uint64) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def agent_keys(seed: int, agent_ids: Sequence[int], stream: int) -> np.ndarray:
+    """One uint64 key per agent for random stream `stream`, depending only on (seed, agent id, stream)."""
+    return np.array(
+        [np.random.SeedSequence(seed, spawn_key=(int(a), stream)).generate_state(1, np.uint64)[0] for a in agent_ids],
+        dtype=np.uint64,
+    )
+
+
+def linear_decay(initial: float, update_index: int, total_updates: int) -> float:
+    """`initial` scaled by 1 - update_index / total_updates (never below 0): update 0 uses the full value."""
+    return initial * max(0.0, 1.0 - update_index / total_updates)
+
+
+def segment_gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    last_value: torch.Tensor,
+    gamma: float,
+    lam: float,
+    segment_length: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE advantages and returns [K, N] over consecutive segments of `segment_length` steps.
+
+    rewards, values, dones: [K, N] (dones[t] = 1 if the episode ended with step t); last_value: [K], the value of
+    the observation after step N-1. Inside a segment this is standard GAE; at a segment's end the recursion stops
+    and the value of the next observation is the bootstrap.
+    """
+    n_agents, n_steps = rewards.shape
+    if n_steps % segment_length:
+        raise ValueError(f"buffer length {n_steps} must be a multiple of segment_length={segment_length}")
+    not_done = 1.0 - dones
+    next_values = torch.cat([values[:, 1:], last_value[:, None]], dim=1)
+    deltas = (rewards + gamma * next_values * not_done - values).view(n_agents, -1, segment_length)
+    decay = (gamma * lam * not_done).view(n_agents, -1, segment_length)
+    advantages = torch.empty_like(deltas)
+    running = torch.zeros_like(deltas[:, :, 0])
+    for t in range(segment_length - 1, -1, -1):
+        running = deltas[:, :, t] + decay[:, :, t] * running
+        advantages[:, :, t] = running
+    advantages = advantages.view(n_agents, n_steps)
+    return advantages, advantages + values
+
+
+def sample_actions(logits: torch.Tensor, uniforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse-CDF sampling, one uniform per row: logits [K, A], uniforms [K] -> actions [K] and log-probs [K]."""
+    log_probs = torch.log_softmax(logits, dim=-1)
+    cdf = log_probs.exp().cumsum(dim=-1)
+    actions = (cdf < uniforms[:, None]).sum(dim=-1).clamp_(max=logits.shape[-1] - 1)
+    return actions, log_probs.gather(-1, actions[:, None]).squeeze(-1)
+
+
+class PPOGroup:
+    """K independent PPO learners with stacked weights: one batched forward/backward for all of them."""
+
+    def __init__(
+        self,
+        n_agents: int,
+        obs_dim: int,
+        n_actions: int,
+        policy_config: PolicyConfig,
+        ppo_config: PPOConfig,
+        total_timesteps: int,
+        seed: int = 0,
+        agent_ids: Sequence[int] | None = None,
+    ) -> None:
+        if n_agents < 1:
+            raise ValueError(f"n_agents must be a positive integer; got {n_agents}")
+        if total_timesteps < ppo_config.buffer_size:
+            raise ValueError(
+                f"total_timesteps ({total_timesteps}) must be at least buffer_size ({ppo_config.buffer_size})"
+            )
+        self.n_agents, self.obs_dim, self.n_actions = n_agents, obs_dim, n_actions
+        self.policy_config, self.config, self.seed = policy_config, ppo_config, seed
+        self.total_timesteps = total_timesteps
+        self.total_updates = total_timesteps // ppo_config.buffer_size
+        self.agent_ids = list(range(n_agents)) if agent_ids is None else [int(a) for a in agent_ids]
+        self.policy: StackedPolicy = make_policy(policy_config, n_agents, obs_dim, n_actions, seed, self.agent_ids)
+        self.chunk_length = policy_config.sequence_length if self.policy.recurrent else 1
+        self._check_sizes()
+        self.optimizer = torch.optim.Adam(
+            self.policy.parameters(), lr=ppo_config.learning_rate, eps=ADAM_EPS, fused=True
+        )
+        self.n_updates = 0
+        self._action_keys = agent_keys(seed, self.agent_ids, stream=1)
+        self._shuffle_keys = agent_keys(seed, self.agent_ids, stream=2)
+        self._eval_keys = agent_keys(seed, self.agent_ids, stream=3)
+        self.act_count = np.zeros(n_agents, dtype=np.uint64)
+        self.eval_count = np.zeros(n_agents, dtype=np.uint64)
+        self._rollout_weights: list[Any] | None = None
+        self._allocate_buffer()
+        self.reset_episodes()
+
+    def _check_sizes(self) -> None:
+        cfg, chunk = self.config, self.chunk_length
+        if cfg.buffer_size % cfg.rollout_steps:
+            raise ValueError(
+                f"buffer_size ({cfg.buffer_size}) must be a multiple of rollout_steps ({cfg.rollout_steps})"
+            )
+        if cfg.buffer_size % cfg.minibatch_size or cfg.minibatch_size % chunk:
+            raise ValueError(
+                f"minibatch_size ({cfg.minibatch_size}) must divide buffer_size ({cfg.buffer_size}) and be a "
+                f"multiple of the policy's sequence_length ({chunk})"
+            )
+
+    def _allocate_buffer(self) -> None:
+        k, n = self.n_agents, self.config.buffer_size
+        self._obs = torch.zeros(k, n, self.obs_dim)
+        self._actions = torch.zeros(k, n, dtype=torch.int64)
+        self._logp, self._values = torch.zeros(k, n), torch.zeros(k, n)
+        self._rewards, self._dones, self._starts = torch.zeros(k, n), torch.zeros(k, n), torch.zeros(k, n)
+        self._hiddens = torch.zeros(k, n, self.policy.hidden_size)
+        self._pos = 0
+
+    # ---- acting -------------------------------------------------------------------------------------------
+    def _weights(self) -> list[Any]:
+        """The policy's transposed inference weights, rebuilt after any change to the parameters."""
+        if self._rollout_weights is None:
+            self._rollout_weights = self.policy.rollout_weights()
+        return self._rollout_weights
+
+    def reset_episodes(self) -> None:
+        """Mark the next step as every agent's episode start (recurrent state back to 0)."""
+        self._hidden = torch.zeros(self.n_agents, self.policy.hidden_size)
+        self._episode_start = torch.ones(self.n_agents)
+
+    def initial_hidden(self) -> torch.Tensor:
+        """A zero recurrent state [K, H] (H = 0 for the FNN policy), for `act_eval` at an episode start."""
+        return torch.zeros(self.n_agents, self.policy.hidden_size)
+
+    def _as_obs(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        if obs_t.shape != (self.n_agents, self.obs_dim):
+            raise ValueError(f"obs must have shape ({self.n_agents}, {self.obs_dim}); got {tuple(obs_t.shape)}")
+        return obs_t
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Sample every agent's action for obs [K, obs_dim] and record the step in the buffer; int64 [K]."""
+        if self._pos == self.config.buffer_size:
+            raise RuntimeError("the rollout buffer is full: call update(next_obs) before acting again")
+        obs_t = self._as_obs(obs)
+        logits, value, hidden = self.policy.step(obs_t, self._hidden, self._weights())
+        uniforms = counter_uniforms(self._action_keys, self.act_count)
+        self.act_count += np.uint64(1)
+        actions, logp = sample_actions(logits, torch.from_numpy(uniforms).float())
+        t = self._pos
+        self._obs[:, t], self._actions[:, t], self._logp[:, t], self._values[:, t] = obs_t, actions, logp, value
+        self._hiddens[:, t], self._starts[:, t] = self._hidden, self._episode_start
+        self._hidden = hidden
+        return actions.numpy()
+
+    def observe(self, reward: np.ndarray | torch.Tensor, done: np.ndarray | torch.Tensor) -> None:
+        """Record the reward [K] and episode end [K] of the step just taken with `act`."""
+        if self._pos == self.config.buffer_size:
+            raise RuntimeError("observe() called twice for one act(): the rollout buffer is already full")
+        done_t = torch.as_tensor(done, dtype=torch.float32).expand(self.n_agents)
+        self._rewards[:, self._pos] = torch.as_tensor(reward, dtype=torch.float32)
+        self._dones[:, self._pos] = done_t
+        self._pos += 1
+        self._episode_start = done_t.clone()
+        self._hidden = self._hidden * (1.0 - done_t)[:, None]
+
+    def ready(self) -> bool:
+        """True when the buffer holds buffer_size transitions per agent (time to call `update`)."""
+        return self._pos == self.config.buffer_size
+
+    @torch.no_grad()
+    def act_eval(
+        self, obs: np.ndarray | torch.Tensor, hidden: torch.Tensor | None = None, greedy: bool = False
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """Actions [K] and next recurrent state for evaluation, without touching the training buffer or streams.
+
+        Pass hidden=None at an episode start. Stochastic by default (a separate per-agent stream); greedy=True
+        takes the most likely action.
+        """
+        obs_t = self._as_obs(obs)
+        hidden = self.initial_hidden() if hidden is None else hidden
+        logits, _, next_hidden = self.policy.step(obs_t, hidden, self._weights())
+        if greedy:
+            actions = logits.argmax(dim=-1)
+        else:
+            uniforms = counter_uniforms(self._eval_keys, self.eval_count)
+            self.eval_count += np.uint64(1)
+            actions, _ = sample_actions(logits, torch.from_numpy(uniforms).float())
+        return actions.numpy(), next_hidden
+
+    # ---- learning -----------------------------------------------------------------------------------------
+    def schedule(self, update_index: int | None = None) -> tuple[float, float]:
+        """(learning rate, clip epsilon) used by update number `update_index` (default: the next update)."""
+        i = self.n_updates if update_index is None else update_index
+        if not self.config.anneal:
+            return self.config.learning_rate, self.config.clip_eps
+        return (
+            linear_decay(self.config.learning_rate, i, self.total_updates),
+            linear_decay(self.config.clip_eps, i, self.total_updates),
+        )
+
+    def _permutations(self, epoch: int, n_chunks: int) -> torch.Tensor:
+        """Each agent's own random order of the buffer's chunks for this epoch: int64 [K, n_chunks]."""
+        base = (self.n_updates * self.config.epochs + epoch) * n_chunks
+        counters = np.broadcast_to(np.arange(base, base + n_chunks, dtype=np.uint64), (self.n_agents, n_chunks))
+        return torch.from_numpy(np.argsort(counter_uniforms(self._shuffle_keys, counters), axis=1))
+
+    def update(self, next_obs: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
+        """One PPO update on the full buffer; returns per-agent metrics (arrays [K]) and the lr and clip used."""
+        if not self.ready():
+            raise RuntimeError(f"update() needs a full buffer: {self._pos} of {self.config.buffer_size} steps")
+        cfg, k = self.config, self.n_agents
+        with torch.no_grad():
+            _, last_value, _ = self.policy.step(self._as_obs(next_obs), self._hidden, self._weights())
+        advantages, returns = segment_gae(
+            self._rewards, self._values, self._dones, last_value, cfg.gamma, cfg.gae_lambda, cfg.rollout_steps
+        )
+        lr, clip = self.schedule()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        length = self.chunk_length
+        n_chunks, per_minibatch = cfg.buffer_size // length, cfg.minibatch_size // length
+
+        def chunks(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(k, n_chunks, length, *x.shape[2:])
+
+        data = [chunks(x) for x in (self._obs, self._actions, self._logp, self._values, advantages, returns)]
+        starts, hidden0 = chunks(self._starts), chunks(self._hiddens)[:, :, 0]
+        rows = torch.arange(k)[:, None]
+        totals: dict[str, torch.Tensor] = {}
+        for epoch in range(cfg.epochs):
+            order = self._permutations(epoch, n_chunks)
+            for first in range(0, n_chunks, per_minibatch):
+                idx = order[:, first : first + per_minibatch]
+                obs, actions, old_logp, old_values, adv, ret = (x[rows, idx] for x in data)
+                logits, values = self.policy.sequences(obs, hidden0[rows, idx], starts[rows, idx])
+                losses = ppo_losses(logits, values, actions, old_logp, old_values, adv, ret, clip, cfg)
+                self.optimizer.zero_grad(set_to_none=True)
+                losses["loss"].sum().backward()
+                if cfg.max_grad_norm is not None:
+                    clip_grad_norm_per_agent(self.policy, cfg.max_grad_norm)
+                self.optimizer.step()
+                self._rollout_weights = None
+                for name, value in losses.items():
+                    totals[name] = totals.get(name, 0.0) + value.detach()
+        self.n_updates += 1
+        self._pos = 0
+        n_minibatches = cfg.epochs * n_chunks // per_minibatch
+        metrics = {name: (total / n_minibatches).numpy() for name, total in totals.items()}
+        metrics["learning_rate"], metrics["clip_eps"] = np.full(k, lr), np.full(k, clip)
+        return metrics
+
+    # ---- saving and regrouping ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume after an update: weights, Adam state, counters (not the rollout buffer).
+
+        A snapshot: deep copies, never views of the live tensors (torch's own state dicts share storage).
+        """
+        return copy.deepcopy(
+            {
+                "agent_ids": list(self.agent_ids),
+                "policy": self.policy.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "n_updates": self.n_updates,
+                "act_count": self.act_count.copy(),
+                "eval_count": self.eval_count.copy(),
+            }
+        )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict()` of a group with the same agents; the buffer and episodes start afresh."""
+        if list(state["agent_ids"]) != self.agent_ids:
+            raise ValueError(f"state is for agents {state['agent_ids']}, this group holds {self.agent_ids}")
+        state = copy.deepcopy(state)  # torch's optimiser would otherwise keep the given tensors as its own
+        self.policy.load_state_dict(state["policy"])
+        self._rollout_weights = None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.n_updates = int(state["n_updates"])
+        self.act_count = np.array(state["act_count"], dtype=np.uint64)
+        self.eval_count = np.array(state["eval_count"], dtype=np.uint64)
+        self._pos = 0
+        self.reset_episodes()
+
+    def get_agent(self, k: int) -> dict[str, Any]:
+        """Agent k's own state: id, parameters, Adam moments and counters (copies, no link to the group)."""
+        adam = {}
+        for name, param in self.policy.named_parameters():
+            state = self.optimizer.state.get(param, {})
+            if state:
+                adam[name] = {"exp_avg": state["exp_avg"][k].clone(), "exp_avg_sq": state["exp_avg_sq"][k].clone()}
+        return {
+            "agent_id": self.agent_ids[k],
+            "params": {name: p.detach()[k].clone() for name, p in self.policy.named_parameters()},
+            "adam": adam,
+            "n_updates": self.n_updates,
+            "act_count": int(self.act_count[k]),
+            "eval_count": int(self.eval_count[k]),
+        }
+
+    def set_agent(self, k: int, agent: dict[str, Any]) -> None:
+        """Put one agent's state (from `get_agent`, possibly of another group) into slot k."""
+        if agent["n_updates"] != self.n_updates:
+            raise ValueError(f"agent has done {agent['n_updates']} updates, this group {self.n_updates}")
+        self.agent_ids[k] = int(agent["agent_id"])
+        self._action_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], 1)[0]
+        self._shuffle_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], 2)[0]
+        self._eval_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], 3)[0]
+        self.act_count[k], self.eval_count[k] = agent["act_count"], agent["eval_count"]
+        self._rollout_weights = None
+        steps = float(self.n_updates * self.config.epochs * (self.config.buffer_size // self.config.minibatch_size))
+        with torch.no_grad():
+            for name, param in self.policy.named_parameters():
+                param[k] = agent["params"][name]
+                if name in agent["adam"]:
+                    state = self.optimizer.state[param]
+                    if not state:
+                        state.update(
+                            step=torch.tensor(steps),
+                            exp_avg=torch.zeros_like(param),
+                            exp_avg_sq=torch.zeros_like(param),
+                        )
+                    state["exp_avg"][k] = agent["adam"][name]["exp_avg"]
+                    state["exp_avg_sq"][k] = agent["adam"][name]["exp_avg_sq"]
+
+    @classmethod
+    def from_agents(
+        cls,
+        agents: Sequence[dict[str, Any]],
+        obs_dim: int,
+        n_actions: int,
+        policy_config: PolicyConfig,
+        ppo_config: PPOConfig,
+        total_timesteps: int,
+        seed: int = 0,
+    ) -> PPOGroup:
+        """A group holding the given agents (from `get_agent`), e.g. to split a GS learner into worker groups."""
+        group = cls(
+            len(agents),
+            obs_dim,
+            n_actions,
+            policy_config,
+            ppo_config,
+            total_timesteps,
+            seed,
+            agent_ids=[a["agent_id"] for a in agents],
+        )
+        if agents:
+            group.n_updates = int(agents[0]["n_updates"])
+        for k, agent in enumerate(agents):
+            group.set_agent(k, agent)
+        return group
+
+    def split(self, sizes: Sequence[int]) -> list[PPOGroup]:
+        """This group's agents as consecutive groups of the given sizes (e.g. one per worker)."""
+        if sum(sizes) != self.n_agents:
+            raise ValueError(f"sizes {list(sizes)} must add up to n_agents={self.n_agents}")
+        bounds = np.cumsum([0, *sizes])
+        return [
+            PPOGroup.from_agents(
+                [self.get_agent(k) for k in range(lo, hi)],
+                self.obs_dim,
+                self.n_actions,
+                self.policy_config,
+                self.config,
+                self.total_timesteps,
+                self.seed,
+            )
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+
+
+def ppo_losses(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    actions: torch.Tensor,
+    old_logp: torch.Tensor,
+    old_values: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    clip: float,
+    config: PPOConfig,
+) -> dict[str, torch.Tensor]:
+    """Per-agent PPO losses [K] for a minibatch of shape [K, ...] (each agent's mean over its own minibatch)."""
+    dims = tuple(range(1, advantages.ndim))
+    adv = (advantages - advantages.mean(dim=dims, keepdim=True)) / (
+        advantages.std(dim=dims, keepdim=True, correction=0) + 1e-8
+    )
+    log_probs = torch.log_softmax(logits, dim=-1)
+    logp = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    entropy = -(log_probs.exp() * log_probs).sum(dim=-1).mean(dim=dims)
+    log_ratio = logp - old_logp
+    ratio = log_ratio.exp()
+    policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - clip, 1.0 + clip)).mean(dim=dims)
+    value_error = (values - returns) ** 2
+    if config.clip_value:
+        clipped = old_values + (values - old_values).clamp(-clip, clip)
+        value_error = torch.max(value_error, (clipped - returns) ** 2)
+    value_loss = 0.5 * value_error.mean(dim=dims)
+    loss = policy_loss - config.entropy_coef * entropy + config.value_coef * value_loss
+    with torch.no_grad():
+        approx_kl = ((ratio - 1.0) - log_ratio).mean(dim=dims)
+        clipfrac = ((ratio - 1.0).abs() > clip).float().mean(dim=dims)
+    return {
+        "loss": loss,
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": approx_kl,
+        "clipfrac": clipfrac,
+    }
+
+
+def clip_grad_norm_per_agent(policy: torch.nn.Module, max_norm: float) -> None:
+    """Scale each agent's gradient so that its own norm (over all its parameters) is at most `max_norm`."""
+    grads = [p.grad for p in policy.parameters() if p.grad is not None]
+    squared = sum(g.pow(2).flatten(1).sum(dim=1) for g in grads)
+    scale = (max_norm / (squared.sqrt() + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))

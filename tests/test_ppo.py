@@ -1,0 +1,350 @@
+"""Independent PPO for groups of agents: stacked networks equal separate torch.nn networks, GAE, schedules,
+per-agent isolation, saving/regrouping, and learning on small tasks with a known optimum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dials_lib.config import PolicyConfig, paper_hyperparameters, with_fields
+from dials_lib.ppo import PPOGroup, counter_uniforms, linear_decay, ppo_losses, segment_gae
+
+FNN = PolicyConfig(architecture="fnn", hidden_sizes=(256, 128), sequence_length=1)
+GRU = PolicyConfig(architecture="gru", hidden_sizes=(256, 128), sequence_length=8)
+PPO_FNN = paper_hyperparameters("traffic").ppo
+PPO_GRU = paper_hyperparameters("warehouse").ppo
+torch.set_num_threads(1)  # the machine is shared: one thread per test process
+
+
+# ---- reference networks: one standard torch.nn network per agent, with the group's weights ------------------
+class ReferenceFNN(nn.Module):
+    """A standard single-agent actor-critic MLP."""
+
+    def __init__(self, obs_dim: int, n_actions: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(obs_dim, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU())
+        self.actor, self.critic = nn.Linear(128, n_actions), nn.Linear(128, 1)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.body(obs)
+        return self.actor(x), self.critic(x).squeeze(-1)
+
+
+class ReferenceGRU(nn.Module):
+    """A standard single-agent recurrent actor-critic: Linear-ReLU, nn.GRU, heads."""
+
+    def __init__(self, obs_dim: int, n_actions: int) -> None:
+        super().__init__()
+        self.encoder, self.gru = nn.Linear(obs_dim, 256), nn.GRU(256, 128, batch_first=True)
+        self.actor, self.critic = nn.Linear(128, n_actions), nn.Linear(128, 1)
+
+    def forward(self, obs: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, _ = self.gru(torch.relu(self.encoder(obs)), h0[None])
+        return self.actor(out), self.critic(out).squeeze(-1)
+
+
+def reference_fnn(params: dict[str, torch.Tensor], obs_dim: int, n_actions: int) -> ReferenceFNN:
+    net = ReferenceFNN(obs_dim, n_actions)
+    with torch.no_grad():
+        for i, layer in enumerate((net.body[0], net.body[2])):
+            layer.weight.copy_(params[f"body.{i}.weight"].T)
+            layer.bias.copy_(params[f"body.{i}.bias"][0])
+        for name in ("actor", "critic"):
+            getattr(net, name).weight.copy_(params[f"{name}.weight"].T)
+            getattr(net, name).bias.copy_(params[f"{name}.bias"][0])
+    return net
+
+
+def reference_gru(params: dict[str, torch.Tensor], obs_dim: int, n_actions: int) -> ReferenceGRU:
+    net = ReferenceGRU(obs_dim, n_actions)
+    with torch.no_grad():
+        for name in ("encoder", "actor", "critic"):
+            getattr(net, name).weight.copy_(params[f"{name}.weight"].T)
+            getattr(net, name).bias.copy_(params[f"{name}.bias"][0])
+        net.gru.weight_ih_l0.copy_(params["gru.weight_ih"].T)
+        net.gru.weight_hh_l0.copy_(params["gru.weight_hh"].T)
+        net.gru.bias_ih_l0.copy_(params["gru.bias_ih"][0])
+        net.gru.bias_hh_l0.copy_(params["gru.bias_hh"][0])
+    return net
+
+
+def grads_of(net: nn.Module) -> list[torch.Tensor]:
+    return [p.grad.clone() for p in net.parameters()]
+
+
+def test_stacked_fnn_equals_separate_networks() -> None:
+    """Log-probs, values and gradients of each agent equal those of its own nn.Linear network (to 1e-6)."""
+    k, obs_dim, n_actions, batch = 3, 40, 2, 32
+    group = PPOGroup(k, obs_dim, n_actions, FNN, PPO_FNN, 10_000, seed=1)
+    gen = torch.Generator().manual_seed(0)
+    obs = torch.randn(k, batch, obs_dim, generator=gen)
+    actions = torch.randint(0, n_actions, (k, batch), generator=gen)
+    weights = torch.randn(k, batch, generator=gen)
+
+    logits, values = group.policy.sequences(obs[:, :, None], torch.zeros(k, batch, 0), torch.zeros(k, batch, 1))
+    logp = torch.log_softmax(logits[:, :, 0], -1).gather(-1, actions[..., None])[..., 0]
+    (logp * weights + values[:, :, 0] ** 2).mean(dim=1).sum().backward()
+    step_logits, step_values, _ = group.policy.step(obs[:, 0], torch.zeros(k, 0), group.policy.rollout_weights())
+    for i in range(k):
+        net = reference_fnn(group.get_agent(i)["params"], obs_dim, n_actions)
+        ref_logits, ref_values = net(obs[i])
+        ref_logp = torch.log_softmax(ref_logits, -1).gather(-1, actions[i, :, None])[:, 0]
+        (ref_logp * weights[i] + ref_values**2).mean().backward()
+        torch.testing.assert_close(logp[i], ref_logp, atol=1e-6, rtol=0)
+        torch.testing.assert_close(values[i, :, 0], ref_values, atol=1e-6, rtol=0)
+        torch.testing.assert_close(step_logits[i], ref_logits[0], atol=1e-6, rtol=0)
+        torch.testing.assert_close(step_values[i], ref_values[0], atol=1e-6, rtol=0)
+        ref_grads = dict(zip(["w0", "b0", "w1", "b1"], grads_of(net.body), strict=True))
+        stacked = dict(group.policy.named_parameters())
+        torch.testing.assert_close(stacked["body.0.weight"].grad[i], ref_grads["w0"].T, atol=1e-6, rtol=0)
+        torch.testing.assert_close(stacked["body.0.bias"].grad[i, 0], ref_grads["b0"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(stacked["body.1.weight"].grad[i], ref_grads["w1"].T, atol=1e-6, rtol=0)
+        torch.testing.assert_close(stacked["actor.weight"].grad[i], net.actor.weight.grad.T, atol=1e-6, rtol=0)
+        torch.testing.assert_close(stacked["critic.bias"].grad[i, 0], net.critic.bias.grad, atol=1e-6, rtol=0)
+
+
+def test_stacked_gru_equals_torch_gru_and_gru_cell() -> None:
+    """Sequences through the stacked GRU equal nn.GRU (no resets) and an nn.GRUCell loop (with resets)."""
+    k, obs_dim, n_actions, n_seq, length = 2, 37, 4, 3, 8
+    group = PPOGroup(k, obs_dim, n_actions, GRU, PPO_GRU, 10_000, seed=2)
+    gen = torch.Generator().manual_seed(0)
+    obs = torch.randn(k, n_seq, length, obs_dim, generator=gen)
+    h0 = 0.5 * torch.randn(k, n_seq, 128, generator=gen)
+    starts = torch.zeros(k, n_seq, length)
+    starts[:, 1, 5] = 1.0  # an episode starts inside the second sequence
+    logits, values = group.policy.sequences(obs, h0, starts)
+    (logits.square().sum(-1) + values).mean(dim=(1, 2)).sum().backward()
+    for i in range(k):
+        net = reference_gru(group.get_agent(i)["params"], obs_dim, n_actions)
+        ref_logits, ref_values = net(obs[i, [0, 2]], h0[i, [0, 2]])  # sequences without a reset
+        torch.testing.assert_close(logits[i, [0, 2]], ref_logits, atol=1e-6, rtol=0)
+        torch.testing.assert_close(values[i, [0, 2]], ref_values, atol=1e-6, rtol=0)
+        cell = nn.GRUCell(256, 128)
+        cell.load_state_dict({n.replace("_l0", ""): p for n, p in net.gru.state_dict().items()})
+        h, outs = h0[i, 1], []
+        for t in range(length):
+            h = cell(torch.relu(net.encoder(obs[i, 1, t])), h * (1.0 - starts[i, 1, t]))
+            outs.append(h)
+        out = torch.stack(outs)
+        torch.testing.assert_close(logits[i, 1], net.actor(out), atol=1e-6, rtol=0)
+        torch.testing.assert_close(values[i, 1], net.critic(out)[:, 0], atol=1e-6, rtol=0)
+        # gradients: the same loss on the reference (all three sequences, the reset one through the cell loop)
+        ref_all_logits = torch.cat([ref_logits[:1], net.actor(out)[None], ref_logits[1:]])
+        ref_all_values = torch.cat([ref_values[:1], net.critic(out)[None, :, 0], ref_values[1:]])
+        (ref_all_logits.square().sum(-1) + ref_all_values).mean().backward()
+        stacked = dict(group.policy.named_parameters())
+        grad_ih = net.gru.weight_ih_l0.grad + cell.weight_ih.grad
+        grad_hh = net.gru.weight_hh_l0.grad + cell.weight_hh.grad
+        torch.testing.assert_close(stacked["gru.weight_ih"].grad[i], grad_ih.T, atol=1e-6, rtol=0)
+        torch.testing.assert_close(stacked["gru.weight_hh"].grad[i], grad_hh.T, atol=1e-6, rtol=0)
+        torch.testing.assert_close(stacked["encoder.weight"].grad[i], net.encoder.weight.grad.T, atol=1e-6, rtol=0)
+        torch.testing.assert_close(stacked["critic.weight"].grad[i], net.critic.weight.grad.T, atol=1e-6, rtol=0)
+
+
+def test_gru_inference_step_equals_training_sequences() -> None:
+    """Acting step by step (hidden carried, reset at an episode start) gives the training path's numbers."""
+    k, obs_dim, length = 3, 37, 8
+    group = PPOGroup(k, obs_dim, 4, GRU, PPO_GRU, 10_000, seed=3)
+    obs = torch.randn(k, 1, length, obs_dim, generator=torch.Generator().manual_seed(1))
+    starts = torch.zeros(k, 1, length)
+    starts[:, 0, 3] = 1.0
+    logits, values = group.policy.sequences(obs, torch.zeros(k, 1, 128), starts)
+    h, weights = group.initial_hidden(), group.policy.rollout_weights()
+    for t in range(length):
+        step_logits, step_values, h = group.policy.step(obs[:, 0, t], h * (1 - starts[:, 0, t, None]), weights)
+        torch.testing.assert_close(step_logits, logits[:, 0, t], atol=1e-6, rtol=0)
+        torch.testing.assert_close(step_values, values[:, 0, t], atol=1e-6, rtol=0)
+
+
+# ---- GAE and schedules -----------------------------------------------------------------------------------
+def gae_loop(rewards, values, dones, last_value, gamma, lam, segment):
+    """GAE written as explicit discounted sums of TD errors, one agent and one step at a time."""
+    n_agents, n_steps = len(rewards), len(rewards[0])
+    advantages = [[0.0] * n_steps for _ in range(n_agents)]
+    for a in range(n_agents):
+        for t in range(n_steps):
+            segment_end = (t // segment + 1) * segment
+            total, weight = 0.0, 1.0
+            for s in range(t, segment_end):
+                next_value = values[a][s + 1] if s + 1 < n_steps else last_value[a]
+                delta = rewards[a][s] + gamma * next_value * (1 - dones[a][s]) - values[a][s]
+                total += weight * delta
+                if dones[a][s]:
+                    break
+                weight *= gamma * lam
+            advantages[a][t] = total
+    return advantages
+
+
+@pytest.mark.parametrize("segment", [4, 16, 32])
+def test_segment_gae_matches_python_loop(segment: int) -> None:
+    rng = np.random.default_rng(segment)
+    rewards, values = rng.normal(size=(3, 32)), rng.normal(size=(3, 32))
+    dones, last_value = (rng.random((3, 32)) < 0.1).astype(float), rng.normal(size=3)
+    adv, ret = segment_gae(*(torch.tensor(x) for x in (rewards, values, dones, last_value)), 0.99, 0.95, segment)
+    expected = np.array(
+        gae_loop(rewards.tolist(), values.tolist(), dones.tolist(), last_value.tolist(), 0.99, 0.95, segment)
+    )
+    np.testing.assert_allclose(adv.numpy(), expected, atol=1e-10)
+    np.testing.assert_allclose(ret.numpy(), expected + values, atol=1e-10)
+
+
+def test_learning_rate_and_clip_decay_linearly_to_zero() -> None:
+    group = PPOGroup(2, 3, 2, with_fields(FNN, hidden_sizes=(8, 8)), PPO_FNN, total_timesteps=4 * 128, seed=0)
+    assert group.total_updates == 4
+    obs = np.zeros((2, 3), np.float32)
+    used = []
+    for _ in range(4):
+        for _ in range(128):
+            group.act(obs)
+            group.observe(np.ones(2), np.zeros(2))
+        metrics = group.update(obs)
+        used.append((metrics["learning_rate"][0], metrics["clip_eps"][0], group.optimizer.param_groups[0]["lr"]))
+    np.testing.assert_allclose(used, [[2.5e-4 * f, 0.1 * f, 2.5e-4 * f] for f in (1, 0.75, 0.5, 0.25)])
+    assert group.schedule() == (0.0, 0.0)
+    assert linear_decay(1.0, 10, 4) == 0.0
+    constant = PPOGroup(1, 3, 2, FNN, with_fields(PPO_FNN, anneal=False), total_timesteps=4 * 128)
+    assert constant.schedule(3) == (2.5e-4, 0.1)
+
+
+# ---- per-agent isolation, grouping, saving ---------------------------------------------------------------
+SMALL_FNN = with_fields(FNN, hidden_sizes=(32, 16))
+SMALL_GRU = with_fields(GRU, hidden_sizes=(32, 16))
+
+
+def toy_rollout(group: PPOGroup, seed: int, n_steps: int, obs_dim: int, episode: int = 5) -> dict[str, np.ndarray]:
+    """Drive a group with per-agent observation/reward streams that depend only on (seed, agent id)."""
+    ids = np.array(group.agent_ids)
+    metrics = {}
+    for t in range(n_steps):
+        obs = np.sin(0.1 * (t + 1) * (ids[:, None] + 1) + np.arange(obs_dim) + seed).astype(np.float32)
+        actions = group.act(obs)
+        reward = np.cos(actions + ids + t).astype(np.float32)
+        group.observe(reward, np.full(len(ids), (t + 1) % episode == 0))
+        if group.ready():
+            metrics = group.update(obs)
+    return metrics
+
+
+@pytest.mark.parametrize("policy", [SMALL_FNN, SMALL_GRU], ids=["fnn", "gru"])
+def test_group_of_k_trains_like_k_single_agent_groups(policy: PolicyConfig) -> None:
+    """Same seed and agent ids: the same initial weights, actions and (to float tolerance) updates."""
+    ppo = PPO_FNN if policy.architecture == "fnn" else PPO_GRU
+    group = PPOGroup(3, 6, 3, policy, ppo, 10_000, seed=5)
+    singles = [PPOGroup(1, 6, 3, policy, ppo, 10_000, seed=5, agent_ids=[k]) for k in range(3)]
+    for k, single in enumerate(singles):
+        for name, value in single.get_agent(0)["params"].items():
+            assert torch.equal(value, group.get_agent(k)["params"][name])
+    toy_rollout(group, seed=0, n_steps=256, obs_dim=6)
+    for single in singles:
+        toy_rollout(single, seed=0, n_steps=256, obs_dim=6)
+    assert group.n_updates == 2
+    for k, single in enumerate(singles):
+        assert torch.equal(group._actions[k], single._actions[0])  # same samples: randomness is per agent
+        for name, value in single.get_agent(0)["params"].items():
+            torch.testing.assert_close(group.get_agent(k)["params"][name], value, atol=1e-5, rtol=1e-4)
+
+
+def test_one_agents_loss_and_data_leave_other_agents_untouched() -> None:
+    """Agent 0's loss has zero gradient on the others' slices; changing agent 0's data changes only agent 0."""
+    group = PPOGroup(3, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=1)
+    obs = torch.randn(3, 8, 1, 6)
+    logits, values = group.policy.sequences(obs, torch.zeros(3, 8, 0), torch.zeros(3, 8, 1))
+    actions = torch.randint(0, 3, (3, 8, 1))
+    losses = ppo_losses(
+        logits,
+        values,
+        actions,
+        torch.full((3, 8, 1), -1.1),
+        torch.zeros(3, 8, 1),
+        torch.randn(3, 8, 1),
+        torch.randn(3, 8, 1),
+        0.1,
+        PPO_FNN,
+    )
+    losses["loss"][0].backward()
+    for param in group.policy.parameters():
+        assert param.grad[0].abs().sum() > 0
+        assert torch.count_nonzero(param.grad[1:]) == 0
+
+    before = [group.get_agent(k)["params"] for k in range(3)]
+    twin = PPOGroup(3, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=1)
+    for g, boost in ((group, 0.0), (twin, 5.0)):
+        for t in range(128):
+            obs_t = np.full((3, 6), np.sin(t), np.float32)
+            obs_t[0] += boost  # only agent 0's experience differs between the two groups
+            actions = g.act(obs_t)
+            g.observe(actions.astype(np.float32) * np.array([1.0 + boost, 1.0, 1.0]), np.zeros(3))
+        g.update(obs_t)
+    for k in range(3):
+        for name in before[k]:
+            mine, theirs = group.get_agent(k)["params"][name], twin.get_agent(k)["params"][name]
+            assert not torch.equal(mine, before[k][name]) or name.endswith("bias")  # everyone learned
+            assert torch.equal(mine, theirs) == (k > 0), (k, name)
+
+
+def test_state_dict_round_trip_resumes_identically() -> None:
+    group = PPOGroup(2, 6, 3, SMALL_GRU, PPO_GRU, 10_000, seed=3)
+    toy_rollout(group, seed=0, n_steps=128, obs_dim=6)
+    state = group.state_dict()
+    restored = PPOGroup(2, 6, 3, SMALL_GRU, PPO_GRU, 10_000, seed=3)
+    restored.load_state_dict(state)
+    group.reset_episodes()
+    for g in (group, restored):
+        toy_rollout(g, seed=1, n_steps=128, obs_dim=6)
+    assert restored.n_updates == group.n_updates == 2
+    for (name, a), b in zip(group.policy.state_dict().items(), restored.policy.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="agents"):
+        PPOGroup(2, 6, 3, SMALL_GRU, PPO_GRU, 10_000, seed=3, agent_ids=[7, 8]).load_state_dict(state)
+
+
+def test_split_and_regroup_keep_each_agents_learner() -> None:
+    """A 4-agent learner split into two workers of 2 (and regrouped) trains each agent as the whole group does."""
+    whole = PPOGroup(4, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=7)
+    toy_rollout(whole, seed=0, n_steps=128, obs_dim=6)  # one update, so Adam moments exist
+    workers = whole.split([2, 2])
+    assert [w.agent_ids for w in workers] == [[0, 1], [2, 3]]
+    for g in (whole, *workers):
+        toy_rollout(g, seed=1, n_steps=128, obs_dim=6)
+    regrouped = PPOGroup.from_agents(
+        [w.get_agent(k) for w in workers for k in range(2)], 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=7
+    )
+    assert regrouped.n_updates == 2 and regrouped.agent_ids == [0, 1, 2, 3]
+    for k in range(4):
+        mine, theirs = whole.get_agent(k), regrouped.get_agent(k)
+        for name in mine["params"]:
+            torch.testing.assert_close(theirs["params"][name], mine["params"][name], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(theirs["adam"][name]["exp_avg_sq"], mine["adam"][name]["exp_avg_sq"])
+    with pytest.raises(ValueError, match="updates"):
+        whole.set_agent(0, PPOGroup(1, 6, 3, SMALL_FNN, PPO_FNN, 10_000).get_agent(0))
+
+
+def test_bad_input_raises_clear_errors() -> None:
+    with pytest.raises(ValueError, match="policy architecture"):
+        PPOGroup(2, 6, 3, with_fields(FNN, architecture="lstm"), PPO_FNN, 10_000)
+    with pytest.raises(ValueError, match="rollout_steps"):
+        PPOGroup(2, 6, 3, FNN, with_fields(PPO_FNN, rollout_steps=100), 10_000)
+    with pytest.raises(ValueError, match="sequence_length"):
+        PPOGroup(2, 6, 3, GRU, with_fields(PPO_GRU, minibatch_size=4), 10_000)
+    group = PPOGroup(2, 6, 3, SMALL_FNN, PPO_FNN, 10_000)
+    with pytest.raises(ValueError, match=r"obs must have shape \(2, 6\)"):
+        group.act(np.zeros((3, 6)))
+    with pytest.raises(RuntimeError, match="full buffer"):
+        group.update(np.zeros((2, 6)))
+    for _ in range(128):
+        group.act(np.zeros((2, 6)))
+        group.observe(np.zeros(2), np.zeros(2))
+    with pytest.raises(RuntimeError, match="buffer is full"):
+        group.act(np.zeros((2, 6)))
+
+
+def test_counter_uniforms_are_uniform_and_per_agent() -> None:
+    keys = np.array([1, 2], dtype=np.uint64)
+    u = counter_uniforms(keys, np.broadcast_to(np.arange(20_000, dtype=np.uint64), (2, 20_000)))
+    assert u.min() >= 0.0 and u.max() < 1.0
+    np.testing.assert_allclose(np.histogram(u[0], bins=10, range=(0, 1))[0] / 20_000, 0.1, atol=0.01)
+    assert abs(np.corrcoef(u[0], u[1])[0, 1]) < 0.03
+    np.testing.assert_array_equal(counter_uniforms(keys[1:], np.arange(5, dtype=np.uint64)[None]), u[1:, :5])
