@@ -185,10 +185,24 @@ def test_lemma2_tight_constant_holds_and_is_attained():
     assert table["observed / bound"].max() > 0.99
 
 
-def test_lemma2_on_aohs_fails_under_noisy_observations():
+def test_lemma2_on_aohs_fails_under_noisy_observations_after_t0():
     eps = 0.01
     gaps = checks.q_gap_per_step(checks.noisy_observation_pair(eps, false_alarm=eps / 2))
-    assert gaps[1] > 10 * checks.paper_bound(2, 1, 1.0, eps)
+    assert gaps[0] <= checks.paper_bound(2, 0, 1.0, eps)  # same initial belief: the bound holds at t = 0
+    assert gaps[1] > 10 * checks.paper_bound(2, 1, 1.0, eps)  # beliefs differ after a rare observation
+
+
+def test_bad_arguments_name_the_parameter():
+    model = random_model()
+    policy = random_joint_policy(model, seed=0)
+    with pytest.raises(ValueError, match="n_episodes"):
+        sample_rollouts(model, policy, 0, seed=0)
+    with pytest.raises(ValueError, match="agent"):
+        influence_by_filtering(model, policy, 2)
+    with pytest.raises(ValueError, match="eps"):
+        checks.perturbed_influence(influence_by_filtering(model, policy, 0).dist, -0.1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="influence at t=0"):
+        make_ialm(model, 0, [np.ones((2, 2))])
 
 
 def test_theorem1_random_pairs_are_consistent():
