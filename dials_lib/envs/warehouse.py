@@ -101,8 +101,11 @@ def _build_tables() -> dict[str, np.ndarray]:
     for target in range(N_SHELVES + 1):
         goal, step_in = (approach[target], enter[target]) if target < N_SHELVES else (CENTRE, 0)
         hand[:, target] = np.where(toward[:, goal] < 0, step_in, toward[:, goal])
+    # neighbour_shelf[s, u]: our shelf index a neighbour with influence class u on side s stands on (12: none).
+    neighbour_shelf = np.full((4, 4), N_SHELVES, dtype=np.int64)
+    neighbour_shelf[:, :3] = 3 * np.arange(4)[:, None] + np.arange(3)
     return {"shelf_cells": shelf_cells, "cell_shelf": cell_shelf, "move": move, "hand": hand,
-            "approach": approach, "enter": enter, "facing": facing}
+            "approach": approach, "enter": enter, "facing": facing, "neighbour_shelf": neighbour_shelf}
 
 
 TABLES = _build_tables()
@@ -283,7 +286,7 @@ class LocalSimulator:
         self.item_probability = _check_probability(item_probability)
         self.rng = np.random.default_rng(seed)
         self._rows = np.arange(n_regions)[:, None]
-        self._side_offset = np.arange(4) * 3
+        self._sides = np.arange(4)
         self.reset()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
@@ -331,7 +334,7 @@ class LocalSimulator:
         k = self.n_regions
         actions = _check_actions(actions, k, "region")
         u = np.asarray(u)
-        if u.shape != (k, 4) or u.dtype.kind not in "iu" or (u.size and (u.min() < 0 or u.max() > 3)):
+        if u.shape != (k, 4) or u.dtype.kind not in "iu" or (u & -4).any():
             raise ValueError(f"u must be an integer array of shape ({k}, 4) with values in 0..3 "
                              f"(shared cell of each neighbour N, S, W, E, 3 = elsewhere); got shape {u.shape}")
         if noise is None:
@@ -343,19 +346,15 @@ class LocalSimulator:
         items, ages, rows = self.items, self.ages, self._rows
         ages += items
         self.cell = cell = TABLES["move"][self.cell, actions]
-        own = TABLES["cell_shelf"][cell]
-        collected = items[rows[:, 0], own]
-        region_max = ages.max(axis=1)
-        rewards = np.where(collected, ages[rows[:, 0], own].astype(np.float32)
-                           / np.maximum(region_max, 1).astype(np.float32), np.float32(0.0))
-        neighbour_on = np.where(u < NO_NEIGHBOUR_ON_SIDE, self._side_offset + u, N_SHELVES)
+        own = TABLES["cell_shelf"][cell]  # 12 (the dummy slot, age 0) off the shelves: reward 0
+        region_oldest = ages.max(axis=1)
+        rewards = np.divide(ages[rows[:, 0], own], np.maximum(region_oldest, 1), dtype=np.float32)
         occupied = np.zeros_like(items)
-        occupied[rows, neighbour_on] = True
+        occupied[rows, TABLES["neighbour_shelf"][self._sides, u]] = True
         occupied[rows[:, 0], own] = True
-        items[occupied] = False
+        items[occupied] = False  # collected by our robot or a neighbour
         ages[occupied] = 0
         items[:, :N_SHELVES] |= (noise < self.item_probability) & ~occupied[:, :N_SHELVES]
-        items[:, N_SHELVES] = False
         self.noise, self.u = noise, u
         self.t += 1
         self._obs = observations(cell, items[:, :N_SHELVES])
