@@ -141,8 +141,11 @@ class RowTable:
     """A discrete distribution stored row by row: one integer column per variable plus a probability."""
 
     columns: dict[str, np.ndarray]
+    """Variable name -> one integer value per row."""
     prob: np.ndarray
+    """Probability (or weight) of each row."""
     sizes: dict[str, int] = field(default_factory=dict)
+    """Variable name -> number of values it can take (needed to sum variables out)."""
 
     def expand(self, name: str, cond: np.ndarray) -> RowTable:
         """Add variable `name` with conditional probabilities cond[row, value]; drops zero-probability rows."""
@@ -152,10 +155,6 @@ class RowTable:
         columns = {k: np.repeat(v, n_values)[keep] for k, v in self.columns.items()}
         columns[name] = np.tile(np.arange(n_values), n_rows)[keep]
         return RowTable(columns, prob[keep], {**self.sizes, name: n_values})
-
-    def set(self, name: str, values: np.ndarray, size: int) -> RowTable:
-        """Add or replace the deterministic column `name` (values in 0..size-1)."""
-        return RowTable({**self.columns, name: values}, self.prob, {**self.sizes, name: size})
 
     def marginal(self, keys: list[str]) -> RowTable:
         """The distribution of the variables `keys`, the others summed out."""
@@ -176,11 +175,11 @@ class ExactInfluence:
     """Per t, [n_ALSH]: P(l_t) (enumeration) or P(l_t) with agent i acting uniformly at random (filtering)."""
 
 
-def _read_influence(table: RowTable, l_key: str, u_values: np.ndarray, n_alsh: int, n_sources: int,
-                    normaliser: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def _read_influence(table: RowTable, l_key: str, u_values: np.ndarray, n_alsh: int,
+                    n_sources: int) -> tuple[np.ndarray, np.ndarray]:
     """I(u | l) and P(l) from the rows of `table` (column `l_key`) and each row's source value."""
     joint = np.bincount(table.columns[l_key] * n_sources + u_values, weights=table.prob,
-                        minlength=n_alsh * n_sources).reshape(n_alsh, n_sources) / normaliser
+                        minlength=n_alsh * n_sources).reshape(n_alsh, n_sources)
     weight = joint.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return joint / weight[:, None], weight
@@ -273,8 +272,6 @@ def influence_by_filtering(model: TinyFPOSG, policy: JointPolicy, agent: int) ->
     others = [j for j in range(n) if j != agent]
     keys = [f"l{agent}"] + [f"x{j}" for j in others] + [f"h{j}" for j in others]
     table = _initial_table(model, with_history=[agent], observed=others)
-    for j in others:
-        table.sizes[f"x{j}"] = s
     dists, weights = [], []
     for t in range(model.horizon):
         table = table.marginal(keys)
