@@ -34,12 +34,18 @@ Step order (identical in GS and LS, all from the state at t):
 
 Influence sources u_t (int64 [n, 8]), what the rest of the world does to a region during step t:
   0..3  a car arrives at cell 9 of incoming lane l this step (the paper's 4 sources; boundary arrivals too);
-  4..7  the downstream entry cell of the direction of incoming lane l was occupied at t, i.e. a car at cell
-        0 of lane l could not cross this step (0 at the grid's edge). DEVIATION from the paper: its SUMO
-        local simulator ignored spillback; we need these 4 bits for the LS to follow the GS's rules exactly.
+  4..7  the downstream entry cell of the direction of incoming lane l was occupied at t, so a car at cell 0
+        of lane l may not cross this step, even on green (always 0 at the grid's edge). DEVIATION from the
+        paper: its SUMO local simulator ignored spillback; we need these 4 bits for the LS to follow the GS's
+        rules exactly.
+`influence_sources()` after `step()` returns u_t; `dsets()` before that step is the d-set the AIP conditions on.
 The LS therefore has no randomness of its own (`last_noise()` is None; `step(actions, u)` is deterministic).
 Given an arrival into an occupied entry cell (impossible in GS replay, possible from an AIP), the LS does not
 place the car.
+
+Hand-coded controller (`hand_coded_actions`, the paper used SUMO's actuated lights): once the light has been
+green for at least MIN_GREEN = 5 steps (the best of 1..20 on 4 and 25 agents), switch if the red axis queues
+more cars, counting the cars on the observed cells 0..8 of the axis's two incoming lanes.
 
 Inside the simulators each lane is one 10-bit integer (bit k = cell k); `local_states()` unpacks it.
 
