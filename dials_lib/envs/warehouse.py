@@ -192,7 +192,9 @@ class GlobalSimulator:
         self._cell_shelf = flat_to_shelf[region_flat].ravel()  # [robots * 25] shelf id under robot and cell
         self._robot_offset = np.arange(r * r) * N_CELLS
         self.robot_shelves = flat_to_shelf[region_flat[:, TABLES["shelf_cells"]]]  # [robots, 12]
+        self._spawn_key = np.array([self.EMPTY, 0], dtype=np.int32)
         self._learner_shelves = self.robot_shelves[:n]
+        self._learner_shelves_t = np.ascontiguousarray(self._learner_shelves.T)  # max over axis 0 is faster
         self._ring_targets = np.concatenate(  # ring shelves + the sentinel column
             [self.robot_shelves[n:], np.full((r * r - n, 1), n_shelf + 1)], axis=1)
         grid = self.robot_grid[:n]
@@ -225,13 +227,14 @@ class GlobalSimulator:
         key += key >= 0  # waiting times +1
         self.cell = cell = TABLES["move"][self.cell, np.concatenate([actions, ring_actions])]
         under = self._cell_shelf[self._robot_offset + cell]  # shelf id under each robot (or "not a shelf")
-        region_oldest = key[self._learner_shelves].max(axis=1)
+        region_oldest = key[self._learner_shelves_t].max(axis=0)
         rewards = np.divide(np.maximum(key[under[:n]], 0), np.maximum(region_oldest, 1), dtype=np.float32)
         key[under] = self.EMPTY  # collected
         self.rng.random(out=self.noise[:-2])
-        fresh = (self.noise < self.item_probability) & (key == self.EMPTY)
+        fresh = self.noise < self.item_probability
         fresh[under] = False  # no item appears under a robot
-        key[fresh] = 0
+        # EMPTY -> 0 where fresh; items already there (age >= 1 by now) keep their age: max(key, 0 or EMPTY)
+        np.maximum(key, self._spawn_key[fresh.view(np.uint8)], out=key)
         self.t += 1
         self._observe()
         return self._obs, rewards, self.t >= SPEC.horizon
