@@ -66,7 +66,7 @@ def test_neighbour_on_shared_cell_removes_item_in_local_simulator() -> None:
     assert TABLES["cell_shelf"][state["cell"][0]] == N_SHELVES  # moved left, still interior
 
 
-@pytest.mark.parametrize("n_agents", [4, 25])
+@pytest.mark.parametrize("n_agents", [4, 25, 100])
 def test_matches_per_robot_reference(n_agents: int) -> None:
     """The vectorized GS and the per-robot loop produce the same trajectory, step for step."""
     from tests.reference_warehouse import ReferenceWarehouse
