@@ -113,7 +113,12 @@ _EYE = np.eye(N_CELLS, dtype=np.float32)
 
 
 def hand_coded_actions(states: dict[str, np.ndarray]) -> np.ndarray:
-    """Oldest-item-first robots: walk to the oldest item of the region (lowest shelf index on ties), else the centre."""
+    """Oldest-item-first robots: walk to the oldest item of the region (lowest shelf index on ties), else the centre.
+
+    The path goes rows first, then columns, to the interior cell in front of the item, then onto it; a robot on a
+    shelf cell steps back inside first. With no item it heads for the centre and, there, steps up (there is no
+    'stay' action in the interior), so idle robots oscillate between the centre and the cell above it.
+    """
     items = states["items"]
     oldest = np.argmax(np.where(items, states["ages"], -1), axis=1)
     return TABLES["hand"][states["cell"], np.where(items.any(axis=1), oldest, N_SHELVES)]
