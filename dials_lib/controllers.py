@@ -1,0 +1,91 @@
+"""Joint controllers: what chooses every agent's action when a simulator is run for data or evaluation.
+
+A controller is called once per step with the observations [n, obs_dim] and the simulator (for controllers
+that read local states, like the hand-coded ones) and returns int64 actions [n]; `reset()` marks an episode
+start (recurrent policies clear their state). Random draws are counter-based per agent, so an agent's
+actions do not depend on which other agents share its controller.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from dials_lib.config import ENV_NAMES, check_choice
+from dials_lib.ppo import PPOGroup, agent_keys, counter_uniforms
+
+RANDOM_STREAM = 20
+"""Random stream (with the seed and agent id) of the random controller."""
+
+
+class Controller(Protocol):
+    """Chooses the actions of a group of agents, step by step."""
+
+    def reset(self) -> None:
+        """Mark the start of an episode."""
+
+    def __call__(self, obs: np.ndarray, sim: Any) -> np.ndarray:
+        """Actions int64 [n] for observations [n, obs_dim] of simulator `sim`."""
+
+
+class RandomController:
+    """Uniformly random actions, one independent stream per agent."""
+
+    def __init__(self, n_actions: int, agent_ids: Sequence[int], seed: int = 0) -> None:
+        self.n_actions = n_actions
+        self._keys = agent_keys(seed, agent_ids, RANDOM_STREAM)
+        self._count = np.zeros(len(self._keys), dtype=np.uint64)
+
+    def reset(self) -> None:
+        """Random actions need no episode state."""
+
+    def __call__(self, obs: np.ndarray, sim: Any) -> np.ndarray:
+        """Uniform actions in 0..n_actions-1."""
+        uniforms = counter_uniforms(self._keys, self._count)
+        self._count += np.uint64(1)
+        return np.minimum((uniforms * self.n_actions).astype(np.int64), self.n_actions - 1)
+
+
+class HandCodedController:
+    """The environment's hand-coded rule (traffic: longer-queue lights; warehouse: oldest item first)."""
+
+    def __init__(self, env: str) -> None:
+        check_choice("env", env, ENV_NAMES)
+        self._rule = importlib.import_module(f"dials_lib.envs.{env}").hand_coded_actions
+
+    def reset(self) -> None:
+        """The hand-coded rules read only the current local state."""
+
+    def __call__(self, obs: np.ndarray, sim: Any) -> np.ndarray:
+        """Actions from the simulator's local states."""
+        return self._rule(sim.local_states())
+
+
+class PolicyController:
+    """A PPO group's current policies, sampled (or greedy) without touching its training buffer."""
+
+    def __init__(self, group: PPOGroup, greedy: bool = False) -> None:
+        self.group = group
+        self.greedy = greedy
+        self._hidden = None
+
+    def reset(self) -> None:
+        """Clear the recurrent state at an episode start."""
+        self._hidden = None
+
+    def __call__(self, obs: np.ndarray, sim: Any) -> np.ndarray:
+        """The policies' actions for `obs`."""
+        actions, self._hidden = self.group.act_eval(obs, self._hidden, greedy=self.greedy)
+        return actions
+
+
+def make_controller(kind: str, env: str, n_agents: int, seed: int = 0) -> Controller:
+    """A 'random' or 'hand-coded' controller for `n_agents` agents of `env`."""
+    check_choice("controller", kind, ("random", "hand-coded"))
+    if kind == "hand-coded":
+        return HandCodedController(env)
+    spec = importlib.import_module(f"dials_lib.envs.{env}").SPEC
+    return RandomController(spec.n_actions, range(n_agents), seed)

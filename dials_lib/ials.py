@@ -1,0 +1,169 @@
+"""Influence-augmented local simulators (IALS, Algorithm 3): local regions driven by their AIPs.
+
+An `IALS` holds a batch of K local regions (one per agent of a group) and those agents' AIPs. At every step
+it reads each region's d-set, asks the agent's AIP for the distribution of the influence sources u_t,
+samples u_t and steps the local simulator with it: x_{t+1} = T(x_t, a_t, u_t). It has the same interface as
+the global simulator (`reset`, `step`, `spec`, `dsets`, `local_states`, `influence_sources`), so PPO trains on
+it exactly as on the GS. The GRU's state is carried from step to step and reset with the episode.
+
+Between two retrainings the AIPs do not change, so the IALS keeps a numpy copy of their weights: a few small
+batched matmuls per step in numpy cost far less than the same calls through torch.
+
+Randomness is counter-based and per agent (keys from the run seed and agent id): the sampled influence and,
+for the warehouse, the region's own item spawns. An agent's IALS trajectory therefore does not depend on how
+agents are grouped into workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dials_lib.config import AIPConfig
+from dials_lib.envs import make_local
+from dials_lib.influence import StackedPredictor, make_predictor
+from dials_lib.ppo import agent_keys, counter_uniforms
+
+SAMPLE_STREAM = 12
+"""Random stream (with the run seed and agent id) of the influence sources sampled in the IALS."""
+NOISE_STREAM = 13
+"""Random stream of the local simulator's own draws (warehouse item spawns) in the IALS."""
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
+
+
+class FrozenPredictor:
+    """A numpy snapshot of a `StackedPredictor` for fast step-by-step sampling (weights do not change)."""
+
+    def __init__(self, model: StackedPredictor) -> None:
+        def np_(t: Any) -> np.ndarray:
+            return t.detach().numpy().astype(np.float64)
+
+        self.source_sizes = model.source_sizes
+        self.recurrent = model.recurrent
+        self.hidden_size = model.hidden_size if model.recurrent else 0
+        self.n_agents = model.n_agents
+        self.body = [(np_(layer.weight), np_(layer.bias)) for layer in model.body]
+        self.head = (np_(model.head.weight), np_(model.head.bias))
+        if model.gru is not None:
+            g = model.gru
+            self.gru = (np_(g.weight_ih), np_(g.bias_ih), np_(g.weight_hh), np_(g.bias_hh))
+
+    def initial_hidden(self) -> np.ndarray:
+        """Zero recurrent state [K, 1, H]."""
+        return np.zeros((self.n_agents, 1, self.hidden_size))
+
+    def step(self, dsets: np.ndarray, hidden: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per-source probabilities (list of [K, size]) and next hidden state for d-sets [K, dset_dim]."""
+        x = 2.0 * dsets[:, None, :] - 1.0
+        for weight, bias in self.body:
+            x = np.maximum(np.matmul(x, weight) + bias, 0.0)
+        if self.recurrent:
+            w_ih, b_ih, w_hh, b_hh = self.gru
+            gx = np.matmul(x, w_ih) + b_ih
+            gh = np.matmul(hidden, w_hh) + b_hh
+            h = self.hidden_size
+            reset = _sigmoid(gx[..., :h] + gh[..., :h])
+            update = _sigmoid(gx[..., h : 2 * h] + gh[..., h : 2 * h])
+            new = np.tanh(gx[..., 2 * h :] + reset * gh[..., 2 * h :])
+            x = hidden = new + update * (hidden - new)
+        logits = (np.matmul(x, self.head[0]) + self.head[1])[:, 0]
+        probabilities, start = [], 0
+        for size in self.source_sizes:
+            if size == 2:
+                p1 = _sigmoid(logits[:, start])
+                probabilities.append(np.stack([1.0 - p1, p1], axis=1))
+                start += 1
+            else:
+                z = logits[:, start : start + size]
+                e = np.exp(z - z.max(axis=1, keepdims=True))
+                probabilities.append(e / e.sum(axis=1, keepdims=True))
+                start += size
+        return probabilities, hidden
+
+
+class IALS:
+    """K influence-augmented local simulators: local regions whose influence sources come from AIPs."""
+
+    def __init__(self, env: str, predictor: StackedPredictor, seed: int, agent_ids: Sequence[int]) -> None:
+        if len(agent_ids) != predictor.n_agents:
+            raise ValueError(f"agent_ids has {len(agent_ids)} entries but the predictor holds {predictor.n_agents}")
+        self.env = env
+        self.n_agents = predictor.n_agents
+        self.agent_ids = [int(a) for a in agent_ids]
+        self.ls = make_local(env, n_regions=self.n_agents, seed=seed)
+        self.spec = self.ls.spec
+        self._sample_keys = agent_keys(seed, self.agent_ids, SAMPLE_STREAM)
+        self._noise_keys = agent_keys(seed, self.agent_ids, NOISE_STREAM)
+        self._n_steps = 0  # steps taken since construction: the counter of the random streams
+        probe = self.ls.last_noise()
+        self._noise_width = None if probe is None else int(np.prod(probe.shape[1:]))
+        self._noise_shape = None if probe is None else probe.shape
+        self._u = np.zeros((self.n_agents, self.spec.n_sources), dtype=np.int64)
+        self.set_predictor(predictor)
+
+    def set_predictor(self, predictor: StackedPredictor) -> None:
+        """Use (a snapshot of) these AIPs from now on, e.g. after a retraining."""
+        self.predictor = FrozenPredictor(predictor)
+        self._hidden = self.predictor.initial_hidden()
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start an episode in every region; returns observations [K, obs_dim]."""
+        self._hidden = self.predictor.initial_hidden()
+        self._u = np.zeros((self.n_agents, self.spec.n_sources), dtype=np.int64)
+        return self.ls.reset(seed)
+
+    def _uniforms(self, keys: np.ndarray, width: int) -> np.ndarray:
+        counters = np.uint64(self._n_steps * width) + np.arange(width, dtype=np.uint64)
+        return counter_uniforms(keys, np.broadcast_to(counters, (self.n_agents, width)))
+
+    def sample_influence(self) -> np.ndarray:
+        """Sample u_t [K, n_sources] from the AIPs given the current d-sets (advances the GRU state)."""
+        probabilities, self._hidden = self.predictor.step(self.ls.dsets(), self._hidden)
+        uniforms = self._uniforms(self._sample_keys, len(probabilities))
+        u = np.empty((self.n_agents, len(probabilities)), dtype=np.int64)
+        for j, p in enumerate(probabilities):
+            u[:, j] = np.minimum((p.cumsum(axis=1) < uniforms[:, j : j + 1]).sum(axis=1), p.shape[1] - 1)
+        return u
+
+    def step(self, actions: Any, u: np.ndarray | None = None, noise: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """One step of every region with actions [K]; returns (obs, rewards, done).
+
+        The influence sources are sampled from the AIPs unless `u` is given (e.g. the GS's realised ones, to
+        check alignment); likewise the local draws come from the IALS's own stream unless `noise` is given.
+        """
+        sampled = self.sample_influence()  # always advance the AIP state, so a given u keeps it in step
+        u = sampled if u is None else np.asarray(u, dtype=np.int64)
+        if noise is None and self._noise_width is not None:
+            noise = self._uniforms(self._noise_keys, self._noise_width).reshape(self._noise_shape)
+        self._n_steps += 1
+        self._u = u
+        return self.ls.step(actions, u, noise)
+
+    def dsets(self) -> np.ndarray:
+        """The regions' d-sets at the current t."""
+        return self.ls.dsets()
+
+    def local_states(self) -> dict[str, np.ndarray]:
+        """The regions' local states."""
+        return self.ls.local_states()
+
+    def influence_sources(self) -> np.ndarray:
+        """u_t sampled from the AIPs for the step just taken, int64 [K, n_sources]."""
+        return self._u.copy()
+
+    def last_noise(self) -> np.ndarray | None:
+        """The local random draws of the step just taken (None for traffic)."""
+        return self.ls.last_noise()
+
+
+def untrained_ials(env: str, config: AIPConfig, seed: int, agent_ids: Sequence[int]) -> IALS:
+    """The paper's untrained-DIALS simulator: IALS with freshly initialised, never trained AIPs."""
+    spec = make_local(env, n_regions=1).spec
+    predictor = make_predictor(config, spec.dset_dim, spec.source_sizes, seed, agent_ids)
+    return IALS(env, predictor, seed, agent_ids)

@@ -1,0 +1,313 @@
+"""Approximate influence predictors (AIPs): data sets from the GS (Algorithm 2), stacked networks, training.
+
+An AIP predicts agent i's influence sources u_t from its d-separating set: for traffic the 40 lane cells at t
+(one step of history suffices, so a feed-forward network), for the warehouse the agent's whole observation
+history (a GRU). Every agent has its own AIP (different regions receive different influence); like the
+policies, the K agents' AIPs of a group are stored with stacked weights [K, ...] and trained together with the
+sum of their losses, so each agent's gradient is the one it would get alone.
+
+Output heads, one per influence source: a binary source gets one logit (Bernoulli, binary cross-entropy), a
+source with c > 2 classes gets c logits (softmax, cross-entropy). The reported cross-entropy is the mean over
+sources and samples (in nats), the quantity of the paper's Figures 7 and 8 (ln 2 = 0.69 for an uninformed
+Bernoulli, ln 4 = 1.39 for an uninformed 4-way source).
+
+Architectures (`AIPConfig`): 'fnn' = `hidden_layers` ReLU layers of `hidden_size`; 'gru' = `hidden_layers - 1`
+ReLU layers then one GRU layer of `hidden_size` (so the paper's "2 x 64" is a 64-unit encoder and a 64-unit GRU;
+the authors' code used the GRU alone). Inputs (binary d-sets) are scaled from [0, 1] to [-1, 1].
+
+Timing (DESIGN.md): the data set pairs the d-set at t (recorded before the GS step) with the u_t realised by
+that step (read after it), so the AIP predicts u_t from the history up to and including x_t.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dials_lib.config import AIPConfig, check_choice
+from dials_lib.controllers import Controller
+from dials_lib.networks import StackedGRUCell, StackedLinear, agent_generator
+
+AIP_ARCHITECTURES: tuple[str, ...] = ("fnn", "gru")
+INIT_STREAM = 10
+"""Random stream (with the run seed and agent id) of an AIP's initial weights."""
+SHUFFLE_STREAM = 11
+"""Random stream of the minibatch order during AIP training."""
+
+
+@dataclass
+class InfluenceData:
+    """Per-agent GS episodes: d-sets and the influence sources realised at the same step.
+
+    Arrays have a leading agent axis, then episode and time: dsets float32 [K, E, H, dset_dim], sources int64
+    [K, E, H, n_sources], actions int64 [K, E, H], rewards float32 [K, E, H]; noise float64 [K, E, H, ...] (the
+    LS's own random draws, for exact replay) or None.
+    """
+
+    dsets: np.ndarray
+    sources: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    noise: np.ndarray | None = None
+
+    @property
+    def n_agents(self) -> int:
+        """Number of agents (leading axis)."""
+        return self.dsets.shape[0]
+
+    @property
+    def n_episodes(self) -> int:
+        """Number of episodes."""
+        return self.dsets.shape[1]
+
+    def select_episodes(self, episodes: np.ndarray | slice) -> InfluenceData:
+        """The same agents, only the given episodes."""
+        noise = None if self.noise is None else self.noise[:, episodes]
+        return InfluenceData(self.dsets[:, episodes], self.sources[:, episodes], self.actions[:, episodes],
+                             self.rewards[:, episodes], noise)
+
+    def select_agents(self, agents: Sequence[int] | np.ndarray) -> InfluenceData:
+        """The same episodes, only the given agents (in that order)."""
+        idx = np.asarray(agents)
+        noise = None if self.noise is None else self.noise[idx]
+        return InfluenceData(self.dsets[idx], self.sources[idx], self.actions[idx], self.rewards[idx], noise)
+
+    def split(self, heldout_fraction: float) -> tuple[InfluenceData, InfluenceData]:
+        """(training, held-out) by whole episodes; the last `heldout_fraction` of the episodes are held out."""
+        if not 0.0 < heldout_fraction < 1.0:
+            raise ValueError(f"heldout_fraction must be in (0, 1); got {heldout_fraction}")
+        if self.n_episodes < 2:
+            raise ValueError(f"need at least 2 episodes to hold some out; got {self.n_episodes}")
+        n_held = min(self.n_episodes - 1, max(1, round(heldout_fraction * self.n_episodes)))
+        cut = self.n_episodes - n_held
+        return self.select_episodes(slice(0, cut)), self.select_episodes(slice(cut, None))
+
+
+def n_logits(source_sizes: Sequence[int]) -> int:
+    """Output width: 1 logit per binary source, c logits per source with c > 2 classes."""
+    return sum(1 if size == 2 else size for size in source_sizes)
+
+
+class StackedPredictor(nn.Module):
+    """The AIPs of K agents: an FNN or GRU body with stacked weights and one head per influence source."""
+
+    def __init__(self, n_agents: int, input_dim: int, source_sizes: Sequence[int], config: AIPConfig) -> None:
+        super().__init__()
+        check_choice("AIP architecture", config.architecture, AIP_ARCHITECTURES)
+        if config.hidden_layers < 1 or config.hidden_size < 1:
+            raise ValueError(f"AIP needs hidden_layers >= 1 and hidden_size >= 1; got {config}")
+        self.n_agents = n_agents
+        self.source_sizes = tuple(int(s) for s in source_sizes)
+        self.recurrent = config.architecture == "gru"
+        self.hidden_size = config.hidden_size
+        n_linear = config.hidden_layers - 1 if self.recurrent else config.hidden_layers
+        sizes = [input_dim] + [config.hidden_size] * n_linear
+        self.body = nn.ModuleList(StackedLinear(n_agents, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.gru = StackedGRUCell(n_agents, sizes[-1], config.hidden_size) if self.recurrent else None
+        self.head = StackedLinear(n_agents, config.hidden_size, n_logits(self.source_sizes), gain=1.0)
+
+    def layers_in_init_order(self) -> list[nn.Module]:
+        """The layers, in the order their per-agent initial weights are drawn."""
+        return [*self.body, *([self.gru] if self.gru is not None else []), self.head]
+
+    def initial_hidden(self, batch: int) -> torch.Tensor:
+        """Zero recurrent state [K, batch, H] (empty for the FNN)."""
+        return torch.zeros(self.n_agents, batch, self.hidden_size if self.recurrent else 0)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = 2.0 * x - 1.0  # binary d-sets to [-1, 1]
+        for layer in self.body:
+            x = torch.relu(layer(x))
+        return x
+
+    def step(self, dsets: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [K, B, n_logits] and next hidden state for one step's d-sets [K, B, dset_dim]."""
+        x = self._encode(dsets)
+        if self.gru is not None:
+            x = hidden = self.gru(x, hidden)
+        return self.head(x), hidden
+
+    def sequences(self, dsets: torch.Tensor) -> torch.Tensor:
+        """Logits [K, B, L, n_logits] for whole episodes [K, B, L, dset_dim], starting from a zero state."""
+        n_agents, batch, length, dim = dsets.shape
+        x = self._encode(dsets.reshape(n_agents, batch * length, dim))
+        if self.gru is not None:
+            gates = self.gru.input_gates(x).reshape(n_agents, batch, length, -1)
+            h, outputs = self.initial_hidden(batch), []
+            for t in range(length):
+                h = self.gru.cell(gates[:, :, t], h)
+                outputs.append(h)
+            x = torch.stack(outputs, dim=2).reshape(n_agents, batch * length, -1)
+        return self.head(x).reshape(n_agents, batch, length, -1)
+
+
+def make_predictor(
+    config: AIPConfig, input_dim: int, source_sizes: Sequence[int], seed: int, agent_ids: Sequence[int]
+) -> StackedPredictor:
+    """AIPs for the agents `agent_ids`, agent k's initial weights depending only on (seed, agent_ids[k])."""
+    model = StackedPredictor(len(agent_ids), input_dim, source_sizes, config)
+    for k, agent_id in enumerate(agent_ids):
+        generator = agent_generator(seed, int(agent_id), INIT_STREAM)
+        for layer in model.layers_in_init_order():
+            layer.init_agent(k, generator)
+    return model
+
+
+def _source_slices(source_sizes: Sequence[int]) -> list[slice]:
+    slices, start = [], 0
+    for size in source_sizes:
+        width = 1 if size == 2 else size
+        slices.append(slice(start, start + width))
+        start += width
+    return slices
+
+
+def log_likelihoods(logits: torch.Tensor, sources: torch.Tensor, source_sizes: Sequence[int]) -> torch.Tensor:
+    """log p(u_j) per source: logits [..., n_logits], sources int [..., n_sources] -> [..., n_sources]."""
+    sizes = set(source_sizes)
+    if sizes == {2}:  # all binary (traffic): one vectorized Bernoulli log-likelihood
+        return -nn.functional.softplus(torch.where(sources == 1, -logits, logits))
+    if len(sizes) == 1:  # all with the same number of classes (warehouse): one vectorized softmax
+        log_p = torch.log_softmax(logits.unflatten(-1, (len(source_sizes), -1)), dim=-1)
+        return log_p.gather(-1, sources.unsqueeze(-1)).squeeze(-1)
+    columns = []
+    for j, (size, part) in enumerate(zip(source_sizes, _source_slices(source_sizes), strict=True)):
+        u = sources[..., j]
+        if size == 2:
+            z = logits[..., part.start]
+            columns.append(torch.where(u == 1, nn.functional.logsigmoid(z), nn.functional.logsigmoid(-z)))
+        else:
+            log_p = torch.log_softmax(logits[..., part], dim=-1)
+            columns.append(log_p.gather(-1, u.unsqueeze(-1)).squeeze(-1))
+    return torch.stack(columns, dim=-1)
+
+
+def source_probabilities(logits: torch.Tensor, source_sizes: Sequence[int]) -> list[torch.Tensor]:
+    """Predicted distribution of each source: a list of [..., size] tensors (size 2: [p(0), p(1)])."""
+    out = []
+    for size, part in zip(source_sizes, _source_slices(source_sizes), strict=True):
+        if size == 2:
+            p1 = torch.sigmoid(logits[..., part.start])
+            out.append(torch.stack([1.0 - p1, p1], dim=-1))
+        else:
+            out.append(torch.softmax(logits[..., part], dim=-1))
+    return out
+
+
+def sample_sources(logits: torch.Tensor, uniforms: torch.Tensor, source_sizes: Sequence[int]) -> torch.Tensor:
+    """Inverse-CDF samples of every source: logits [K, n_logits], uniforms [K, n_sources] -> int64 [K, n_sources]."""
+    samples = []
+    for j, probs in enumerate(source_probabilities(logits, source_sizes)):
+        cdf = probs.cumsum(dim=-1)
+        samples.append((cdf < uniforms[..., j : j + 1]).sum(dim=-1).clamp_(max=probs.shape[-1] - 1))
+    return torch.stack(samples, dim=-1)
+
+
+def _tensors(data: InfluenceData, recurrent: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training inputs: whole episodes [K, E, H, d] for the GRU, single steps [K, E*H, 1, d] for the FNN."""
+    x = torch.from_numpy(np.ascontiguousarray(data.dsets, dtype=np.float32))
+    u = torch.from_numpy(np.ascontiguousarray(data.sources, dtype=np.int64))
+    if not recurrent:
+        k, e, h = x.shape[:3]
+        x, u = x.reshape(k, e * h, 1, -1), u.reshape(k, e * h, 1, -1)
+    return x, u
+
+
+def cross_entropy(model: StackedPredictor, data: InfluenceData) -> np.ndarray:
+    """Each agent's mean cross-entropy (nats per source and step) on `data`: float64 [K]."""
+    x, u = _tensors(data, model.recurrent)
+    with torch.no_grad():
+        ll = log_likelihoods(model.sequences(x), u, model.source_sizes)
+    return (-ll.double().mean(dim=(1, 2, 3))).numpy()
+
+
+def marginal_cross_entropy(train: InfluenceData, test: InfluenceData, source_sizes: Sequence[int]) -> np.ndarray:
+    """Cross-entropy on `test` of each agent's per-source marginal frequencies on `train` (a baseline): [K]."""
+    total = np.zeros(train.n_agents)
+    for j, size in enumerate(source_sizes):
+        counts = np.stack([(train.sources[..., j] == c).sum(axis=(1, 2)) for c in range(size)], axis=1) + 0.5
+        log_p = np.log(counts / counts.sum(axis=1, keepdims=True))  # [K, size], add-one-half smoothing
+        picked = np.take_along_axis(log_p, test.sources[..., j].reshape(test.n_agents, -1), axis=1)
+        total -= picked.mean(axis=1)
+    return total / len(source_sizes)
+
+
+def train_predictor(
+    model: StackedPredictor,
+    data: InfluenceData,
+    config: AIPConfig,
+    seed: int,
+    agent_ids: Sequence[int],
+    round_index: int = 0,
+    heldout: InfluenceData | None = None,
+) -> dict[str, np.ndarray]:
+    """Train the K AIPs in place on `data` (Adam, `config.epochs` passes); returns per-epoch losses.
+
+    Minibatch order is per agent and depends only on (seed, agent id, round_index), so an agent trains the same
+    way whichever group it is in. Returns 'train_loss' [epochs, K] (mean over the epoch's minibatches) and, if
+    `heldout` is given, 'heldout_loss' [epochs + 1, K] (before training and after every epoch).
+    """
+    x, u = _tensors(data, model.recurrent)
+    n_agents, n_samples = x.shape[:2]
+    batch = min(config.batch_size, n_samples)
+    n_batches = math.ceil(n_samples / batch)
+    rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(a), SHUFFLE_STREAM, round_index)))
+            for a in agent_ids]
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    rows = torch.arange(n_agents)[:, None]
+    train_loss = np.zeros((config.epochs, n_agents))
+    heldout_loss = [cross_entropy(model, heldout)] if heldout is not None else []
+    for epoch in range(config.epochs):
+        order = torch.from_numpy(np.stack([rng.permutation(n_samples) for rng in rngs]))
+        for b in range(n_batches):
+            idx = order[:, b * batch : (b + 1) * batch]
+            ll = log_likelihoods(model.sequences(x[rows, idx]), u[rows, idx], model.source_sizes)
+            per_agent = -ll.mean(dim=(1, 2, 3))
+            optimiser.zero_grad(set_to_none=True)
+            per_agent.sum().backward()  # sum over agents: each agent's gradient is its own
+            optimiser.step()
+            train_loss[epoch] += per_agent.detach().numpy() / n_batches
+        if heldout is not None:
+            heldout_loss.append(cross_entropy(model, heldout))
+    out = {"train_loss": train_loss}
+    if heldout is not None:
+        out["heldout_loss"] = np.stack(heldout_loss)
+    return out
+
+
+def collect_dataset(sim: Any, controller: Controller, n_steps: int, keep_noise: bool = False) -> InfluenceData:
+    """Algorithm 2: run `controller` on the global simulator `sim` for whole episodes totalling >= n_steps.
+
+    At every step t the d-set is recorded before the step and the influence sources u_t after it, so each
+    pair is (d-set at t, u_t). `keep_noise` also stores the GS's local random draws (exact replay in tests).
+    """
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be a positive number of GS steps; got {n_steps}")
+    spec, n = sim.spec, sim.n_agents
+    horizon = spec.horizon
+    n_episodes = math.ceil(n_steps / horizon)
+    dsets = np.empty((n, n_episodes, horizon, spec.dset_dim), dtype=np.float32)
+    sources = np.empty((n, n_episodes, horizon, spec.n_sources), dtype=np.int64)
+    actions = np.empty((n, n_episodes, horizon), dtype=np.int64)
+    rewards = np.empty((n, n_episodes, horizon), dtype=np.float32)
+    noise_rows: list[np.ndarray] = []
+    for episode in range(n_episodes):
+        obs = sim.reset()
+        controller.reset()
+        for t in range(horizon):
+            dsets[:, episode, t] = sim.dsets()
+            actions[:, episode, t] = controller(obs, sim)
+            obs, rewards[:, episode, t], _ = sim.step(actions[:, episode, t])
+            sources[:, episode, t] = sim.influence_sources()
+            if keep_noise and sim.last_noise() is not None:
+                noise_rows.append(sim.last_noise())
+    noise = None
+    if noise_rows:
+        noise = np.stack(noise_rows, axis=1).reshape(n, n_episodes, horizon, *noise_rows[0].shape[1:])
+    return InfluenceData(dsets, sources, actions, rewards, noise)
