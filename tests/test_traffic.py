@@ -300,6 +300,8 @@ def test_bad_arguments_raise_clear_errors() -> None:
         ls.step(acts, np.zeros((2, 4), dtype=np.int64))
     with pytest.raises(ValueError, match="u must"):
         ls.step(acts, np.full((2, 8), 2, dtype=np.int64))
+    with pytest.raises(ValueError, match="u must"):
+        ls.step(acts, np.zeros((2, 8)))
     with pytest.raises(ValueError, match="noise"):
         ls.step(acts, np.zeros((2, 8), dtype=np.int64), noise=np.zeros(2))
     with pytest.raises(ValueError, match="states"):
@@ -394,3 +396,18 @@ def test_environment_statistics_on_traffic() -> None:
         stats.run_episodes("traffic", 4, "greedy", episodes=1)
     with pytest.raises(ValueError, match="episodes"):
         stats.run_episodes("traffic", 4, "random", episodes=0)
+
+
+def test_local_simulator_accepts_boolean_influence() -> None:
+    """u as booleans (e.g. thresholded predictions) steps exactly like the same u as integers."""
+    gs = make_global("traffic", n_agents=4, seed=1)
+    as_int, as_bool = make_local("traffic", n_regions=4), make_local("traffic", n_regions=4)
+    for _ in range(80):
+        actions = tr.hand_coded_actions(gs.local_states())
+        gs.step(actions)
+        u = gs.influence_sources()
+        a = as_int.step(actions, u)
+        b = as_bool.step(actions, u.astype(bool))
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    _assert_states_equal(as_int.local_states(), as_bool.local_states(), "after 80 steps")

@@ -270,13 +270,13 @@ class LocalSimulator(_TrafficBase):
         super().__init__(n_regions, seed)
 
     def step(self, actions: Any, u: Any, noise: Any = None) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Advance the K regions given the influence sources u (int [K, 8]); deterministic given u."""
+        """Advance the K regions given the influence sources u (int or bool [K, 8]); deterministic given u."""
         self._check_running()
         actions = _check_actions(actions, self._n)
         if noise is not None:
             raise ValueError("noise must be None for traffic: its local rules have no randomness of their own")
         u = np.asarray(u)
-        if u.shape != (self._n, SPEC.n_sources) or u.dtype.kind not in "iu":
+        if u.shape != (self._n, SPEC.n_sources) or u.dtype.kind not in "biu":
             raise ValueError(f"u must be an integer array of shape ({self._n}, {SPEC.n_sources}); got {u.dtype} "
                              f"{u.shape}")
         if np.any(u & -2):
