@@ -16,10 +16,10 @@ from _common import write_results
 def main() -> None:
     """Run the simulator benchmarks and write the results table."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--env", default="all", choices=["traffic", "warehouse", "all"])
+    parser.add_argument("--env", default="all", choices=["traffic", "warehouse", "ials", "all"])
     parser.add_argument("--quick", action="store_true", help="shorter timings (for a smoke check)")
     args = parser.parse_args()
-    envs = ["traffic", "warehouse"] if args.env == "all" else [args.env]
+    envs = ["traffic", "warehouse", "ials"] if args.env == "all" else [args.env]
     rows, goals = [], []
     for env in envs:
         module = importlib.import_module(f"sim_{env}")

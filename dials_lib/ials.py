@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from dials_lib.config import AIPConfig
 from dials_lib.envs import make_local
-from dials_lib.influence import StackedPredictor, make_predictor
+from dials_lib.influence import StackedPredictor, make_predictor, sample_sources
 from dials_lib.ppo import agent_keys, counter_uniforms
 
 SAMPLE_STREAM = 12
@@ -37,53 +38,62 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 class FrozenPredictor:
-    """A numpy snapshot of a `StackedPredictor` for fast step-by-step sampling (weights do not change)."""
+    """A numpy snapshot of a `StackedPredictor` for fast step-by-step sampling (weights do not change).
+
+    Weights are stored transposed ([K, out, in], float32) and applied as matrix-vector products to column
+    vectors [K, in, 1]: for one sample per agent this is several times faster than a batched row-vector matmul.
+    """
 
     def __init__(self, model: StackedPredictor) -> None:
-        def np_(t: Any) -> np.ndarray:
-            return t.detach().numpy().astype(np.float64)
+        def weight(t: Any) -> np.ndarray:  # [K, in, out] -> [K, out, in]
+            return np.ascontiguousarray(t.detach().numpy().transpose(0, 2, 1), dtype=np.float32)
+
+        def bias(t: Any) -> np.ndarray:  # [K, 1, out] -> [K, out, 1]
+            return np.ascontiguousarray(t.detach().numpy().transpose(0, 2, 1), dtype=np.float32)
 
         self.source_sizes = model.source_sizes
         self.recurrent = model.recurrent
         self.hidden_size = model.hidden_size if model.recurrent else 0
         self.n_agents = model.n_agents
-        self.body = [(np_(layer.weight), np_(layer.bias)) for layer in model.body]
-        self.head = (np_(model.head.weight), np_(model.head.bias))
+        self.body = [(weight(layer.weight), bias(layer.bias)) for layer in model.body]
+        self.head = (weight(model.head.weight), bias(model.head.bias))
         if model.gru is not None:
             g = model.gru
-            self.gru = (np_(g.weight_ih), np_(g.bias_ih), np_(g.weight_hh), np_(g.bias_hh))
+            self.gru = (weight(g.weight_ih), bias(g.bias_ih), weight(g.weight_hh), bias(g.bias_hh))
+        sizes = set(self.source_sizes)
+        self._uniform_size = sizes.pop() if len(sizes) == 1 else None
 
     def initial_hidden(self) -> np.ndarray:
-        """Zero recurrent state [K, 1, H]."""
-        return np.zeros((self.n_agents, 1, self.hidden_size))
+        """Zero recurrent state [K, H, 1]."""
+        return np.zeros((self.n_agents, self.hidden_size, 1), dtype=np.float32)
 
-    def step(self, dsets: np.ndarray, hidden: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        """Per-source probabilities (list of [K, size]) and next hidden state for d-sets [K, dset_dim]."""
-        x = 2.0 * dsets[:, None, :] - 1.0
+    def logits(self, dsets: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output logits [K, n_logits] and next hidden state for d-sets [K, dset_dim]."""
+        x = (2.0 * dsets - 1.0).astype(np.float32)[:, :, None]
         for weight, bias in self.body:
-            x = np.maximum(np.matmul(x, weight) + bias, 0.0)
+            x = np.maximum(weight @ x + bias, 0.0)
         if self.recurrent:
             w_ih, b_ih, w_hh, b_hh = self.gru
-            gx = np.matmul(x, w_ih) + b_ih
-            gh = np.matmul(hidden, w_hh) + b_hh
+            gx, gh = w_ih @ x + b_ih, w_hh @ hidden + b_hh
             h = self.hidden_size
-            reset = _sigmoid(gx[..., :h] + gh[..., :h])
-            update = _sigmoid(gx[..., h : 2 * h] + gh[..., h : 2 * h])
-            new = np.tanh(gx[..., 2 * h :] + reset * gh[..., 2 * h :])
-            x = hidden = new + update * (hidden - new)
-        logits = (np.matmul(x, self.head[0]) + self.head[1])[:, 0]
-        probabilities, start = [], 0
-        for size in self.source_sizes:
-            if size == 2:
-                p1 = _sigmoid(logits[:, start])
-                probabilities.append(np.stack([1.0 - p1, p1], axis=1))
-                start += 1
-            else:
-                z = logits[:, start : start + size]
-                e = np.exp(z - z.max(axis=1, keepdims=True))
-                probabilities.append(e / e.sum(axis=1, keepdims=True))
-                start += size
-        return probabilities, hidden
+            reset_update = _sigmoid(gx[:, : 2 * h] + gh[:, : 2 * h])
+            new = np.tanh(gx[:, 2 * h :] + reset_update[:, :h] * gh[:, 2 * h :])
+            x = hidden = new + reset_update[:, h:] * (hidden - new)
+        return (self.head[0] @ x + self.head[1])[:, :, 0], hidden
+
+    def sample(self, dsets: np.ndarray, hidden: np.ndarray, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sampled sources int64 [K, n_sources] (one uniform each) and the next hidden state."""
+        logits, hidden = self.logits(dsets, hidden)
+        if self._uniform_size == 2:  # all binary: u = 1 with probability sigmoid(logit)
+            return (uniforms < _sigmoid(logits)).astype(np.int64), hidden
+        if self._uniform_size is not None:  # all with c classes: inverse CDF over [K, n_sources, c]
+            z = logits.reshape(self.n_agents, len(self.source_sizes), self._uniform_size)
+            e = np.exp(z - z.max(axis=2, keepdims=True))
+            cdf = e.cumsum(axis=2)
+            u = (cdf < uniforms[:, :, None] * cdf[:, :, -1:]).sum(axis=2)
+            return np.minimum(u, self._uniform_size - 1), hidden
+        u = sample_sources(torch.from_numpy(logits), torch.from_numpy(uniforms), self.source_sizes)
+        return u.numpy(), hidden
 
 
 class IALS:
@@ -123,11 +133,8 @@ class IALS:
 
     def sample_influence(self) -> np.ndarray:
         """Sample u_t [K, n_sources] from the AIPs given the current d-sets (advances the GRU state)."""
-        probabilities, self._hidden = self.predictor.step(self.ls.dsets(), self._hidden)
-        uniforms = self._uniforms(self._sample_keys, len(probabilities))
-        u = np.empty((self.n_agents, len(probabilities)), dtype=np.int64)
-        for j, p in enumerate(probabilities):
-            u[:, j] = np.minimum((p.cumsum(axis=1) < uniforms[:, j : j + 1]).sum(axis=1), p.shape[1] - 1)
+        uniforms = self._uniforms(self._sample_keys, len(self.predictor.source_sizes))
+        u, self._hidden = self.predictor.sample(self.ls.dsets(), self._hidden, uniforms)
         return u
 
     def step(self, actions: Any, u: np.ndarray | None = None, noise: np.ndarray | None = None
