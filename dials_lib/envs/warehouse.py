@@ -213,6 +213,7 @@ class GlobalSimulator:
         self.key = np.full(self.n_shelf + 2, self.EMPTY, dtype=np.int32)
         self.key[-1] = self.NO_TARGET
         self.noise = np.ones(self.n_shelf + 2)  # the two extra slots never spawn
+        self.noise[:-2] = 0.0  # no step taken yet: zeros, as in the local simulator
         self.t = 0
         self._observe()
         return self._obs
