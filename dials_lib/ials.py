@@ -84,8 +84,8 @@ class FrozenPredictor:
     def sample(self, dsets: np.ndarray, hidden: np.ndarray, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sampled sources int64 [K, n_sources] (one uniform each) and the next hidden state."""
         logits, hidden = self.logits(dsets, hidden)
-        if self._uniform_size == 2:  # all binary: u = 1 with probability sigmoid(logit)
-            return (uniforms < _sigmoid(logits)).astype(np.int64), hidden
+        if self._uniform_size == 2:  # all binary: inverse CDF, u = 1 when the uniform passes p(0)
+            return (uniforms >= _sigmoid(-logits)).astype(np.int64), hidden
         if self._uniform_size is not None:  # all with c classes: inverse CDF over [K, n_sources, c]
             z = logits.reshape(self.n_agents, len(self.source_sizes), self._uniform_size)
             e = np.exp(z - z.max(axis=2, keepdims=True))

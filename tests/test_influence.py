@@ -7,7 +7,7 @@ import torch
 from dials_lib.config import AIPConfig, paper_hyperparameters, with_fields
 from dials_lib.controllers import HandCodedController, RandomController
 from dials_lib.envs import make_global, make_local
-from dials_lib.ials import IALS, untrained_ials
+from dials_lib.ials import IALS, FrozenPredictor, untrained_ials
 from dials_lib.influence import (
     InfluenceData,
     collect_dataset,
@@ -206,3 +206,25 @@ def test_random_controller_streams_do_not_depend_on_grouping():
     b = np.stack([alone(None, None) for _ in range(50)])
     np.testing.assert_array_equal(a[:, 1], b[:, 0])
     assert set(np.unique(a)) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize(("architecture", "sizes"), [("fnn", (2,) * 8), ("gru", (4,) * 4), ("gru", (2, 3))])
+def test_frozen_numpy_predictor_equals_the_torch_predictor(architecture, sizes):
+    config = AIPConfig(architecture=architecture, hidden_layers=2, hidden_size=32)
+    model = make_predictor(config, 10, sizes, 0, range(3))
+    frozen = FrozenPredictor(model)
+    x = np.random.default_rng(0).integers(0, 2, (3, 6, 10)).astype(np.float32)
+    with torch.no_grad():
+        expected = model.sequences(torch.from_numpy(x)[:, None])[:, 0].numpy()
+    hidden, steps = frozen.initial_hidden(), []
+    for t in range(x.shape[1]):
+        logits, hidden = frozen.logits(x[:, t], hidden)
+        steps.append(logits)
+    np.testing.assert_allclose(np.stack(steps, axis=1), expected, atol=1e-5)
+    # Sampling with uniforms: a source is 1 exactly when its uniform falls below the predicted probability.
+    uniforms = np.random.default_rng(1).random((3, len(sizes)))
+    u, _ = frozen.sample(x[:, 0], frozen.initial_hidden(), uniforms)
+    probs = source_probabilities(torch.from_numpy(expected[:, 0]), sizes)
+    for j, p in enumerate(probs):
+        cdf = p.cumsum(dim=-1).numpy()
+        np.testing.assert_array_equal(u[:, j], np.minimum((cdf < uniforms[:, j : j + 1]).sum(axis=1), sizes[j] - 1))
