@@ -140,6 +140,10 @@ def test_stacked_gru_equals_torch_gru_and_gru_cell() -> None:
         grad_hh = net.gru.weight_hh_l0.grad + cell.weight_hh.grad
         torch.testing.assert_close(stacked["gru.weight_ih"].grad[i], grad_ih.T, atol=1e-6, rtol=0)
         torch.testing.assert_close(stacked["gru.weight_hh"].grad[i], grad_hh.T, atol=1e-6, rtol=0)
+        grad_bias_hh = net.gru.bias_hh_l0.grad + cell.bias_hh.grad
+        grad_bias_ih = net.gru.bias_ih_l0.grad + cell.bias_ih.grad
+        torch.testing.assert_close(stacked["gru.bias_hh"].grad[i, 0], grad_bias_hh, atol=1e-6, rtol=0)
+        torch.testing.assert_close(stacked["gru.bias_ih"].grad[i, 0], grad_bias_ih, atol=1e-6, rtol=0)
         torch.testing.assert_close(stacked["encoder.weight"].grad[i], net.encoder.weight.grad.T, atol=1e-6, rtol=0)
         torch.testing.assert_close(stacked["critic.weight"].grad[i], net.critic.weight.grad.T, atol=1e-6, rtol=0)
 
