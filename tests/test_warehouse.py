@@ -327,21 +327,18 @@ def test_render_global_and_local_pictures() -> None:
     plt.close("all")
 
 
-def test_statistics_helpers() -> None:
-    """Returns table and influence statistics: shapes, probabilities summing to 1, history never adds entropy."""
-    from dials_lib.envs.warehouse_stats import episode_returns, influence_statistics, returns_table
+def test_generic_statistics_on_the_warehouse() -> None:
+    """`stats` on the warehouse: hand-coded far above random; rates count neighbours on a shared cell (u != 3)."""
+    from dials_lib.envs import stats
 
-    table = returns_table((4,), episodes=2, seed=0)
-    assert list(table["controller"]) == ["random", "hand-coded"]
-    hand, rand = table["mean return"].iloc[1], table["mean return"].iloc[0]
-    assert hand > 4 * rand > 0
-    returns = episode_returns(4, "hand-coded", episodes=2, seed=0)
-    assert returns.shape == (2, 4) and np.isclose(returns.mean(), hand)
-    stats = influence_statistics(4, "random", episodes=2, seed=0)
-    probabilities = stats[["P(cell 0)", "P(cell 1)", "P(cell 2)", "P(elsewhere)"]].to_numpy()
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
-    assert (stats["H(u_t | u_t-1) nats"] <= stats["H(u_t) nats"] + 1e-12).all()
-    with pytest.raises(ValueError, match="controller"):
-        episode_returns(4, "greedy", episodes=1)
-    with pytest.raises(ValueError, match="episodes"):
-        episode_returns(4, "random", episodes=0)
+    table = stats.returns_table("warehouse", (4,), episodes=2, seed=0)
+    returns = dict(zip(table["controller"], table["average return"], strict=True))
+    assert returns["hand-coded"] > 4 * returns["random"] > 0
+    assert stats.idle_class("warehouse") == 3 and stats.idle_class("traffic") == 0
+    sources = stats.run_episodes("warehouse", 4, "random", episodes=2, seed=0)["influence_sources"]
+    summary = stats.influence_statistics(sources, stats.source_names("warehouse"), idle=stats.idle_class("warehouse"))
+    assert list(summary["source"]) == ["neighbour N", "neighbour S", "neighbour W", "neighbour E"]
+    np.testing.assert_allclose(summary["rate"], (sources != 3).mean(axis=(0, 1, 2)))
+    assert ((summary["rate"] > 0) & (summary["rate"] < 0.3)).all()
+    corr = stats.influence_correlation(sources, idle=3)
+    assert corr.shape == (4, 4) and np.allclose(np.diag(corr), 1.0)

@@ -75,10 +75,16 @@ def source_names(env: str) -> list[str]:
     return list(names) if names is not None else [f"u{i}" for i in range(module.SPEC.n_sources)]
 
 
-def influence_statistics(sources: np.ndarray, names: Sequence[str] | None = None) -> pd.DataFrame:
+def idle_class(env: str) -> int:
+    """The class of a source meaning "nothing comes in" (`IDLE_SOURCE_CLASS` of the env module, else 0)."""
+    return int(getattr(importlib.import_module(f"dials_lib.envs.{env}"), "IDLE_SOURCE_CLASS", 0))
+
+
+def influence_statistics(sources: np.ndarray, names: Sequence[str] | None = None, idle: int = 0) -> pd.DataFrame:
     """One row per influence source of `sources` [episodes, horizon, n_agents, n_sources] (class indices).
 
-    rate: P(u != 0) over agents, steps and episodes; rate min/max over agents: how much regions differ;
+    rate: P(u != idle) over agents, steps and episodes (`idle`: see `idle_class`); rate min/max over agents:
+    how much regions differ;
     P(same as t-1) against its chance level sum_c p_c^2 (a persistent source is easier to predict);
     lag-1 corr: correlation of the non-zero indicator with itself one step earlier (NaN if constant).
     """
@@ -87,7 +93,7 @@ def influence_statistics(sources: np.ndarray, names: Sequence[str] | None = None
     rows = []
     for s in range(n_sources):
         u = sources[..., s]
-        active = (u != 0).astype(np.float64)
+        active = (u != idle).astype(np.float64)
         per_agent = active.mean(axis=(0, 1))
         class_p = np.bincount(u.ravel()) / u.size
         now, before = active[:, 1:].ravel(), active[:, :-1].ravel()
@@ -104,8 +110,8 @@ def influence_statistics(sources: np.ndarray, names: Sequence[str] | None = None
     return pd.DataFrame(rows)
 
 
-def influence_correlation(sources: np.ndarray) -> np.ndarray:
-    """Correlation matrix [n_sources, n_sources] of the sources' non-zero indicators within a region and step."""
-    active = (sources != 0).reshape(-1, sources.shape[-1]).astype(np.float64)
+def influence_correlation(sources: np.ndarray, idle: int = 0) -> np.ndarray:
+    """Correlation matrix [n_sources, n_sources] of the sources' u != idle indicators within a region and step."""
+    active = (sources != idle).reshape(-1, sources.shape[-1]).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.corrcoef(active, rowvar=False)

@@ -45,6 +45,10 @@ N_CELLS = 25
 CENTRE = 12
 NO_NEIGHBOUR_ON_SIDE = 3
 ACTION_NAMES = ("up", "down", "left", "right")
+SOURCE_NAMES = ("neighbour N", "neighbour S", "neighbour W", "neighbour E")
+"""Readable names of the 4 influence sources, in the order of `influence_sources()`."""
+IDLE_SOURCE_CLASS = NO_NEIGHBOUR_ON_SIDE
+"""The influence class meaning "the neighbour is not on a shared cell" (used by `stats`)."""
 _DELTAS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dy, dx) of up, down, left, right
 _OPPOSITE_SIDE = (1, 0, 3, 2)  # the neighbour's side facing us, for our sides N, S, W, E
 
