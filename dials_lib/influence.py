@@ -209,7 +209,7 @@ def sample_sources(logits: torch.Tensor, uniforms: torch.Tensor, source_sizes: S
     return torch.stack(samples, dim=-1)
 
 
-def _tensors(data: InfluenceData, recurrent: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def as_tensors(data: InfluenceData, recurrent: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Training inputs: whole episodes [K, E, H, d] for the GRU, single steps [K, E*H, 1, d] for the FNN."""
     x = torch.from_numpy(np.ascontiguousarray(data.dsets, dtype=np.float32))
     u = torch.from_numpy(np.ascontiguousarray(data.sources, dtype=np.int64))
@@ -221,7 +221,7 @@ def _tensors(data: InfluenceData, recurrent: bool) -> tuple[torch.Tensor, torch.
 
 def cross_entropy(model: StackedPredictor, data: InfluenceData) -> np.ndarray:
     """Each agent's mean cross-entropy (nats per source and step) on `data`: float64 [K]."""
-    x, u = _tensors(data, model.recurrent)
+    x, u = as_tensors(data, model.recurrent)
     with torch.no_grad():
         ll = log_likelihoods(model.sequences(x), u, model.source_sizes)
     return (-ll.double().mean(dim=(1, 2, 3))).numpy()
@@ -253,7 +253,7 @@ def train_predictor(
     way whichever group it is in. Returns 'train_loss' [epochs, K] (mean over the epoch's minibatches) and, if
     `heldout` is given, 'heldout_loss' [epochs + 1, K] (before training and after every epoch).
     """
-    x, u = _tensors(data, model.recurrent)
+    x, u = as_tensors(data, model.recurrent)
     n_agents, n_samples = x.shape[:2]
     batch = min(config.batch_size, n_samples)
     n_batches = math.ceil(n_samples / batch)

@@ -18,6 +18,7 @@ from dials_lib.influence import (
     source_probabilities,
     train_predictor,
 )
+from dials_lib.influence_eval import class_rates, simulator_statistics
 
 torch.set_num_threads(1)
 ENVS = ("traffic", "warehouse")
@@ -165,34 +166,19 @@ def test_trained_aip_beats_the_marginal_frequencies_on_held_out_gs_data(trained)
     assert (ce < marginal).all(), f"{env}: AIP {ce} vs marginal {marginal}"
 
 
-def run_stats(sim, controller, episodes):
-    rates, rewards = [], []
-    for _ in range(episodes):
-        obs = sim.reset()
-        controller.reset()
-        done = False
-        while not done:
-            obs, reward, done = sim.step(controller(obs, sim))
-            rates.append(sim.influence_sources())
-            rewards.append(reward)
-    u = np.stack(rates)  # [T, K, n_sources]
-    return u, float(np.mean(rewards))
-
-
-def class_rates(u, sizes):
-    return np.concatenate([np.stack([(u[..., j] == c).mean() for c in range(size)]) for j, size in enumerate(sizes)])
-
-
 def test_ials_statistics_match_the_gs_and_untrained_is_further_off(trained):
     env, spec, data, model, _ = trained
     episodes = {"traffic": 8, "warehouse": 30}[env]
-    gs_u, gs_reward = run_stats(make_global(env, n_agents=4, seed=11), HandCodedController(env), episodes)
-    ials_u, ials_reward = run_stats(IALS(env, model, seed=5, agent_ids=range(4)), HandCodedController(env), episodes)
-    untrained = untrained_ials(env, paper_hyperparameters(env).aip, seed=5, agent_ids=range(4))
-    raw_u, raw_reward = run_stats(untrained, HandCodedController(env), episodes)
-    gs_rates = class_rates(gs_u, spec.source_sizes)
-    trained_gap = np.abs(class_rates(ials_u, spec.source_sizes) - gs_rates).max()
-    untrained_gap = np.abs(class_rates(raw_u, spec.source_sizes) - gs_rates).max()
+    simulators = {
+        "gs": make_global(env, n_agents=4, seed=11),
+        "trained": IALS(env, model, seed=5, agent_ids=range(4)),
+        "untrained": untrained_ials(env, paper_hyperparameters(env).aip, seed=5, agent_ids=range(4)),
+    }
+    stats = {name: simulator_statistics(sim, HandCodedController(env), episodes) for name, sim in simulators.items()}
+    rates = {name: class_rates(s["sources"], spec.source_sizes) for name, s in stats.items()}
+    gs_reward, ials_reward, raw_reward = (stats[name]["mean_reward"] for name in ("gs", "trained", "untrained"))
+    trained_gap = np.abs(rates["trained"] - rates["gs"]).max()
+    untrained_gap = np.abs(rates["untrained"] - rates["gs"]).max()
     assert trained_gap < 0.02, f"{env}: largest influence-rate gap {trained_gap:.3f}"
     assert abs(ials_reward - gs_reward) < 0.05 * max(gs_reward, 0.1), (ials_reward, gs_reward)
     assert untrained_gap > 5 * trained_gap and untrained_gap > 0.1
