@@ -221,6 +221,12 @@ class Preset:
     """Random tiny models (or IALM pairs per eps) in each check of the theory notebook."""
     theory_mc_samples: tuple[int, ...] = (100, 1_000, 10_000, 100_000)
     """GS episode counts of the Monte Carlo influence estimates in the theory notebook (Lemma 1)."""
+    aip_agents: int = 9
+    """Agents in the influence-predictor notebook's grid (9: it has corner, edge and centre agents)."""
+    aip_dataset_steps: int = 10_000
+    """GS steps per AIP data set in the influence-predictor notebook (the paper: 1e4)."""
+    aip_epoch_fraction: float = 1.0
+    """Fraction of the paper's AIP training epochs run in the influence-predictor notebook."""
 
     def budget(self, env: str) -> RunBudget:
         """The training budget of `env` ('traffic' or 'warehouse')."""
@@ -238,6 +244,8 @@ PRESETS: dict[str, Preset] = {
         env_sizes=(4, 25),
         theory_models=3,
         theory_mc_samples=(100, 1_000, 10_000),
+        aip_dataset_steps=1_200,
+        aip_epoch_fraction=0.05,
     ),
     "quick": Preset(
         name="quick",
@@ -261,6 +269,7 @@ PRESETS: dict[str, Preset] = {
         env_episodes=50,
         theory_models=100,
         theory_mc_samples=(100, 1_000, 10_000, 100_000, 1_000_000),
+        aip_agents=25,
     ),
 }
 
