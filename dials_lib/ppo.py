@@ -28,9 +28,16 @@ The group's loss is the SUM of the agents' losses, so agent k's gradient is exac
 alone, and one Adam over the stacked tensors (elementwise) equals K separate Adams. Learning rate and clip
 epsilon decay linearly from their initial values towards 0 over `total_timesteps // buffer_size` updates.
 
-Randomness is counter-based and per agent (a SplitMix64 hash of a per-agent key and a per-agent counter, keys from
-`numpy.random.SeedSequence(seed, spawn_key=(agent_id, stream))`): action sampling, minibatch shuffling and
-initial weights depend only on (seed, agent id), so results do not depend on how agents are grouped into workers.
+Randomness is per agent (counter-based streams, see `dials_lib.ppo_core`): action sampling, minibatch shuffling
+and initial weights depend only on (seed, agent id), so results do not depend on how agents are grouped into
+workers. The stateless pieces (GAE, losses, schedules, sampling) live in `dials_lib.ppo_core`.
+
+Choices where neither the paper nor its hyperparameter table says (common PPO practice, e.g. OpenAI baselines'
+ppo2): actor and critic share the body; the 0.5 factor in the value loss; advantages normalised with the
+population standard deviation + 1e-8; Adam epsilon 1e-5; an episode end at the horizon is treated as terminal
+(no bootstrap from the value of the last state, as those implementations do for time limits); orthogonal
+initialisation (see `dials_lib.networks`). Acting uses a transposed copy of the weights (rebuilt after every change
+of the parameters) because batched matrix-vector products are faster in that layout.
 """
 
 from __future__ import annotations
@@ -44,75 +51,18 @@ import torch
 
 from dials_lib.config import PolicyConfig, PPOConfig
 from dials_lib.networks import StackedPolicy, make_policy
+from dials_lib.ppo_core import (
+    agent_keys,
+    clip_grad_norm_per_agent,
+    counter_uniforms,
+    linear_decay,
+    ppo_losses,
+    sample_actions,
+    segment_gae,
+)
 
 ADAM_EPS = 1e-5
 """Adam epsilon of the policy optimiser (the value common PPO implementations use)."""
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def counter_uniforms(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
-    """Uniforms in [0, 1) from a SplitMix64 hash of (key, counter); keys [K], counters [K, ...] -> float64 [K, ...]."""
-    with np.errstate(over="ignore"):
-        z = keys.reshape((-1,) + (1,) * (counters.ndim - 1)) + counters.astype(np.uint64) * _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
-def agent_keys(seed: int, agent_ids: Sequence[int], stream: int) -> np.ndarray:
-    """One uint64 key per agent for random stream `stream`, depending only on (seed, agent id, stream)."""
-    return np.array(
-        [np.random.SeedSequence(seed, spawn_key=(int(a), stream)).generate_state(1, np.uint64)[0] for a in agent_ids],
-        dtype=np.uint64,
-    )
-
-
-def linear_decay(initial: float, update_index: int, total_updates: int) -> float:
-    """`initial` scaled by 1 - update_index / total_updates (never below 0): update 0 uses the full value."""
-    return initial * max(0.0, 1.0 - update_index / total_updates)
-
-
-def segment_gae(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    dones: torch.Tensor,
-    last_value: torch.Tensor,
-    gamma: float,
-    lam: float,
-    segment_length: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE advantages and returns [K, N] over consecutive segments of `segment_length` steps.
-
-    rewards, values, dones: [K, N] (dones[t] = 1 if the episode ended with step t); last_value: [K], the value of
-    the observation after step N-1. Inside a segment this is standard GAE; at a segment's end the recursion stops
-    and the value of the next observation is the bootstrap.
-    """
-    n_agents, n_steps = rewards.shape
-    if n_steps % segment_length:
-        raise ValueError(f"buffer length {n_steps} must be a multiple of segment_length={segment_length}")
-    not_done = 1.0 - dones
-    next_values = torch.cat([values[:, 1:], last_value[:, None]], dim=1)
-    deltas = (rewards + gamma * next_values * not_done - values).view(n_agents, -1, segment_length)
-    decay = (gamma * lam * not_done).view(n_agents, -1, segment_length)
-    advantages = torch.empty_like(deltas)
-    running = torch.zeros_like(deltas[:, :, 0])
-    for t in range(segment_length - 1, -1, -1):
-        running = deltas[:, :, t] + decay[:, :, t] * running
-        advantages[:, :, t] = running
-    advantages = advantages.view(n_agents, n_steps)
-    return advantages, advantages + values
-
-
-def sample_actions(logits: torch.Tensor, uniforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverse-CDF sampling, one uniform per row: logits [K, A], uniforms [K] -> actions [K] and log-probs [K]."""
-    log_probs = torch.log_softmax(logits, dim=-1)
-    cdf = log_probs.exp().cumsum(dim=-1)
-    actions = (cdf < uniforms[:, None]).sum(dim=-1).clamp_(max=logits.shape[-1] - 1)
-    return actions, log_probs.gather(-1, actions[:, None]).squeeze(-1)
 
 
 class PPOGroup:
@@ -431,51 +381,4 @@ class PPOGroup:
         ]
 
 
-def ppo_losses(
-    logits: torch.Tensor,
-    values: torch.Tensor,
-    actions: torch.Tensor,
-    old_logp: torch.Tensor,
-    old_values: torch.Tensor,
-    advantages: torch.Tensor,
-    returns: torch.Tensor,
-    clip: float,
-    config: PPOConfig,
-) -> dict[str, torch.Tensor]:
-    """Per-agent PPO losses [K] for a minibatch of shape [K, ...] (each agent's mean over its own minibatch)."""
-    dims = tuple(range(1, advantages.ndim))
-    adv = (advantages - advantages.mean(dim=dims, keepdim=True)) / (
-        advantages.std(dim=dims, keepdim=True, correction=0) + 1e-8
-    )
-    log_probs = torch.log_softmax(logits, dim=-1)
-    logp = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    entropy = -(log_probs.exp() * log_probs).sum(dim=-1).mean(dim=dims)
-    log_ratio = logp - old_logp
-    ratio = log_ratio.exp()
-    policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - clip, 1.0 + clip)).mean(dim=dims)
-    value_error = (values - returns) ** 2
-    if config.clip_value:
-        clipped = old_values + (values - old_values).clamp(-clip, clip)
-        value_error = torch.max(value_error, (clipped - returns) ** 2)
-    value_loss = 0.5 * value_error.mean(dim=dims)
-    loss = policy_loss - config.entropy_coef * entropy + config.value_coef * value_loss
-    with torch.no_grad():
-        approx_kl = ((ratio - 1.0) - log_ratio).mean(dim=dims)
-        clipfrac = ((ratio - 1.0).abs() > clip).float().mean(dim=dims)
-    return {
-        "loss": loss,
-        "policy_loss": policy_loss,
-        "value_loss": value_loss,
-        "entropy": entropy,
-        "approx_kl": approx_kl,
-        "clipfrac": clipfrac,
-    }
-
-
-def clip_grad_norm_per_agent(policy: torch.nn.Module, max_norm: float) -> None:
-    """Scale each agent's gradient so that its own norm (over all its parameters) is at most `max_norm`."""
-    grads = [p.grad for p in policy.parameters() if p.grad is not None]
-    squared = sum(g.pow(2).flatten(1).sum(dim=1) for g in grads)
-    scale = (max_norm / (squared.sqrt() + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))
+__all__ = ["ADAM_EPS", "PPOGroup", "linear_decay", "ppo_losses", "segment_gae"]

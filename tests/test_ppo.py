@@ -10,7 +10,8 @@ from torch import nn
 
 from dials_lib.config import PolicyConfig, paper_hyperparameters, with_fields
 from dials_lib.envs.traffic import HORIZON, LocalSimulator, hand_coded_actions
-from dials_lib.ppo import PPOGroup, counter_uniforms, linear_decay, ppo_losses, segment_gae
+from dials_lib.ppo import PPOGroup
+from dials_lib.ppo_core import counter_uniforms, linear_decay, ppo_losses, segment_gae
 
 FNN = PolicyConfig(architecture="fnn", hidden_sizes=(256, 128), sequence_length=1)
 GRU = PolicyConfig(architecture="gru", hidden_sizes=(256, 128), sequence_length=8)
