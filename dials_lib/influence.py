@@ -140,8 +140,8 @@ class StackedPredictor(nn.Module):
         if self.gru is not None:
             gates = self.gru.input_gates(x).reshape(n_agents, batch, length, -1)
             h, outputs = self.initial_hidden(batch), []
-            for t in range(length):
-                h = self.gru.cell(gates[:, :, t], h)
+            for gates_t in gates.unbind(dim=2):  # unbind, not gates[:, :, t]: its backward is one stack, not L fills
+                h = self.gru.cell(gates_t, h)
                 outputs.append(h)
             x = torch.stack(outputs, dim=2).reshape(n_agents, batch * length, -1)
         return self.head(x).reshape(n_agents, batch, length, -1)
