@@ -12,7 +12,13 @@ on a shared body:
 - `StackedFNNPolicy`: obs -> 256 -> 128 (ReLU) -> heads (traffic).
 - `StackedGRUPolicy`: obs -> 256 (ReLU) -> GRU with 128 units -> heads (warehouse). The GRU cell is written out
   with PyTorch's gate order and equations (reset r, update z, new n), so it equals `nn.GRUCell` with the same
-  weights.
+  weights. Training runs it over sequences through `GRUSequence`, whose backward pass is written by hand.
+
+Two paths through each policy: `sequences(...)` for training (autograd, weights [K, in, out], batches of
+transitions or sequences per agent) and `step(...)` for acting (no gradients, one observation per agent, using
+`rollout_weights()`: transposed [K, out, in] copies, because a batched matrix-vector product streams the weights
+about 2-3x faster in that layout once they no longer fit in cache). The caller rebuilds the copies whenever the
+parameters change (`PPOGroup` does so after every optimiser step, load and `set_agent`).
 
 Initialisation (as in common PPO implementations): orthogonal weights with gain sqrt(2) for hidden layers, 0.01
 for the actor head and 1 for the critic head, zero biases; GRU input and recurrent matrices orthogonal per gate
