@@ -7,12 +7,14 @@ update (3 epochs of minibatches of 32). Throughput is agent-steps per second of 
 networks (FNN 256-128 traffic, GRU 256/128 warehouse). Every row also says where the time went: the simulator
 (or the synthetic observations of the stacked-vs-loop rows), acting (forward pass, sampling, buffer) and the
 update. The stacked-vs-loop rows run one torch thread; the end-to-end rows run with 1 and with 2 threads (the
-machine has 2 cores; the goals are stated for 2 cores).
+machine has 2 cores; the goals are stated for 2 cores). The machine is shared, so each row also records the
+1-minute load average around its measurement: above 1, other work was using part of the second core.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,8 +76,11 @@ def synthetic_cycle(groups: list[PPOGroup], clock: PhaseClock, rng: np.random.Ge
 
 def measure(cycle: Callable[[], None], clock: PhaseClock, min_seconds: float) -> dict[str, float]:
     """Agent-steps/s of whole cycles (after a warm-up cycle) and the time shares of the phases."""
+    load_before = os.getloadavg()[0]
     seconds_per_cycle = time_calls(cycle, min_seconds=min_seconds, min_calls=1)
-    return {"seconds per cycle": seconds_per_cycle, **clock.shares()}
+    # the machine is shared: the load average says how much of the 2 cores other work was using meanwhile
+    load = max(load_before, os.getloadavg()[0])
+    return {"seconds per cycle": seconds_per_cycle, **clock.shares(), "load average": load}
 
 
 def stacked_vs_loop(sizes: tuple[int, ...], envs: tuple[str, ...], min_seconds: float) -> list[dict[str, Any]]:
