@@ -1,0 +1,78 @@
+"""Command line: `python -m dials_lib train ...` runs (or resumes) one training run.
+
+    python -m dials_lib train --env traffic --agents 4 --simulator dials --steps 200000 --seed 0 --workers 2
+
+Rerunning the same command resumes an interrupted run from its last checkpoint (or prints the records of a
+finished one). The notebook series has its own entry point: `python -m dials_lib.series`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dials_lib.config import ENV_NAMES
+from dials_lib.run_config import SIMULATORS, RunConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dials_lib", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    train = commands.add_parser(
+        "train", help="train agents on the GS, with DIALS or with untrained-DIALS (resumes an interrupted run)",
+        description="Train agents and write a run directory (config.json, metrics.csv, runtime.json, memory.json, "
+        "checkpoint.pt). Rerun the same command to resume after an interruption.")
+    train.add_argument("--env", required=True, choices=ENV_NAMES, help="environment")
+    train.add_argument("--agents", type=int, default=4, help="number of agents, a square number (default 4)")
+    train.add_argument("--simulator", default="dials", choices=SIMULATORS,
+                       help="what the agents train on (default dials)")
+    train.add_argument("--steps", type=int, default=None,
+                       help="training steps per agent (default: the paper's 4,000,000)")
+    train.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    train.add_argument("--workers", type=int, default=2, help="parallel joblib workers (default 2)")
+    train.add_argument("--agents-per-worker", type=int, default=None,
+                       help="agents per worker task; must divide --agents (default: split evenly over --workers)")
+    train.add_argument("--F", dest="retrain_every", type=int, default=None,
+                       help="steps per agent between AIP retrainings (default: the paper's F)")
+    train.add_argument("--eval-every", type=int, default=None,
+                       help="steps per agent between GS evaluations (default: a twentieth of the run)")
+    train.add_argument("--eval-episodes", type=int, default=5, help="GS episodes per evaluation (default 5)")
+    train.add_argument("--chunk-steps", type=int, default=None,
+                       help="steps per agent per worker call, a multiple of PPO's buffer size (default >= 10,000)")
+    train.add_argument("--run-dir", default=None, help="run directory (default: runs/<name derived from the config>)")
+    progress = train.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="always show the progress bar")
+    progress.add_argument("--no-progress", dest="progress", action="store_false",
+                          help="never show the progress bar (default: only on a terminal)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = RunConfig(
+            env=args.env, n_agents=args.agents, simulator=args.simulator, total_timesteps=args.steps,
+            retrain_every=args.retrain_every, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+            seed=args.seed, n_workers=args.workers, agents_per_worker=args.agents_per_worker,
+            chunk_steps=args.chunk_steps, run_dir=args.run_dir,
+        )
+    except ValueError as err:
+        parser.error(str(err))
+    from dials_lib.runner import WorkerDiedError, train
+
+    try:
+        result = train(config, progress=args.progress)
+    except (ValueError, WorkerDiedError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    last = result.metrics.iloc[-1]
+    print(f"run directory: {result.run_dir}")
+    print(f"final average return per agent: {last['mean_return']:.3f} at step {int(last['timestep'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

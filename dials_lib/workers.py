@@ -1,0 +1,190 @@
+"""Worker tasks of a DIALS run: plain data in, plain data out, so any joblib backend can run them.
+
+A task owns one group of agents for one call. `train_agents_task` rebuilds the group's PPO learners and IALS from
+state dicts, runs one chunk of PPO on the IALS and returns the new state dict; `train_aips_task` warm-starts the
+group's AIPs from their state dict and trains them on the group's slice of a GS data set. Both return the time
+spent, the worker's process id and its peak resident memory sampled with psutil during the task.
+
+Torch runs single-threaded inside a task (loky limits BLAS threads in its workers, Ray and Dask do not); the
+previous thread count is restored afterwards, because with one worker joblib runs tasks in the calling process.
+
+Building a group's networks draws orthogonal initial weights for every agent, which costs more than a short
+chunk; each worker process therefore keeps the last few groups it built (`_cached`) and reuses them, overwriting
+every parameter, optimiser moment and counter from the state dict it is given (the same as building afresh).
+
+`run_steps` is the training loop shared with GS training in the main process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+
+from dials_lib.config import EnvHyperparameters
+from dials_lib.envs import get_spec
+from dials_lib.ials import IALS
+from dials_lib.influence import InfluenceData, make_predictor, train_predictor
+from dials_lib.ppo import PPOGroup
+
+MB = 2**20
+CACHE_SIZE = 2
+"""Groups (PPO learners + AIPs) a worker process keeps between calls."""
+_CACHE: dict[tuple[Any, ...], tuple[PPOGroup, Any]] = {}
+
+
+class MemoryProbe:
+    """Peak resident memory of this process, sampled with psutil whenever `sample()` is called."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self.peak = 0
+        self.sample()
+
+    def sample(self) -> None:
+        """Take one reading."""
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+    @property
+    def peak_mb(self) -> float:
+        """Peak resident memory seen so far, in MiB."""
+        return self.peak / MB
+
+
+def run_steps(group: PPOGroup, sim: Any, n_steps: int, on_update: Callable[[], None] | None = None
+              ) -> dict[str, float]:
+    """PPO on `sim` for `n_steps` steps from a fresh episode (a multiple of buffer_size: ends on an update).
+
+    Returns the mean undiscounted return of the episodes completed on `sim` (NaN if none) and the mean PPO losses.
+    """
+    if n_steps % group.config.buffer_size:
+        raise ValueError(f"n_steps={n_steps} must be a multiple of buffer_size={group.config.buffer_size}")
+    obs = sim.reset()
+    group.reset_episodes()
+    running = np.zeros(group.n_agents)
+    returns: list[float] = []
+    losses: dict[str, float] = {}
+    n_updates = 0
+    for _ in range(n_steps):
+        actions = group.act(obs)
+        obs, rewards, done = sim.step(actions)
+        running += rewards
+        if done:
+            returns.append(float(running.mean()))
+            running[:] = 0.0
+            obs = sim.reset()
+        group.observe(rewards, done)
+        if group.ready():
+            metrics = group.update(obs)
+            n_updates += 1
+            for name in ("policy_loss", "value_loss", "entropy"):
+                losses[name] = losses.get(name, 0.0) + float(np.mean(metrics[name]))
+            if on_update is not None:
+                on_update()
+    out = {name: total / max(n_updates, 1) for name, total in losses.items()}
+    out["train_return"] = float(np.mean(returns)) if returns else float("nan")
+    return out
+
+
+class _SingleThread:
+    """Run torch single-threaded inside the block, restoring the previous setting."""
+
+    def __enter__(self) -> None:
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self._threads)
+
+
+def _cached(hp: EnvHyperparameters, agent_ids: list[int], seed: int, total_timesteps: int) -> tuple[PPOGroup, Any]:
+    """A PPO group and AIPs for these agents, built once per worker process (their values are overwritten)."""
+    key = (hp, tuple(agent_ids), seed, total_timesteps)
+    if key not in _CACHE:
+        while len(_CACHE) >= CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        spec = get_spec(hp.env)
+        group = PPOGroup(len(agent_ids), spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, total_timesteps, seed,
+                         agent_ids=agent_ids)
+        predictor = make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seed, agent_ids)
+        _CACHE[key] = (group, predictor)
+    return _CACHE[key]
+
+
+def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # a state dict shares storage with the live (cached) module: hand out a snapshot
+    return {name: tensor.detach().clone() for name, tensor in state.items()}
+
+
+def _maybe_die(agent_ids: Sequence[int], fault: dict[str, Any] | None, where: str) -> None:
+    # Fault injection for tests: the worker holding `fault["agent"]` exits abruptly, like a killed process.
+    if fault and fault.get("where") == where and fault.get("agent") in agent_ids:
+        os._exit(17)
+
+
+def train_agents_task(
+    env: str,
+    hp: EnvHyperparameters,
+    agent_ids: list[int],
+    seed: int,
+    total_timesteps: int,
+    ppo_state: dict[str, Any],
+    aip_state: dict[str, Any],
+    n_steps: int,
+    ials_seed: int,
+    fault: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One chunk of PPO for a group of agents on their IALS; returns the new PPO state and measurements."""
+    with _SingleThread():
+        probe = MemoryProbe()
+        start = time.perf_counter()
+        _maybe_die(agent_ids, fault, "agents")
+        group, predictor = _cached(hp, agent_ids, seed, total_timesteps)
+        group.load_state_dict(ppo_state)
+        predictor.load_state_dict(aip_state)
+        ials = IALS(env, predictor, ials_seed, agent_ids)
+        probe.sample()
+        metrics = run_steps(group, ials, n_steps, on_update=probe.sample)
+        state = group.state_dict()
+        probe.sample()
+        return {"ppo_state": state, "metrics": metrics, "seconds": time.perf_counter() - start,
+                "pid": os.getpid(), "peak_rss_mb": probe.peak_mb}
+
+
+def train_aips_task(
+    hp: EnvHyperparameters,
+    agent_ids: list[int],
+    seed: int,
+    total_timesteps: int,
+    aip_state: dict[str, Any],
+    data: InfluenceData,
+    round_index: int,
+    fault: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Retrain a group's AIPs on its slice of a GS data set (warm-started if the config says so)."""
+    with _SingleThread():
+        probe = MemoryProbe()
+        start = time.perf_counter()
+        _maybe_die(agent_ids, fault, "aips")
+        if hp.aip.warm_start:
+            predictor = _cached(hp, agent_ids, seed, total_timesteps)[1]
+            predictor.load_state_dict(aip_state)
+        else:
+            spec = get_spec(hp.env)
+            predictor = make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seed, agent_ids)
+        # arrays over 1 MB may arrive as read-only memmaps: train on private copies
+        data = InfluenceData(np.array(data.dsets), np.array(data.sources), np.array(data.actions),
+                             np.array(data.rewards))
+        probe.sample()
+        losses = train_predictor(predictor, data, hp.aip, seed, agent_ids, round_index=round_index)
+        probe.sample()
+        return {"aip_state": _copy(predictor.state_dict()), "train_loss": float(losses["train_loss"][-1].mean()),
+                "seconds": time.perf_counter() - start, "pid": os.getpid(), "peak_rss_mb": probe.peak_mb}
+
+
+__all__ = ["MemoryProbe", "run_steps", "train_agents_task", "train_aips_task"]

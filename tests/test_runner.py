@@ -1,0 +1,236 @@
+"""Training runner: config validation, schedule rounding, determinism over workers and backends, resume after a
+worker death, run directories, domain metrics, the command line, and DIALS against untrained-DIALS."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dials_lib import runner
+from dials_lib.__main__ import main as cli_main
+from dials_lib.config import paper_hyperparameters, with_fields
+from dials_lib.envs import make_global
+from dials_lib.envs.traffic import hand_coded_actions
+from dials_lib.metrics import TrafficMetrics
+from dials_lib.run_config import RunConfig, config_from_preset
+from dials_lib.runner import WorkerDiedError, train, train_dials, train_gs
+from tests.reference_traffic import ReferenceTraffic
+
+torch.set_num_threads(1)
+
+
+def tiny_hp(env: str = "traffic", epochs: int = 3, dataset_steps: int = 600):
+    """Paper hyperparameters with a tiny AIP training budget."""
+    hp = paper_hyperparameters(env)
+    return with_fields(hp, aip=with_fields(hp.aip, epochs=epochs, dataset_steps=dataset_steps))
+
+
+def tiny_config(run_dir: Path, **changes) -> RunConfig:
+    """4 traffic agents, 1280 steps each in chunks of 640, AIPs retrained and evaluated every chunk."""
+    values = dict(env="traffic", n_agents=4, simulator="dials", total_timesteps=1280, retrain_every=640,
+                  eval_every=640, eval_episodes=1, chunk_steps=640, n_workers=1, agents_per_worker=2,
+                  hyperparameters=tiny_hp(), run_dir=str(run_dir))
+    values.update(changes)
+    return RunConfig(**values)
+
+
+def results_only(metrics: pd.DataFrame) -> pd.DataFrame:
+    """metrics.csv without the wall-clock column."""
+    return metrics.drop(columns="wall_time_s")
+
+
+def final_policy(run_dir: Path) -> dict[str, torch.Tensor]:
+    """All agents' policy parameters in the run's checkpoint, concatenated over groups."""
+    state = torch.load(Path(run_dir) / runner.CHECKPOINT, weights_only=False)
+    groups = [g["ppo"]["policy"] for g in state["groups"]]
+    return {name: torch.cat([g[name] for g in groups]) for name in groups[0]}
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """The tiny DIALS run with one worker, uninterrupted."""
+    return train(tiny_config(tmp_path_factory.mktemp("runs") / "one_worker"), progress=False)
+
+
+# ---- configuration ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"env": "city"}, "unknown env 'city'; allowed values: 'traffic', 'warehouse'"),
+        ({"simulator": "ls"}, "unknown simulator 'ls'; allowed values: 'gs', 'dials', 'untrained-dials'"),
+        ({"n_agents": 5}, "n_agents must be a square number"),
+        ({"retrain_every": 0}, "retrain_every (F) must be an integer >= 1"),
+        ({"eval_every": -5}, "eval_every must be an integer >= 1"),
+        ({"eval_episodes": 0}, "eval_episodes must be an integer >= 1"),
+        ({"agents_per_worker": 3}, "agents_per_worker must divide n_agents=4; got 3; allowed values: [1, 2, 4]"),
+        ({"chunk_steps": 100}, "chunk_steps must be a positive multiple of PPO's buffer_size (128); got 100"),
+        ({"chunk_steps": 0}, "chunk_steps must be an integer >= 1"),
+        ({"total_timesteps": 64}, "total_timesteps must be an integer >= 128"),
+        ({"n_workers": 0}, "n_workers must be an integer >= 1"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"hyperparameters": paper_hyperparameters("warehouse")},
+         "hyperparameters must be an EnvHyperparameters for env 'traffic'"),
+    ],
+)
+def test_bad_configs_are_refused_with_clear_messages(tmp_path, changes, message):
+    with pytest.raises(ValueError) as err:
+        tiny_config(tmp_path, **changes)
+    assert message in str(err.value)
+
+
+def test_defaults_and_schedule_rounding():
+    config = RunConfig("traffic", n_agents=4, simulator="dials")
+    assert (config.total_timesteps, config.retrain_every, config.chunk_steps) == (4_000_000, 1_000_000, 19_200)
+    assert RunConfig("warehouse").chunk_steps == 12_800
+    schedule = RunConfig("traffic", total_timesteps=1000, chunk_steps=256, retrain_every=300,
+                         eval_every=512).schedule()
+    assert schedule.starts == (0, 256, 512, 768, 1024)  # the remainder 232 rounds up to whole buffers
+    assert schedule.steps_per_agent == 1024
+    assert schedule.retrain == (True, False, True, True, False)  # first boundaries at or after 300, 600, 900
+    assert schedule.evaluate == (True, False, True, False, True)
+    assert not any(RunConfig("traffic", simulator="untrained-dials", total_timesteps=1024,
+                             chunk_steps=256).schedule().retrain)
+    assert RunConfig("traffic", n_agents=25, n_workers=2).groups()[1] == list(range(13, 25))
+    assert [len(g) for g in RunConfig("traffic", n_agents=4, agents_per_worker=1).groups()] == [1, 1, 1, 1]
+
+
+def test_config_from_preset_scales_f_to_the_budget():
+    config = config_from_preset("smoke", "traffic", "dials", seed=3)
+    assert (config.total_timesteps, config.eval_every, config.seed, config.n_agents) == (2048, 1024, 3, 4)
+    assert config.retrain_every == round(2048 * 1_000_000 / 4_000_000)
+    assert config.chunk_steps == 1024
+
+
+def test_train_functions_check_the_simulator(tmp_path):
+    with pytest.raises(ValueError, match="train_gs needs simulator='gs'"):
+        train_gs(tiny_config(tmp_path))
+    with pytest.raises(ValueError, match="train_dials needs simulator 'dials' or 'untrained-dials'"):
+        train_dials(tiny_config(tmp_path, simulator="gs"))
+
+
+# ---- determinism ----------------------------------------------------------------------------------------------
+def test_one_and_two_workers_give_identical_results(reference_run, tmp_path):
+    two = train(tiny_config(tmp_path / "two", n_workers=2), progress=False)
+    pd.testing.assert_frame_equal(results_only(two.metrics), results_only(reference_run.metrics))
+    for name, tensor in final_policy(reference_run.run_dir).items():
+        assert torch.equal(final_policy(two.run_dir)[name], tensor), name
+    assert len(reference_run.metrics) == 3 and reference_run.metrics["aip_ce"].notna().all()
+    assert len(two.memory["worker_peak_rss_mb"]) >= 1
+
+
+def test_other_groupings_agree_to_rounding(reference_run, tmp_path):
+    for agents_per_worker in (1, 4):
+        other = train(tiny_config(tmp_path / str(agents_per_worker), agents_per_worker=agents_per_worker),
+                      progress=False)
+        np.testing.assert_allclose(results_only(other.metrics).to_numpy(float),
+                                   results_only(reference_run.metrics).to_numpy(float), rtol=1e-5, atol=1e-6)
+
+
+def test_dask_backend_runs_a_tiny_job(reference_run, tmp_path):
+    from dask.distributed import Client, LocalCluster
+    from joblib import parallel_config
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster), parallel_config(backend="dask"):
+        result = train(tiny_config(tmp_path / "dask", n_workers=2), progress=False)
+    pd.testing.assert_frame_equal(results_only(result.metrics), results_only(reference_run.metrics))
+
+
+# ---- run directories, resume, worker death --------------------------------------------------------------------
+def test_worker_death_is_reported_and_the_run_resumes_to_the_same_result(reference_run, tmp_path, monkeypatch):
+    config = tiny_config(tmp_path / "killed", n_workers=2)
+    monkeypatch.setattr(runner, "_FAULT", {"agent": 2, "where": "agents", "boundary": 1})
+    start = time.perf_counter()
+    with pytest.raises(WorkerDiedError) as err:
+        train(config, progress=False)
+    assert time.perf_counter() - start < 60
+    message = str(err.value)
+    assert "[2, 3]" in message and str(tmp_path / "killed" / "checkpoint.pt") in message
+    assert "step 640 per agent" in message
+    assert len(pd.read_csv(tmp_path / "killed" / "metrics.csv")) == 2  # evaluations at steps 0 and 640
+    monkeypatch.setattr(runner, "_FAULT", None)
+    resumed = train(config, progress=False)
+    pd.testing.assert_frame_equal(results_only(resumed.metrics), results_only(reference_run.metrics))
+    assert resumed.runtime["sessions"] == 2
+
+
+def test_a_finished_run_is_read_back_without_training(reference_run, monkeypatch):
+    monkeypatch.setattr(runner._Run, "_train_chunk", lambda *a: pytest.fail("a finished run must not train"))
+    again = train(reference_run.config, progress=False)
+    pd.testing.assert_frame_equal(again.metrics, reference_run.metrics)
+    for name in ("config.json", "metrics.csv", "runtime.json", "memory.json", "checkpoint.pt"):
+        assert (reference_run.run_dir / name).exists()
+    runtime = reference_run.runtime
+    assert runtime["agents_training_s"] > 0 and runtime["data_collection_plus_aip_training_s"] > 0
+    assert reference_run.memory["total_peak_rss_mb"] >= reference_run.memory["main_peak_rss_mb"] > 50
+
+
+def test_a_run_directory_with_another_config_is_refused(reference_run):
+    before = (reference_run.run_dir / "config.json").read_text()
+    other = with_fields(reference_run.config, seed=1, eval_episodes=2)
+    with pytest.raises(ValueError) as err:
+        train(other, progress=False)
+    assert str(reference_run.run_dir) in str(err.value)
+    assert "seed: stored 0, now 1" in str(err.value) and "eval_episodes: stored 1, now 2" in str(err.value)
+    assert (reference_run.run_dir / "config.json").read_text() == before
+    resumable = with_fields(reference_run.config, n_workers=3)  # the number of processes may change
+    assert len(train(resumable, progress=False).metrics) == 3
+
+
+def test_gs_training_writes_records_without_aip_columns(tmp_path):
+    result = train_gs(tiny_config(tmp_path, simulator="gs", total_timesteps=640, eval_every=640))
+    assert list(result.metrics.columns) == runner.metric_columns("traffic")
+    assert result.metrics["aip_ce"].isna().all() and result.metrics["timestep"].tolist() == [0, 640]
+    assert result.runtime["data_collection_plus_aip_training_s"] == 0.0
+    assert np.isfinite(result.metrics["train_return"].iloc[-1])
+
+
+# ---- domain metrics and the command line --------------------------------------------------------------------
+def test_traffic_metrics_count_cars_like_the_per_car_reference():
+    sim, ref = make_global("traffic", n_agents=4, seed=5), ReferenceTraffic(4, seed=5)
+    sim.reset()
+    ref.reset()
+    tracker = TrafficMetrics(4)
+    for _ in range(sim.spec.horizon):
+        before = sim.local_states()
+        actions = hand_coded_actions(before)
+        _, rewards, _ = sim.step(actions)
+        ref.step(actions)
+        tracker.step(before, rewards, sim)
+    tracker.end_episode(sim)
+    assert tracker.entered == ref.entered > 50 and tracker.left == ref.left > 30
+    summary = tracker.summary()
+    assert summary["throughput"] == ref.left / 300
+    assert summary["queue_length"] * 16 * 300 == pytest.approx(summary["delay_per_car"] * ref.entered)
+
+
+def test_command_line_trains_and_rejects_bad_values(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        cli_main(["train", "--env", "traffic", "--agents", "6"])
+    assert err.value.code == 2 and "n_agents must be a square number" in capsys.readouterr().err
+    args = ["train", "--env", "traffic", "--simulator", "gs", "--steps", "256", "--chunk-steps", "256",
+            "--eval-episodes", "1", "--run-dir", str(tmp_path / "cli"), "--no-progress"]
+    assert cli_main(args) == 0
+    assert "final average return per agent" in capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "cli" / "metrics.csv")) == 2
+
+
+# ---- learning --------------------------------------------------------------------------------------------------
+def test_dials_beats_untrained_dials_on_a_small_traffic_budget(tmp_path):
+    returns = {}
+    for simulator in ("dials", "untrained-dials"):
+        config = RunConfig("traffic", n_agents=4, simulator=simulator, total_timesteps=10_240, retrain_every=5120,
+                           eval_every=10_240, eval_episodes=3, chunk_steps=2560, n_workers=2, agents_per_worker=2,
+                           hyperparameters=tiny_hp(epochs=30, dataset_steps=3000), run_dir=str(tmp_path / simulator))
+        returns[simulator] = train(config, progress=False).metrics.iloc[-1]
+    dials, untrained = returns["dials"], returns["untrained-dials"]
+    assert dials["mean_return"] > untrained["mean_return"] + 40, (dials, untrained)
+    assert dials["delay_per_car"] < untrained["delay_per_car"]
+    assert dials["aip_ce"] < untrained["aip_ce"] - 0.2
+    assert not math.isnan(dials["sem_return"])
