@@ -5,8 +5,6 @@ Fixed metadata (no software version, no creation date) keeps reruns from churnin
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
@@ -39,19 +37,16 @@ def set_style() -> None:
     plt.rcParams["svg.hashsalt"] = "dials"
 
 
-def save_figure(fig: plt.Figure, name: str, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+def save_figure(fig: plt.Figure, name: str, formats: tuple[str, ...] = ("png", "pdf")) -> None:
     """Save `fig` as figures/<name>.png and .pdf with fixed metadata; call after all labels are set."""
-    paths = []
     for fmt in formats:
         metadata = PNG_METADATA if fmt == "png" else PDF_METADATA if fmt == "pdf" else None
         target = figures_dir() / f"{name}.{fmt}"
         atomic_write(target, lambda tmp, f=fmt, m=metadata: fig.savefig(tmp, format=f, metadata=m,
                                                                         bbox_inches="tight"))
-        paths.append(target)
-    return paths
 
 
-def save_table(table: pd.DataFrame, name: str, float_format: str = "{:.3g}") -> list[Path]:
+def save_table(table: pd.DataFrame, name: str, float_format: str = "{:.3g}") -> None:
     """Save `table` as figures/<name>.csv and figures/<name>.md (a markdown table)."""
     csv_path = figures_dir() / f"{name}.csv"
     md_path = figures_dir() / f"{name}.md"
@@ -61,7 +56,6 @@ def save_table(table: pd.DataFrame, name: str, float_format: str = "{:.3g}") -> 
         if pd.api.types.is_float_dtype(shown[col]):
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else float_format.format(v))
     atomic_write_text(md_path, shown.to_markdown(index=False) + "\n")
-    return [csv_path, md_path]
 
 
 def read_paper_table(name: str) -> pd.DataFrame:
