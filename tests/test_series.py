@@ -58,3 +58,12 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         io.atomic_write(target, broken)
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"], "no temporary file left behind"
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    import os
+
+    target = io.atomic_write_text(tmp_path / "table.md", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
