@@ -19,6 +19,13 @@ def _ensure(path: Path) -> Path:
     return path
 
 
+def _from_env(variable: str, default: Path) -> Path:
+    """A folder from an environment variable; relative paths are taken from the repository root, because
+    notebook kernels do not start in the caller's working directory."""
+    value = os.environ.get(variable)
+    return default if not value else REPO_ROOT / Path(value).expanduser()
+
+
 FIGURES_DIR_ENV = "DIALS_FIGURES_DIR"
 _figures_override: Path | None = None
 
@@ -45,13 +52,13 @@ def figures_dir() -> Path:
     figures untouched), then `set_figures_dir` (done by `config.use_preset`), then `figures/`.
     """
     if os.environ.get(FIGURES_DIR_ENV):
-        return _ensure(Path(os.environ[FIGURES_DIR_ENV]))
+        return _ensure(_from_env(FIGURES_DIR_ENV, REPO_ROOT / "figures"))
     return _ensure(_figures_override or REPO_ROOT / "figures")
 
 
 def runs_dir() -> Path:
     """Folder holding run directories (`runs/`, untracked), created on first use."""
-    return _ensure(Path(os.environ.get("DIALS_RUNS_DIR", REPO_ROOT / "runs")))
+    return _ensure(_from_env("DIALS_RUNS_DIR", REPO_ROOT / "runs"))
 
 
 def build_dir() -> Path:
@@ -71,7 +78,7 @@ def benchmarks_dir() -> Path:
 
 def paper_dir() -> Path:
     """Folder of the paper's numbers (`paper/`: CSV tables and hyperparameters), shipped with the repo."""
-    return Path(os.environ.get(PAPER_DIR_ENV, REPO_ROOT / "paper"))
+    return _from_env(PAPER_DIR_ENV, REPO_ROOT / "paper")
 
 
 def figure_path(name: str) -> Path:

@@ -135,3 +135,11 @@ def test_paths_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
     assert (paths.REPO_ROOT / "pyproject.toml").exists()
     assert paths.paper_dir().joinpath("results.csv").exists()
     assert paths.notebooks_dir() == paths.REPO_ROOT / "notebooks"
+
+
+def test_relative_output_folders_are_taken_from_the_repository_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(paths.FIGURES_DIR_ENV, "build/test/figures-relative")
+    assert paths.figures_dir() == paths.REPO_ROOT / "build" / "test" / "figures-relative"
+    monkeypatch.setenv(paths.FIGURES_DIR_ENV, str(tmp_path / "absolute"))
+    assert paths.figures_dir() == tmp_path / "absolute"
