@@ -32,7 +32,7 @@ from torch import nn
 
 from dials_lib.config import AIPConfig, check_choice
 from dials_lib.controllers import Controller
-from dials_lib.networks import StackedGRUCell, StackedLinear, agent_generator
+from dials_lib.networks import GRUSequence, StackedGRUCell, StackedLinear, agent_generator
 
 AIP_ARCHITECTURES: tuple[str, ...] = ("fnn", "gru")
 INIT_STREAM = 10
@@ -130,20 +130,18 @@ class StackedPredictor(nn.Module):
         """Logits [K, B, n_logits] and next hidden state for one step's d-sets [K, B, dset_dim]."""
         x = self._encode(dsets)
         if self.gru is not None:
-            x = hidden = self.gru(x, hidden)
+            x = hidden = self.gru.cell(self.gru.input_gates(x), hidden)
         return self.head(x), hidden
 
     def sequences(self, dsets: torch.Tensor) -> torch.Tensor:
         """Logits [K, B, L, n_logits] for whole episodes [K, B, L, dset_dim], starting from a zero state."""
         n_agents, batch, length, dim = dsets.shape
         x = self._encode(dsets.reshape(n_agents, batch * length, dim))
-        if self.gru is not None:
+        if self.gru is not None:  # whole episodes from a zero state: never reset inside a sequence
             gates = self.gru.input_gates(x).reshape(n_agents, batch, length, -1)
-            h, outputs = self.initial_hidden(batch), []
-            for gates_t in gates.unbind(dim=2):  # unbind, not gates[:, :, t]: its backward is one stack, not L fills
-                h = self.gru.cell(gates_t, h)
-                outputs.append(h)
-            x = torch.stack(outputs, dim=2).reshape(n_agents, batch * length, -1)
+            keep = torch.ones(n_agents, batch, length, 1)
+            hidden = GRUSequence.apply(gates, self.initial_hidden(batch), keep, self.gru.weight_hh, self.gru.bias_hh)
+            x = hidden.reshape(n_agents, batch * length, -1)
         return self.head(x).reshape(n_agents, batch, length, -1)
 
 
