@@ -25,8 +25,10 @@ processes; they depend on the grouping of agents only through floating-point rou
 
 Run directory (`RunConfig.directory()`): config.json (the config with its resolved worker groups),
 metrics.csv, runtime.json (seconds of agents training, data collection, AIP training, evaluation, total),
-memory.json (peak resident memory sampled with psutil: the main process, each worker process of the latest
-session, and the total = main + all workers, an upper bound since peaks need not coincide) and checkpoint.pt.
+memory.json (peak memory sampled with psutil in MiB, for the main process, each worker process of the latest
+session, and the total = main + all workers, an upper bound since peaks need not coincide; as RSS, which counts
+shared library pages once per process, and as PSS, which splits them, so PSS sums are the joint footprint) and
+checkpoint.pt.
 Restarting a killed run with the same config resumes from its last checkpoint (work after it is redone, with
 the same results); a finished run returns its records without training; a directory holding another config
 (anything but n_workers and run_dir differing) is refused with an error naming the differences.
@@ -52,12 +54,12 @@ from tqdm.auto import tqdm
 
 from dials_lib.controllers import PolicyController
 from dials_lib.envs import get_spec, make_global
-from dials_lib.influence import collect_dataset, make_predictor
+from dials_lib.influence import InfluenceData, collect_dataset, make_predictor
 from dials_lib.io import atomic_write, atomic_write_json, atomic_write_text, read_json
 from dials_lib.metrics import DOMAIN_METRICS, evaluate
 from dials_lib.ppo import PPOGroup
 from dials_lib.run_config import RunConfig, config_differences, derived_seed
-from dials_lib.workers import MemoryProbe, run_steps, train_agents_task, train_aips_task
+from dials_lib.workers import MemoryProbe, run_indexed, run_steps, train_agents_task, train_aips_task
 
 GS_TRAIN_TAG, DATA_TAG, EVAL_TAG, IALS_TAG = 1, 2, 3, 4
 """Purposes of `derived_seed`: GS training episodes, AIP data collection, evaluation, IALS chunks."""
@@ -125,6 +127,12 @@ def _concat(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {name: torch.cat([s[name] for s in states]) for name in states[0]}
 
 
+def _agents_slice(data: InfluenceData, ids: list[int]) -> InfluenceData:
+    # groups hold consecutive agent ids: a view, pickled alone when sent to a worker
+    lo, hi = ids[0], ids[-1] + 1
+    return InfluenceData(data.dsets[lo:hi], data.sources[lo:hi], data.actions[lo:hi], data.rewards[lo:hi])
+
+
 def _slice(state: dict[str, torch.Tensor], lo: int, hi: int) -> dict[str, torch.Tensor]:
     return {name: tensor[lo:hi].clone() for name, tensor in state.items()}
 
@@ -150,7 +158,7 @@ class _Run:
         if not self.dials:
             self.joint.load_state_dict(self.state["groups"][0]["ppo"])
         self.probe = MemoryProbe()
-        self.worker_peaks: dict[int, float] = {}
+        self.worker_peaks: dict[int, tuple[float, float]] = {}  # pid: (peak RSS, peak PSS) in MiB
 
     # ---- records --------------------------------------------------------------------------------------------
     def _open_directory(self) -> None:
@@ -180,7 +188,7 @@ class _Run:
         runtime = dict.fromkeys(("agents_training_s", "data_collection_s", "aip_training_s", "evaluation_s",
                                  "total_s", "worker_busy_s"), 0.0)
         return {"boundary": 0, "prepared": False, "groups": groups, "rows": [], "runtime": runtime,
-                "memory": {"main_peak_rss_mb": 0.0, "total_peak_rss_mb": 0.0}, "sessions": 0,
+                "memory": {}, "sessions": 0,
                 "train_return": math.nan}
 
     def _result(self) -> RunResult:
@@ -202,15 +210,17 @@ class _Run:
         atomic_write(self.dir / CHECKPOINT, lambda tmp: torch.save(self.state, tmp))
 
     def _update_memory(self) -> None:
-        self.probe.sample()
+        self.probe.sample(full=True)
         mem = self.state["memory"]
-        main = self.probe.peak_mb
-        workers = {pid: mb for pid, mb in self.worker_peaks.items() if pid != self._pid}
-        mem["main_peak_rss_mb"] = max(mem["main_peak_rss_mb"], main)
+        workers = {pid: peaks for pid, peaks in self.worker_peaks.items() if pid != self._pid}
+        for kind, index in (("rss", 0), ("pss", 1)):
+            main = self.probe.peak_mb if kind == "rss" else self.probe.peak_pss_mb
+            peaks = {str(pid): p[index] for pid, p in sorted(workers.items())}
+            mem[f"main_peak_{kind}_mb"] = max(mem.get(f"main_peak_{kind}_mb", 0.0), main)
+            mem[f"worker_peak_{kind}_mb"] = peaks
+            mem[f"max_worker_peak_{kind}_mb"] = max(peaks.values(), default=0.0)
+            mem[f"total_peak_{kind}_mb"] = max(mem.get(f"total_peak_{kind}_mb", 0.0), main + sum(peaks.values()))
         mem["main_ru_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        mem["worker_peak_rss_mb"] = {str(pid): mb for pid, mb in sorted(workers.items())}
-        mem["max_worker_peak_rss_mb"] = max(workers.values(), default=0.0)
-        mem["total_peak_rss_mb"] = max(mem["total_peak_rss_mb"], main + sum(workers.values()))
 
     @property
     def _pid(self) -> int:
@@ -242,7 +252,7 @@ class _Run:
         done: dict[int, dict[str, Any]] = {}
         try:
             parallel = Parallel(n_jobs=self.config.n_workers, return_as="generator_unordered")
-            for i, result in parallel(delayed(_indexed)(i, function, kw) for i, kw in enumerate(kwargs)):
+            for i, result in parallel(delayed(run_indexed)(i, function, kw) for i, kw in enumerate(kwargs)):
                 done[i] = result
         except Exception as err:
             if not {cls.__name__ for cls in type(err).__mro__} & _WORKER_DEATHS:
@@ -254,7 +264,8 @@ class _Run:
                 f"(step {self.schedule.starts[self.state['boundary']]} per agent). Run the same command again to "
                 f"resume from it.") from err
         for result in done.values():
-            self.worker_peaks[result["pid"]] = max(self.worker_peaks.get(result["pid"], 0.0), result["peak_rss_mb"])
+            rss, pss = self.worker_peaks.get(result["pid"], (0.0, 0.0))
+            self.worker_peaks[result["pid"]] = (max(rss, result["peak_rss_mb"]), max(pss, result["peak_pss_mb"]))
             self.state["runtime"]["worker_busy_s"] += result["seconds"]
         return [done[i] for i in range(len(kwargs))]
 
@@ -265,15 +276,14 @@ class _Run:
     def _retrain(self, c: int) -> None:
         cfg, rt = self.config, self.state["runtime"]
         start = time.perf_counter()
-        sim = make_global(cfg.env, n_agents=cfg.n_agents, seed=derived_seed(cfg.seed, DATA_TAG, c))
-        data = collect_dataset(sim, PolicyController(self._joint_policy()), self.hp.aip.dataset_steps)
+        data = self._collect(c)
         self._store_eval_counts()
-        self.probe.sample()
+        self.probe.sample(full=True)
         rt["data_collection_s"] += time.perf_counter() - start
         start = time.perf_counter()
         round_index = sum(self.schedule.retrain[:c])
         kwargs = [dict(hp=self.hp, agent_ids=ids, seed=cfg.seed, total_timesteps=self.schedule.steps_per_agent,
-                       aip_state=g["aip"], data=data.select_agents(ids), round_index=round_index,
+                       aip_state=g["aip"], data=_agents_slice(data, ids), round_index=round_index,
                        fault=self._fault(c)) for ids, g in zip(self.groups, self.state["groups"], strict=True)]
         del data
         for group, result in zip(self.state["groups"], self._parallel(train_aips_task, kwargs, "training AIPs", c),
@@ -281,13 +291,31 @@ class _Run:
             group["aip"] = result["aip_state"]
         rt["aip_training_s"] += time.perf_counter() - start
 
+    def _collect(self, c: int) -> InfluenceData:
+        """Algorithm 2 with the joint policy, one episode at a time into compact arrays (binary d-sets as uint8)."""
+        cfg, spec = self.config, self.spec
+        sim = make_global(cfg.env, n_agents=cfg.n_agents, seed=derived_seed(cfg.seed, DATA_TAG, c))
+        controller = PolicyController(self._joint_policy())
+        n, n_episodes, horizon = cfg.n_agents, math.ceil(self.hp.aip.dataset_steps / spec.horizon), spec.horizon
+        data = InfluenceData(np.empty((n, n_episodes, horizon, spec.dset_dim), np.uint8),
+                             np.empty((n, n_episodes, horizon, spec.n_sources), np.int8),
+                             np.empty((n, n_episodes, horizon), np.int64),
+                             np.empty((n, n_episodes, horizon), np.float32))
+        for e in range(n_episodes):
+            part = collect_dataset(sim, controller, horizon)  # one episode; the same draws as one call for all
+            if data.dsets.dtype == np.uint8 and not np.all((part.dsets == 0) | (part.dsets == 1)):
+                data.dsets = data.dsets.astype(np.float32)  # d-sets that are not binary keep their precision
+            for name in ("dsets", "sources", "actions", "rewards"):
+                getattr(data, name)[:, e] = getattr(part, name)[:, 0]
+        return data
+
     def _evaluate(self, c: int) -> None:
         cfg = self.config
         start = time.perf_counter()
         row = evaluate(cfg.env, self._joint_policy(), cfg.eval_episodes, derived_seed(cfg.seed, EVAL_TAG, c),
                        self._joint_predictor())
         self._store_eval_counts()
-        self.probe.sample()
+        self.probe.sample(full=True)
         self.state["runtime"]["evaluation_s"] += time.perf_counter() - start
         row.update(timestep=self.schedule.starts[c], wall_time_s=self._elapsed(),
                    train_return=self.state["train_return"])
@@ -350,11 +378,6 @@ class _Run:
         finally:
             bar.close()
         return self._result()
-
-
-def _indexed(index: int, function: Any, kwargs: dict[str, Any]) -> tuple[int, Any]:
-    """Run a task and tag its result with its index (results arrive in completion order)."""
-    return index, function(**kwargs)
 
 
 __all__ = ["RunResult", "WorkerDiedError", "load_run", "metric_columns", "train", "train_dials", "train_gs"]

@@ -33,27 +33,42 @@ from dials_lib.influence import InfluenceData, make_predictor, train_predictor
 from dials_lib.ppo import PPOGroup
 
 MB = 2**20
-CACHE_SIZE = 2
-"""Groups (PPO learners + AIPs) a worker process keeps between calls."""
-_CACHE: dict[tuple[Any, ...], tuple[PPOGroup, Any]] = {}
+CACHE_SIZE = 4
+"""Networks (PPO groups and AIPs) a worker process keeps between calls."""
+_CACHE: dict[tuple[Any, ...], Any] = {}
 
 
 class MemoryProbe:
-    """Peak resident memory of this process, sampled with psutil whenever `sample()` is called."""
+    """Peak memory of this process, sampled with psutil whenever `sample()` is called.
+
+    RSS (resident set size, cheap to read) counts shared pages, such as torch's libraries, in every process that
+    maps them, so a sum of RSS over processes overstates their joint footprint; PSS (proportional set size: each
+    shared page split among the processes sharing it, slower to read) adds up correctly. Both are kept.
+    """
 
     def __init__(self) -> None:
         self._process = psutil.Process()
-        self.peak = 0
-        self.sample()
+        self.peak = self.peak_pss = 0
+        self.sample(full=True)
 
-    def sample(self) -> None:
-        """Take one reading."""
-        self.peak = max(self.peak, self._process.memory_info().rss)
+    def sample(self, full: bool = False) -> None:
+        """Take one reading of RSS; `full` also reads PSS (where the platform provides it)."""
+        if full:
+            info = self._process.memory_full_info()
+            self.peak = max(self.peak, info.rss)
+            self.peak_pss = max(self.peak_pss, getattr(info, "pss", info.rss))
+        else:
+            self.peak = max(self.peak, self._process.memory_info().rss)
 
     @property
     def peak_mb(self) -> float:
-        """Peak resident memory seen so far, in MiB."""
+        """Peak resident set size seen so far, in MiB."""
         return self.peak / MB
+
+    @property
+    def peak_pss_mb(self) -> float:
+        """Peak proportional set size seen at the full readings, in MiB."""
+        return self.peak_pss / MB
 
 
 def run_steps(group: PPOGroup, sim: Any, n_steps: int, on_update: Callable[[], None] | None = None
@@ -102,17 +117,18 @@ class _SingleThread:
         torch.set_num_threads(self._threads)
 
 
-def _cached(hp: EnvHyperparameters, agent_ids: list[int], seed: int, total_timesteps: int) -> tuple[PPOGroup, Any]:
-    """A PPO group and AIPs for these agents, built once per worker process (their values are overwritten)."""
-    key = (hp, tuple(agent_ids), seed, total_timesteps)
+def _cached(kind: str, hp: EnvHyperparameters, agent_ids: list[int], seed: int, total_timesteps: int) -> Any:
+    """A 'ppo' group or 'aip' predictor for these agents, built once per worker process (values get overwritten)."""
+    key = (kind, hp, tuple(agent_ids), seed, total_timesteps)
     if key not in _CACHE:
         while len(_CACHE) >= CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
         spec = get_spec(hp.env)
-        group = PPOGroup(len(agent_ids), spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, total_timesteps, seed,
-                         agent_ids=agent_ids)
-        predictor = make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seed, agent_ids)
-        _CACHE[key] = (group, predictor)
+        if kind == "ppo":
+            _CACHE[key] = PPOGroup(len(agent_ids), spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, total_timesteps,
+                                   seed, agent_ids=agent_ids)
+        else:
+            _CACHE[key] = make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seed, agent_ids)
     return _CACHE[key]
 
 
@@ -144,16 +160,17 @@ def train_agents_task(
         probe = MemoryProbe()
         start = time.perf_counter()
         _maybe_die(agent_ids, fault, "agents")
-        group, predictor = _cached(hp, agent_ids, seed, total_timesteps)
+        group = _cached("ppo", hp, agent_ids, seed, total_timesteps)
+        predictor = _cached("aip", hp, agent_ids, seed, total_timesteps)
         group.load_state_dict(ppo_state)
         predictor.load_state_dict(aip_state)
         ials = IALS(env, predictor, ials_seed, agent_ids)
-        probe.sample()
+        probe.sample(full=True)
         metrics = run_steps(group, ials, n_steps, on_update=probe.sample)
         state = group.state_dict()
-        probe.sample()
+        probe.sample(full=True)
         return {"ppo_state": state, "metrics": metrics, "seconds": time.perf_counter() - start,
-                "pid": os.getpid(), "peak_rss_mb": probe.peak_mb}
+                "pid": os.getpid(), "peak_rss_mb": probe.peak_mb, "peak_pss_mb": probe.peak_pss_mb}
 
 
 def train_aips_task(
@@ -172,19 +189,25 @@ def train_aips_task(
         start = time.perf_counter()
         _maybe_die(agent_ids, fault, "aips")
         if hp.aip.warm_start:
-            predictor = _cached(hp, agent_ids, seed, total_timesteps)[1]
+            predictor = _cached("aip", hp, agent_ids, seed, total_timesteps)
             predictor.load_state_dict(aip_state)
         else:
             spec = get_spec(hp.env)
             predictor = make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seed, agent_ids)
-        # arrays over 1 MB may arrive as read-only memmaps: train on private copies
-        data = InfluenceData(np.array(data.dsets), np.array(data.sources), np.array(data.actions),
-                             np.array(data.rewards))
-        probe.sample()
+        # the data arrive compact (uint8 d-sets, int8 sources), possibly as read-only memmaps: widen to copies
+        data = InfluenceData(data.dsets.astype(np.float32), data.sources.astype(np.int64), data.actions,
+                             data.rewards)
+        probe.sample(full=True)
         losses = train_predictor(predictor, data, hp.aip, seed, agent_ids, round_index=round_index)
-        probe.sample()
+        probe.sample(full=True)
         return {"aip_state": _copy(predictor.state_dict()), "train_loss": float(losses["train_loss"][-1].mean()),
-                "seconds": time.perf_counter() - start, "pid": os.getpid(), "peak_rss_mb": probe.peak_mb}
+                "seconds": time.perf_counter() - start, "pid": os.getpid(), "peak_rss_mb": probe.peak_mb,
+                "peak_pss_mb": probe.peak_pss_mb}
 
 
-__all__ = ["MemoryProbe", "run_steps", "train_agents_task", "train_aips_task"]
+def run_indexed(index: int, function: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[int, Any]:
+    """Run a task and tag its result with its index (results may arrive in completion order)."""
+    return index, function(**kwargs)
+
+
+__all__ = ["MemoryProbe", "run_indexed", "run_steps", "train_agents_task", "train_aips_task"]

@@ -122,6 +122,7 @@ def test_one_and_two_workers_give_identical_results(reference_run, tmp_path):
         assert torch.equal(final_policy(two.run_dir)[name], tensor), name
     assert len(reference_run.metrics) == 3 and reference_run.metrics["aip_ce"].notna().all()
     assert len(two.memory["worker_peak_rss_mb"]) >= 1
+    assert two.memory["total_peak_pss_mb"] > two.memory["main_peak_pss_mb"]
 
 
 def test_other_groupings_agree_to_rounding(reference_run, tmp_path):
@@ -168,7 +169,9 @@ def test_a_finished_run_is_read_back_without_training(reference_run, monkeypatch
         assert (reference_run.run_dir / name).exists()
     runtime = reference_run.runtime
     assert runtime["agents_training_s"] > 0 and runtime["data_collection_plus_aip_training_s"] > 0
-    assert reference_run.memory["total_peak_rss_mb"] >= reference_run.memory["main_peak_rss_mb"] > 50
+    memory = reference_run.memory
+    assert memory["total_peak_rss_mb"] >= memory["main_peak_rss_mb"] > 50
+    assert 0 < memory["main_peak_pss_mb"] <= memory["main_peak_rss_mb"]
 
 
 def test_a_run_directory_with_another_config_is_refused(reference_run):
@@ -223,14 +226,18 @@ def test_command_line_trains_and_rejects_bad_values(tmp_path, capsys):
 
 # ---- learning --------------------------------------------------------------------------------------------------
 def test_dials_beats_untrained_dials_on_a_small_traffic_budget(tmp_path):
+    # 10k steps per agent; PPO's learning rate 1e-3 instead of 2.5e-4 so that so short a run shows the effect
+    # (measured with seed 0: DIALS 179.5, untrained-DIALS 65.8 average return; a random policy gets about 180)
+    hp = tiny_hp(epochs=30, dataset_steps=3000)
+    hp = with_fields(hp, ppo=with_fields(hp.ppo, learning_rate=1e-3))
     returns = {}
     for simulator in ("dials", "untrained-dials"):
         config = RunConfig("traffic", n_agents=4, simulator=simulator, total_timesteps=10_240, retrain_every=5120,
                            eval_every=10_240, eval_episodes=3, chunk_steps=2560, n_workers=2, agents_per_worker=2,
-                           hyperparameters=tiny_hp(epochs=30, dataset_steps=3000), run_dir=str(tmp_path / simulator))
+                           hyperparameters=hp, run_dir=str(tmp_path / simulator))
         returns[simulator] = train(config, progress=False).metrics.iloc[-1]
     dials, untrained = returns["dials"], returns["untrained-dials"]
-    assert dials["mean_return"] > untrained["mean_return"] + 40, (dials, untrained)
+    assert dials["mean_return"] > untrained["mean_return"] + 50, (dials, untrained)
     assert dials["delay_per_car"] < untrained["delay_per_car"]
     assert dials["aip_ce"] < untrained["aip_ce"] - 0.2
     assert not math.isnan(dials["sem_return"])
