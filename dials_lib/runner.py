@@ -24,11 +24,13 @@ episodes (training, data collection, evaluation: `derived_seed`). Results do not
 processes; they depend on the grouping of agents only through floating-point rounding of stacked arithmetic.
 
 Run directory (`RunConfig.directory()`): config.json (the config with its resolved worker groups),
-metrics.csv, runtime.json (seconds of agents training, data collection, AIP training, evaluation, total),
-memory.json (peak memory sampled with psutil in MiB, for the main process, each worker process of the latest
-session, and the total = main + all workers, an upper bound since peaks need not coincide; as RSS, which counts
-shared library pages once per process, and as PSS, which splits them, so PSS sums are the joint footprint) and
-checkpoint.pt.
+metrics.csv (one row per evaluation: timestep = steps per agent so far, wall_time_s since the run started over
+all sessions, mean_return, sem_return, aip_ce, the domain metrics of `dials_lib.metrics`, and train_return = the
+mean return of the training episodes completed in the chunk before, on the IALS for DIALS), runtime.json
+(seconds of agents training, data collection, AIP training, evaluation, total), memory.json (peak memory sampled
+with psutil in MiB, for the main process, each worker process of the latest session, and the total = main + all
+workers, an upper bound since peaks need not coincide; as RSS, which counts shared library pages once per
+process, and as PSS, which splits them, so PSS sums are the joint footprint) and checkpoint.pt.
 Restarting a killed run with the same config resumes from its last checkpoint (work after it is redone, with
 the same results); a finished run returns its records without training; a directory holding another config
 (anything but n_workers and run_dir differing) is refused with an error naming the differences.
@@ -147,16 +149,20 @@ class _Run:
         self.groups = config.groups() if config.simulator != "gs" else [list(range(config.n_agents))]
         self.dials = config.simulator != "gs"
         self._open_directory()
-        n, total = config.n_agents, self.schedule.steps_per_agent
-        # The joint group: the learner itself for GS training, the evaluation/data policy for DIALS.
-        self.joint = PPOGroup(n, self.spec.obs_dim, self.spec.n_actions, self.hp.policy, self.hp.ppo, total,
-                              config.seed)
-        self.joint_aip = (make_predictor(self.hp.aip, self.spec.dset_dim, self.spec.source_sizes, config.seed,
-                                         list(range(n))) if self.dials else None)
         path = self.dir / CHECKPOINT
-        self.state = torch.load(path, weights_only=False) if path.exists() else self._initial_state()
-        if not self.dials:
-            self.joint.load_state_dict(self.state["groups"][0]["ppo"])
+        self.state = torch.load(path, weights_only=False) if path.exists() else None
+        self.finished = self.state is not None and self.state["boundary"] == self.schedule.n_chunks
+        if not self.finished:  # building N agents' networks takes seconds: not for reading back a finished run
+            n, total = config.n_agents, self.schedule.steps_per_agent
+            # The joint group: the learner itself for GS training, the evaluation/data policy for DIALS.
+            self.joint = PPOGroup(n, self.spec.obs_dim, self.spec.n_actions, self.hp.policy, self.hp.ppo, total,
+                                  config.seed)
+            self.joint_aip = (make_predictor(self.hp.aip, self.spec.dset_dim, self.spec.source_sizes, config.seed,
+                                             list(range(n))) if self.dials else None)
+            if self.state is None:
+                self.state = self._initial_state()
+            if not self.dials:
+                self.joint.load_state_dict(self.state["groups"][0]["ppo"])
         self.probe = MemoryProbe()
         self.worker_peaks: dict[int, tuple[float, float]] = {}  # pid: (peak RSS, peak PSS) in MiB
 
@@ -357,7 +363,7 @@ class _Run:
     def run(self, progress: bool | None) -> RunResult:
         """Train from the last checkpoint (or the start) to the end; write all records."""
         n, schedule = self.config.n_agents, self.schedule
-        if self.state["prepared"] and self.state["boundary"] == schedule.n_chunks:
+        if self.finished:
             return self._result()
         self.state["sessions"] += 1
         self._base_total, self._session_start = self.state["runtime"]["total_s"], time.perf_counter()
