@@ -3,6 +3,8 @@ per-agent isolation, saving/regrouping, and learning on small tasks with a known
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -48,6 +50,7 @@ class ReferenceGRU(nn.Module):
 
 
 def reference_fnn(params: dict[str, torch.Tensor], obs_dim: int, n_actions: int) -> ReferenceFNN:
+    """A standard MLP holding one agent's stacked parameters (from `get_agent(k)["params"]`)."""
     net = ReferenceFNN(obs_dim, n_actions)
     with torch.no_grad():
         for i, layer in enumerate((net.body[0], net.body[2])):
@@ -60,6 +63,7 @@ def reference_fnn(params: dict[str, torch.Tensor], obs_dim: int, n_actions: int)
 
 
 def reference_gru(params: dict[str, torch.Tensor], obs_dim: int, n_actions: int) -> ReferenceGRU:
+    """A standard recurrent actor-critic holding one agent's stacked parameters."""
     net = ReferenceGRU(obs_dim, n_actions)
     with torch.no_grad():
         for name in ("encoder", "actor", "critic"):
@@ -73,6 +77,7 @@ def reference_gru(params: dict[str, torch.Tensor], obs_dim: int, n_actions: int)
 
 
 def grads_of(net: nn.Module) -> list[torch.Tensor]:
+    """Copies of a module's parameter gradients, in parameter order."""
     return [p.grad.clone() for p in net.parameters()]
 
 
@@ -165,7 +170,15 @@ def test_gru_inference_step_equals_training_sequences() -> None:
 
 
 # ---- GAE and schedules -----------------------------------------------------------------------------------
-def gae_loop(rewards, values, dones, last_value, gamma, lam, segment):
+def gae_loop(
+    rewards: list[list[float]],
+    values: list[list[float]],
+    dones: list[list[float]],
+    last_value: list[float],
+    gamma: float,
+    lam: float,
+    segment: int,
+) -> list[list[float]]:
     """GAE written as explicit discounted sums of TD errors, one agent and one step at a time."""
     n_agents, n_steps = len(rewards), len(rewards[0])
     advantages = [[0.0] * n_steps for _ in range(n_agents)]
@@ -357,7 +370,7 @@ def test_counter_uniforms_are_uniform_and_per_agent() -> None:
 
 
 # ---- PPO learns (fixed seeds, fixed budgets, optimum known) ------------------------------------------------
-def train(group: PPOGroup, env_step, obs: np.ndarray) -> None:
+def train(group: PPOGroup, env_step: Callable, obs: np.ndarray) -> None:
     """Run the group on a vectorised env until its learning-rate schedule reaches 0."""
     while group.n_updates < group.total_updates:
         obs_next, reward, done = env_step(group.act(obs))
