@@ -271,6 +271,7 @@ class PPOGroup:
         return copy.deepcopy(
             {
                 "agent_ids": list(self.agent_ids),
+                "seed": self.seed,
                 "policy": self.policy.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "n_updates": self.n_updates,
@@ -281,8 +282,11 @@ class PPOGroup:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a `state_dict()` of a group with the same agents; the buffer and episodes start afresh."""
-        if list(state["agent_ids"]) != self.agent_ids:
-            raise ValueError(f"state is for agents {state['agent_ids']}, this group holds {self.agent_ids}")
+        if list(state["agent_ids"]) != self.agent_ids or state["seed"] != self.seed:
+            raise ValueError(
+                f"state is for agents {state['agent_ids']} with seed {state['seed']}; this group holds agents "
+                f"{self.agent_ids} with seed {self.seed}"
+            )
         state = copy.deepcopy(state)  # torch's optimiser would otherwise keep the given tensors as its own
         self.policy.load_state_dict(state["policy"])
         self._rollout_weights = None
@@ -333,6 +337,9 @@ class PPOGroup:
                         )
                     state["exp_avg"][k] = agent["adam"][name]["exp_avg"]
                     state["exp_avg_sq"][k] = agent["adam"][name]["exp_avg_sq"]
+                elif self.optimizer.state.get(param):  # an agent without Adam moments: start its slot from zero
+                    self.optimizer.state[param]["exp_avg"][k] = 0.0
+                    self.optimizer.state[param]["exp_avg_sq"][k] = 0.0
 
     @classmethod
     def from_agents(

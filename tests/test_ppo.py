@@ -339,6 +339,11 @@ def test_split_and_regroup_keep_each_agents_learner() -> None:
             torch.testing.assert_close(theirs["adam"][name]["exp_avg_sq"], mine["adam"][name]["exp_avg_sq"])
     with pytest.raises(ValueError, match="updates"):
         whole.set_agent(0, PPOGroup(1, 6, 3, SMALL_FNN, PPO_FNN, 10_000).get_agent(0))
+    fresh = whole.get_agent(1)
+    fresh["adam"] = {}  # an agent without optimiser history takes slot 1: its moments start at zero
+    whole.set_agent(1, fresh)
+    assert all(torch.count_nonzero(whole.get_agent(1)["adam"][name]["exp_avg_sq"]) == 0 for name in fresh["params"])
+    assert all(torch.count_nonzero(whole.get_agent(0)["adam"][name]["exp_avg_sq"]) > 0 for name in fresh["params"])
 
 
 def test_bad_input_raises_clear_errors() -> None:
