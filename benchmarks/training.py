@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO_ROOT, write_results  # noqa: E402
 
 SIZES = (4, 25, 100)
-STEPS_PER_AGENT = {4: 5120, 25: 2560, 100: 1280}
-"""Steps per agent at each size (one chunk each): the same budget for GS and DIALS."""
+STEPS_PER_AGENT = {"traffic": {4: 5120, 25: 2560, 100: 1280}, "warehouse": {4: 2560, 25: 1280, 100: 1280}}
+"""Steps per agent by environment and size (one chunk each): the same budget for GS and DIALS."""
 AGENTS_PER_WORKER = {4: 2, 25: 5, 100: 50}
 DATASET_STEPS = 10_000
 AIP_EPOCHS = 1
@@ -55,7 +55,7 @@ def run_one(env: str, n_agents: int, simulator: str, workers: int) -> dict[str, 
     torch.set_num_threads(1)
     hp = paper_hyperparameters(env)
     hp = with_fields(hp, aip=with_fields(hp.aip, epochs=AIP_EPOCHS, dataset_steps=DATASET_STEPS))
-    steps = STEPS_PER_AGENT[n_agents]
+    steps = STEPS_PER_AGENT[env][n_agents]
     if simulator == "dials" and workers > 1:  # start the worker processes before timing (imports take seconds)
         from joblib import Parallel, delayed
 

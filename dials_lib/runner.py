@@ -28,9 +28,10 @@ metrics.csv (one row per evaluation: timestep = steps per agent so far, wall_tim
 all sessions, mean_return, sem_return, aip_ce, the domain metrics of `dials_lib.metrics`, and train_return = the
 mean return of the training episodes completed in the chunk before, on the IALS for DIALS), runtime.json
 (seconds of agents training, data collection, AIP training, evaluation, total), memory.json (peak memory sampled
-with psutil in MiB, for the main process, each worker process of the latest session, and the total = main + all
-workers, an upper bound since peaks need not coincide; as RSS, which counts shared library pages once per
-process, and as PSS, which splits them, so PSS sums are the joint footprint) and checkpoint.pt.
+with psutil in MiB, for the main process, each worker process of the latest session, and the total = main + the
+largest sum over the workers of one parallel call, an upper bound since peaks need not coincide; as RSS, which
+counts shared library pages once per process, and as PSS, which splits them, so PSS sums are the joint
+footprint) and checkpoint.pt.
 Restarting a killed run with the same config resumes from its last checkpoint (work after it is redone, with
 the same results); a finished run returns its records without training; a directory holding another config
 (anything but n_workers and run_dir differing) is refused with an error naming the differences.
@@ -165,6 +166,7 @@ class _Run:
                 self.joint.load_state_dict(self.state["groups"][0]["ppo"])
         self.probe = MemoryProbe()
         self.worker_peaks: dict[int, tuple[float, float]] = {}  # pid: (peak RSS, peak PSS) in MiB
+        self.call_totals = (0.0, 0.0)  # largest sum over the workers of one parallel call: (RSS, PSS) in MiB
 
     # ---- records --------------------------------------------------------------------------------------------
     def _open_directory(self) -> None:
@@ -225,7 +227,8 @@ class _Run:
             mem[f"main_peak_{kind}_mb"] = max(mem.get(f"main_peak_{kind}_mb", 0.0), main)
             mem[f"worker_peak_{kind}_mb"] = peaks
             mem[f"max_worker_peak_{kind}_mb"] = max(peaks.values(), default=0.0)
-            mem[f"total_peak_{kind}_mb"] = max(mem.get(f"total_peak_{kind}_mb", 0.0), main + sum(peaks.values()))
+            total = main + self.call_totals[index]
+            mem[f"total_peak_{kind}_mb"] = max(mem.get(f"total_peak_{kind}_mb", 0.0), total)
         mem["main_ru_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     @property
@@ -269,10 +272,15 @@ class _Run:
                 f"tasks that had not returned held agents {lost}. Last checkpoint: {self.dir / CHECKPOINT} "
                 f"(step {self.schedule.starts[self.state['boundary']]} per agent). Run the same command again to "
                 f"resume from it.") from err
+        call_peaks: dict[int, tuple[float, float]] = {}  # the worker processes of this call, which coexisted
         for result in done.values():
-            rss, pss = self.worker_peaks.get(result["pid"], (0.0, 0.0))
-            self.worker_peaks[result["pid"]] = (max(rss, result["peak_rss_mb"]), max(pss, result["peak_pss_mb"]))
+            for peaks in (self.worker_peaks, call_peaks):
+                rss, pss = peaks.get(result["pid"], (0.0, 0.0))
+                peaks[result["pid"]] = (max(rss, result["peak_rss_mb"]), max(pss, result["peak_pss_mb"]))
             self.state["runtime"]["worker_busy_s"] += result["seconds"]
+        others = [p for pid, p in call_peaks.items() if pid != self._pid]
+        self.call_totals = (max(self.call_totals[0], sum(p[0] for p in others)),
+                            max(self.call_totals[1], sum(p[1] for p in others)))
         return [done[i] for i in range(len(kwargs))]
 
     def _fault(self, c: int) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ every parameter, optimiser moment and counter from the state dict it is given (t
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -106,12 +107,24 @@ def run_steps(group: PPOGroup, sim: Any, n_steps: int, on_update: Callable[[], N
     return out
 
 
+LOKY_MEMORY_GROWTH_LIMIT = 2**36
+"""Memory growth (bytes) after which a loky worker counts as leaking; loky's own limit is 300 MB."""
+
+
 class _SingleThread:
-    """Run torch single-threaded inside the block, restoring the previous setting."""
+    """Run torch single-threaded inside the block, restoring the previous setting.
+
+    Also raises loky's leak threshold in its worker processes: loky replaces a worker whose memory has grown by
+    300 MB since its first task, and a task that holds a group's networks and AIP data grows that much
+    legitimately; the replacement would re-import torch and rebuild the cached networks on every call.
+    """
 
     def __enter__(self) -> None:
         self._threads = torch.get_num_threads()
         torch.set_num_threads(1)
+        loky = sys.modules.get("joblib.externals.loky.process_executor")
+        if loky is not None and loky._MAX_MEMORY_LEAK_SIZE < LOKY_MEMORY_GROWTH_LIMIT:  # noqa: SLF001
+            loky._MAX_MEMORY_LEAK_SIZE = LOKY_MEMORY_GROWTH_LIMIT  # noqa: SLF001
 
     def __exit__(self, *exc: object) -> None:
         torch.set_num_threads(self._threads)
