@@ -5,7 +5,9 @@ For every environment and size it runs, each in a fresh Python process (so memor
 - DIALS with 1 worker and with 2 workers, the same agent groups (so the same work, only spread differently).
 It reports wall time, agents-training throughput (agent-steps/s), the runtime breakdown (agents training vs data
 collection + AIP training vs evaluation), the peak resident memory of the main process and of each worker and the
-total, and the speed-up of 2 workers over 1 in agents training (the parallel part of DIALS).
+total, and the speed-up of 2 workers over 1 in agents training (the parallel part of DIALS). "worker core share" is
+the CPU time of the worker tasks over their wall time: about 1 when each worker had a core to itself, lower when
+other processes on the machine took CPU from them (the load average is recorded too), which caps the speed-up.
 
 Budgets are reduced so the default run takes about 10 minutes on 2 cores: few steps per agent, one chunk, AIP data
 sets of `DATASET_STEPS` GS steps (the paper's 1e4) but `AIP_EPOCHS` training epochs instead of 100/300, and one
@@ -73,6 +75,7 @@ def run_one(env: str, n_agents: int, simulator: str, workers: int) -> dict[str, 
         "steps per agent": steps, "wall s": wall, "agents training s": rt["agents_training_s"],
         "agent-steps/s (training)": n_agents * steps / rt["agents_training_s"],
         "data + AIP s": rt["data_collection_plus_aip_training_s"], "evaluation s": rt["evaluation_s"],
+        "worker core share": rt["worker_cpu_s"] / rt["worker_busy_s"] if rt["worker_busy_s"] else float("nan"),
         "main peak RSS MB": mem["main_peak_rss_mb"], "max worker peak RSS MB": mem["max_worker_peak_rss_mb"],
         "total peak RSS MB": mem["total_peak_rss_mb"], "total peak PSS MB": mem["total_peak_pss_mb"],
         "load avg": os.getloadavg()[0],

@@ -27,11 +27,12 @@ Run directory (`RunConfig.directory()`): config.json (the config with its resolv
 metrics.csv (one row per evaluation: timestep = steps per agent so far, wall_time_s since the run started over
 all sessions, mean_return, sem_return, aip_ce, the domain metrics of `dials_lib.metrics`, and train_return = the
 mean return of the training episodes completed in the chunk before, on the IALS for DIALS), runtime.json
-(seconds of agents training, data collection, AIP training, evaluation, total), memory.json (peak memory sampled
-with psutil in MiB, for the main process, each worker process of the latest session, and the total = main + the
-largest sum over the workers of one parallel call, an upper bound since peaks need not coincide; as RSS, which
-counts shared library pages once per process, and as PSS, which splits them, so PSS sums are the joint
-footprint) and checkpoint.pt.
+(seconds of agents training, data collection, AIP training, evaluation, total; worker_busy_s and worker_cpu_s:
+wall and CPU seconds summed over worker tasks, whose ratio shows how much of a core the workers got),
+memory.json (peak memory sampled with psutil in MiB, for the main process, each worker process of the latest
+session, and the total = main + the largest sum over the workers of one parallel call, an upper bound since
+peaks need not coincide; as RSS, which counts shared library pages once per process, and as PSS, which splits
+them, so PSS sums are the joint footprint) and checkpoint.pt.
 Restarting a killed run with the same config resumes from its last checkpoint (work after it is redone, with
 the same results); a finished run returns its records without training; a directory holding another config
 (anything but n_workers and run_dir differing) is refused with an error naming the differences.
@@ -194,7 +195,7 @@ class _Run:
             aip = _slice(self.joint_aip.state_dict(), lo, hi) if self.joint_aip is not None else None
             groups.append({"ppo": ppo, "aip": aip})
         runtime = dict.fromkeys(("agents_training_s", "data_collection_s", "aip_training_s", "evaluation_s",
-                                 "total_s", "worker_busy_s"), 0.0)
+                                 "total_s", "worker_busy_s", "worker_cpu_s"), 0.0)
         return {"boundary": 0, "prepared": False, "groups": groups, "rows": [], "runtime": runtime,
                 "memory": {}, "sessions": 0,
                 "train_return": math.nan}
@@ -277,7 +278,9 @@ class _Run:
             for peaks in (self.worker_peaks, call_peaks):
                 rss, pss = peaks.get(result["pid"], (0.0, 0.0))
                 peaks[result["pid"]] = (max(rss, result["peak_rss_mb"]), max(pss, result["peak_pss_mb"]))
-            self.state["runtime"]["worker_busy_s"] += result["seconds"]
+            runtime = self.state["runtime"]
+            runtime["worker_busy_s"] += result["seconds"]
+            runtime["worker_cpu_s"] = runtime.get("worker_cpu_s", 0.0) + result["cpu_seconds"]
         others = [p for pid, p in call_peaks.items() if pid != self._pid]
         self.call_totals = (max(self.call_totals[0], sum(p[0] for p in others)),
                             max(self.call_totals[1], sum(p[1] for p in others)))

@@ -3,7 +3,8 @@
 A task owns one group of agents for one call. `train_agents_task` rebuilds the group's PPO learners and IALS from
 state dicts, runs one chunk of PPO on the IALS and returns the new state dict; `train_aips_task` warm-starts the
 group's AIPs from their state dict and trains them on the group's slice of a GS data set. Both return the time
-spent, the worker's process id and its peak resident memory sampled with psutil during the task.
+spent (wall clock and CPU time of the process: their ratio shows how much of a core the task got), the worker's
+process id and its peak memory sampled with psutil during the task.
 
 Torch runs single-threaded inside a task (loky limits BLAS threads in its workers, Ray and Dask do not); the
 previous thread count is restored afterwards, because with one worker joblib runs tasks in the calling process.
@@ -171,7 +172,7 @@ def train_agents_task(
     """One chunk of PPO for a group of agents on their IALS; returns the new PPO state and measurements."""
     with _SingleThread():
         probe = MemoryProbe()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         _maybe_die(agent_ids, fault, "agents")
         group = _cached("ppo", hp, agent_ids, seed, total_timesteps)
         predictor = _cached("aip", hp, agent_ids, seed, total_timesteps)
@@ -183,7 +184,8 @@ def train_agents_task(
         state = group.state_dict()
         probe.sample(full=True)
         return {"ppo_state": state, "metrics": metrics, "seconds": time.perf_counter() - start,
-                "pid": os.getpid(), "peak_rss_mb": probe.peak_mb, "peak_pss_mb": probe.peak_pss_mb}
+                "cpu_seconds": time.process_time() - cpu_start, "pid": os.getpid(), "peak_rss_mb": probe.peak_mb,
+                "peak_pss_mb": probe.peak_pss_mb}
 
 
 def train_aips_task(
@@ -199,7 +201,7 @@ def train_aips_task(
     """Retrain a group's AIPs on its slice of a GS data set (warm-started if the config says so)."""
     with _SingleThread():
         probe = MemoryProbe()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         _maybe_die(agent_ids, fault, "aips")
         if hp.aip.warm_start:
             predictor = _cached("aip", hp, agent_ids, seed, total_timesteps)
@@ -214,8 +216,8 @@ def train_aips_task(
         losses = train_predictor(predictor, data, hp.aip, seed, agent_ids, round_index=round_index)
         probe.sample(full=True)
         return {"aip_state": _copy(predictor.state_dict()), "train_loss": float(losses["train_loss"][-1].mean()),
-                "seconds": time.perf_counter() - start, "pid": os.getpid(), "peak_rss_mb": probe.peak_mb,
-                "peak_pss_mb": probe.peak_pss_mb}
+                "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
+                "pid": os.getpid(), "peak_rss_mb": probe.peak_mb, "peak_pss_mb": probe.peak_pss_mb}
 
 
 def run_indexed(index: int, function: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[int, Any]:
