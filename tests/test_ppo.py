@@ -13,7 +13,7 @@ from torch import nn
 from dials_lib.config import PolicyConfig, paper_hyperparameters, with_fields
 from dials_lib.envs.traffic import HORIZON, LocalSimulator, hand_coded_actions
 from dials_lib.ppo import PPOGroup
-from dials_lib.ppo_core import counter_uniforms, linear_decay, ppo_losses, segment_gae
+from dials_lib.ppo_core import clip_grad_norm_per_agent, counter_uniforms, linear_decay, ppo_losses, segment_gae
 
 FNN = PolicyConfig(architecture="fnn", hidden_sizes=(256, 128), sequence_length=1)
 GRU = PolicyConfig(architecture="gru", hidden_sizes=(256, 128), sequence_length=8)
@@ -302,6 +302,19 @@ def test_one_agents_loss_and_data_leave_other_agents_untouched() -> None:
             mine, theirs = group.get_agent(k)["params"][name], twin.get_agent(k)["params"][name]
             assert not torch.equal(mine, before[k][name]) or name.endswith("bias")  # everyone learned
             assert torch.equal(mine, theirs) == (k > 0), (k, name)
+
+
+def test_gradient_clipping_is_per_agent() -> None:
+    """Each agent's gradient is scaled to its own norm limit; an agent already below it is left as it was."""
+    group = PPOGroup(2, 6, 3, SMALL_FNN, with_fields(PPO_FNN, max_grad_norm=0.5), 10_000, seed=0)
+    for param in group.policy.parameters():
+        param.grad = torch.ones_like(param)
+        param.grad[1] *= 1e-4  # agent 1's whole gradient has a norm far below 0.5
+    before = [p.grad[1].clone() for p in group.policy.parameters()]
+    clip_grad_norm_per_agent(group.policy, 0.5)
+    norms = torch.stack([p.grad.flatten(1).pow(2).sum(1) for p in group.policy.parameters()]).sum(0).sqrt()
+    assert norms[0] == pytest.approx(0.5, rel=1e-4)
+    assert all(torch.equal(p.grad[1], b) for p, b in zip(group.policy.parameters(), before, strict=True))
 
 
 def test_state_dict_round_trip_resumes_identically() -> None:
