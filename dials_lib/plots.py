@@ -5,17 +5,12 @@ Fixed metadata (no software version, no creation date) keeps reruns from churnin
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt  # headless runs get matplotlib's own fallback backend (Agg)
+import pandas as pd
+import seaborn as sns
 
-if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
-    matplotlib.use("Agg")  # headless runs (papermill, CI) need no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from dials_lib.io import atomic_write, atomic_write_text  # noqa: E402
-from dials_lib.paths import figures_dir  # noqa: E402
+from dials_lib.io import atomic_write, atomic_write_text
+from dials_lib.paths import figures_dir
 
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
@@ -35,6 +30,17 @@ def set_style() -> None:
     plt.rcParams["figure.dpi"] = 100
     plt.rcParams["savefig.dpi"] = 120
     plt.rcParams["svg.hashsalt"] = "dials"
+
+
+def picture_axes(ax: plt.Axes | None, size: float) -> plt.Axes:
+    """Square axes without ticks or grid for a drawing of a simulator (new `size`-inch axes if ax is None)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size))
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    return ax
 
 
 def save_figure(fig: plt.Figure, name: str, formats: tuple[str, ...] = ("png", "pdf")) -> None:

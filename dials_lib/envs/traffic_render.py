@@ -24,6 +24,7 @@ from dials_lib.envs.traffic import (
     GlobalSimulator,
     LocalSimulator,
 )
+from dials_lib.plots import picture_axes
 
 SPACING = N_CELLS + 2  # intersection centres: a 2 x 2 junction plus one 10-cell road apart
 LANE_OFFSET = 0.5  # distance of a lane's centre line from the road's centre line
@@ -32,16 +33,6 @@ UPSTREAM = np.array([[0, 1], [0, -1], [1, 0], [-1, 0]], dtype=float)  # from N, 
 SIDEWAYS = np.array([[-1, 0], [1, 0], [0, 1], [0, -1]], dtype=float) * LANE_OFFSET
 CAR_COLOUR, ROAD_COLOUR, SOURCE_COLOUR = "0.15", "0.82", "tab:blue"
 LIGHT_COLOURS = {"green": "tab:green", "yellow": "gold", "red": "tab:red"}
-
-
-def _new_axes(ax: plt.Axes | None, size: float) -> plt.Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=(size, size))
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.grid(False)
-    return ax
 
 
 def _cell_centres(centres: np.ndarray) -> np.ndarray:
@@ -96,7 +87,7 @@ def _legend(ax: plt.Axes, with_sources: bool) -> None:
 def render_global(sim: GlobalSimulator, ax: plt.Axes | None = None) -> plt.Axes:
     """The whole grid: every road, car and light of a traffic GS."""
     side = sim.side
-    ax = _new_axes(ax, size=min(2.0 + 1.2 * side, 12.0))
+    ax = picture_axes(ax, size=min(2.0 + 1.2 * side, 12.0))
     _draw_roads(ax, side, extent=N_CELLS + 1)
     rows, cols = np.divmod(np.arange(sim.n_agents), side)
     centres = np.stack([cols * SPACING, -rows * SPACING], axis=1).astype(float)
@@ -112,7 +103,7 @@ def render_global(sim: GlobalSimulator, ax: plt.Axes | None = None) -> plt.Axes:
 def render_local(sim: LocalSimulator | GlobalSimulator, region: int = 0, ax: plt.Axes | None = None) -> plt.Axes:
     """One region (an LS region, or agent `region` of a GS) with its influence sources marked."""
     states = {key: value[region: region + 1] for key, value in sim.local_states().items()}
-    ax = _new_axes(ax, size=4.5)
+    ax = picture_axes(ax, size=4.5)
     _draw_roads(ax, 1, extent=N_CELLS + 1)
     centre = np.zeros((1, 2))
     cells = _draw_intersections(ax, states, centre)

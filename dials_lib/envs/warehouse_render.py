@@ -15,22 +15,13 @@ from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.patches import Circle, Rectangle
 
 from dials_lib.envs.warehouse import SPEC, TABLES, GlobalSimulator, LocalSimulator
+from dials_lib.plots import picture_axes
 
 FLOOR, SHELF, CORNER = 0, 1, 2
 _CELL_COLOURS = ListedColormap(["white", "#dcdcdc", "#7f7f7f"])
 _AGE_NORM = Normalize(vmin=0, vmax=SPEC.horizon // 2, clip=True)
 _AGE_COLOURS = plt.get_cmap("YlOrRd")
 LEARNER_COLOUR, RING_COLOUR = "tab:blue", "0.55"
-
-
-def _new_axes(ax: plt.Axes | None, size: float) -> plt.Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=(size, size))
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.grid(False)
-    return ax
 
 
 def _draw_item(ax: plt.Axes, row: int, col: int, age: int, label: bool) -> None:
@@ -43,7 +34,7 @@ def _draw_item(ax: plt.Axes, row: int, col: int, age: int, label: bool) -> None:
 def render_global(gs: GlobalSimulator, ax: plt.Axes | None = None) -> plt.Axes:
     """The whole map: regions, shelves, items by waiting time, learners (blue) and ring robots (grey)."""
     side = gs.map_side
-    ax = _new_axes(ax, min(12.0, 0.16 * side + 2))
+    ax = picture_axes(ax, min(12.0, 0.16 * side + 2))
     rows, cols = np.divmod(np.arange(side * side), side)
     kind = np.where((rows % 4 == 0) & (cols % 4 == 0), CORNER,
                     np.where((rows % 4 == 0) | (cols % 4 == 0), SHELF, FLOOR)).reshape(side, side)
@@ -65,7 +56,7 @@ def render_global(gs: GlobalSimulator, ax: plt.Axes | None = None) -> plt.Axes:
 
 def render_local(ls: LocalSimulator, region: int = 0, ax: plt.Axes | None = None) -> plt.Axes:
     """One local region: its robot, its 12 shelf cells with items (ages written), neighbours from u."""
-    ax = _new_axes(ax, 4.0)
+    ax = picture_axes(ax, 4.0)
     states = ls.local_states()
     y, x = np.divmod(np.arange(25), 5)
     kind = np.where((y % 4 == 0) & (x % 4 == 0), CORNER, np.where((y % 4 == 0) | (x % 4 == 0), SHELF, FLOOR))
