@@ -25,7 +25,7 @@ import torch
 from dials_lib.config import AIPConfig
 from dials_lib.envs import make_local
 from dials_lib.influence import StackedPredictor, make_predictor, sample_sources
-from dials_lib.ppo import agent_keys, counter_uniforms
+from dials_lib.ppo_core import agent_keys, counter_uniforms
 
 SAMPLE_STREAM = 12
 """Random stream (with the run seed and agent id) of the influence sources sampled in the IALS."""
