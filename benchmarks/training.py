@@ -12,7 +12,7 @@ other processes on the machine took CPU from them (the load average is recorded 
 Budgets are reduced so the default run takes about 10 minutes on 2 cores: few steps per agent, one chunk, AIP data
 sets of `DATASET_STEPS` GS steps (the paper's 1e4) but `AIP_EPOCHS` training epochs instead of 100/300, and one
 evaluation episode at the start and the end. Throughput and memory are what is measured here, not learning.
-Goals (2 cores): 2 workers at least 1.6x one worker in agents training (at N = 4 and 100, where the agents split
+Goals (2 cores): 2 workers at least 1.6x one worker in agents training (at N = 4 and 100, where the groups split
 evenly over the two workers; N = 25 is split into 5 groups of 5, at best 5/3 = 1.67x); DIALS total peak memory at
 N = 100 under 1.5 GB (the paper needed 22.9 GB with one process per agent), reported as the sum of the processes'
 PSS (shared library pages split among processes: their joint footprint) and of their RSS (shared pages counted
@@ -20,6 +20,7 @@ once per process: an overstatement).
 
     .venv/bin/python benchmarks/training.py           # writes benchmarks/results/training.json and .md
     .venv/bin/python benchmarks/training.py --quick   # N = 4 and 25 only
+    .venv/bin/python benchmarks/training.py --rounds 2  # retry a size whose 2-worker run was starved of CPU
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from _common import REPO_ROOT, write_results  # noqa: E402
 SIZES = (4, 25, 100)
 STEPS_PER_AGENT = {"traffic": {4: 5120, 25: 2560, 100: 1280}, "warehouse": {4: 2560, 25: 1280, 100: 1280}}
 """Steps per agent by environment and size (one chunk each): the same budget for GS and DIALS."""
-AGENTS_PER_WORKER = {4: 2, 25: 5, 100: 50}
+AGENTS_PER_WORKER = {4: 2, 25: 5, 100: 10}
+"""Agents per worker task: N = 100 runs 10 tasks of 10 (smaller tasks hold less AIP-training memory per worker)."""
 DATASET_STEPS = 10_000
 AIP_EPOCHS = 1
 
@@ -101,6 +103,9 @@ def main() -> None:
     """Run the grid and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="sizes 4 and 25 only")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="up to this many (1 worker, 2 workers) rounds per size, stopping at the first whose "
+                        "2-worker run had 0.9 of a core per worker; the round with the largest core share counts")
     args = parser.parse_args()
     sizes = SIZES[:2] if args.quick else SIZES
     rows: list[dict[str, Any]] = []
@@ -108,8 +113,12 @@ def main() -> None:
     for env in ("traffic", "warehouse"):
         for n in sizes:
             gs = measure(env, n, "gs", 1)
-            one = measure(env, n, "dials", 1)
-            two = measure(env, n, "dials", 2)
+            rounds = []
+            for _ in range(args.rounds):
+                rounds.append((measure(env, n, "dials", 1), measure(env, n, "dials", 2)))
+                if rounds[-1][1]["worker core share"] >= 0.9:
+                    break
+            one, two = max(rounds, key=lambda pair: pair[1]["worker core share"])
             speedup = one["agents training s"] / two["agents training s"]
             for row in (gs, one, two):
                 row["speed-up 2 vs 1 workers"] = speedup if row is two else float("nan")
