@@ -242,7 +242,8 @@ class _Run:
             states = [g["ppo"] for g in self.state["groups"]]
             with torch.no_grad():
                 for name, param in self.joint.policy.named_parameters():
-                    param.copy_(torch.cat([s["policy"][name] for s in states]))
+                    for ids, state in zip(self.groups, states, strict=True):
+                        param[ids[0] : ids[-1] + 1].copy_(state["policy"][name])
             self.joint._rollout_weights = None  # noqa: SLF001 - parameters changed in place
             self.joint.eval_count = np.concatenate([s["eval_count"] for s in states])
         return self.joint
@@ -251,6 +252,7 @@ class _Run:
         if self.dials:
             for ids, group in zip(self.groups, self.state["groups"], strict=True):
                 group["ppo"]["eval_count"] = self.joint.eval_count[ids[0] : ids[-1] + 1].copy()
+            self.joint._rollout_weights = None  # noqa: SLF001 - the inference copy is not needed until next time
 
     def _joint_predictor(self) -> Any:
         if self.joint_aip is not None:
