@@ -1,7 +1,17 @@
 """dials_lib: a reference implementation of DIALS (Distributed Influence-Augmented Local Simulators).
 
-Modules, one concept each: `envs` (global and local simulators), `config` (the paper's hyperparameters and the
-run presets), `paths`, `io`, `plots` and `series` (the notebook pipeline).
+Modules, one concept each:
+- `envs`: traffic grid and warehouse, each a global simulator and batched local simulators (`make_global`,
+  `make_local`), plus PettingZoo/Gymnasium adapters and statistics;
+- `networks`, `ppo_core`, `ppo`: independent PPO for groups of agents with stacked per-agent weights;
+- `influence`, `ials`, `influence_eval`: influence predictors, GS data sets (Algorithm 2), influence-augmented
+  local simulators (Algorithm 3) and their evaluation;
+- `controllers`: random, hand-coded and policy controllers;
+- `run_config`, `runner`, `workers`, `metrics`: GS, DIALS and untrained-DIALS training runs on joblib workers,
+  with run directories, checkpoints and GS evaluation (`python -m dials_lib train`);
+- `theory`, `theory_checks`: the appendix's Lemma 1, Proposition 1, Lemma 2 and Theorem 1 on exact tiny models;
+- `config`, `paths`, `io`, `plots`, `series`: hyperparameters and presets, repository paths, atomic writes,
+  figures and tables, and the notebook pipeline (`python -m dials_lib.series`).
 """
 
 __version__ = "0.1.0"
