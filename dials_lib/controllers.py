@@ -83,6 +83,27 @@ class PolicyController:
         return actions
 
 
+def rollout(sim: Any, controller: Controller, episodes: int) -> dict[str, np.ndarray]:
+    """Run whole episodes of `sim` (a GS or an IALS) under `controller`: per-step rewards float32 [E, H, n] and
+    influence sources int64 [E, H, n, n_sources]."""
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a positive integer; got {episodes!r}")
+    obs = sim.reset()
+    n, horizon = len(obs), sim.spec.horizon
+    rewards = np.zeros((episodes, horizon, n), dtype=np.float32)
+    sources = np.zeros((episodes, horizon, n, sim.spec.n_sources), dtype=np.int64)
+    for episode in range(episodes):
+        if episode:
+            obs = sim.reset()
+        controller.reset()
+        for t in range(horizon):
+            obs, rewards[episode, t], done = sim.step(controller(obs, sim))
+            sources[episode, t] = sim.influence_sources()
+        if not done:
+            raise RuntimeError(f"{sim.spec.name} did not end at its horizon {horizon}")
+    return {"rewards": rewards, "influence_sources": sources}
+
+
 def make_controller(kind: str, env: str, n_agents: int, seed: int = 0) -> Controller:
     """A 'random' or 'hand-coded' controller for `n_agents` agents of `env`."""
     check_choice("controller", kind, ("random", "hand-coded"))

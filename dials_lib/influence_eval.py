@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dials_lib.controllers import Controller
+from dials_lib.controllers import Controller, rollout
 from dials_lib.influence import InfluenceData, StackedPredictor, as_tensors, source_probabilities
 
 
@@ -76,16 +76,9 @@ def predicted_vs_empirical(
 
 def simulator_statistics(sim: Any, controller: Controller, episodes: int) -> dict[str, Any]:
     """Run whole episodes; returns the influence sources seen ([T, K, n_sources]) and the mean reward per step."""
-    sources, rewards = [], []
-    for _ in range(episodes):
-        obs = sim.reset()
-        controller.reset()
-        done = False
-        while not done:
-            obs, reward, done = sim.step(controller(obs, sim))
-            sources.append(sim.influence_sources())
-            rewards.append(reward)
-    return {"sources": np.stack(sources), "mean_reward": float(np.mean(rewards))}
+    run = rollout(sim, controller, episodes)
+    sources = run["influence_sources"]
+    return {"sources": sources.reshape(-1, *sources.shape[2:]), "mean_reward": float(run["rewards"].mean())}
 
 
 def class_rates(sources: np.ndarray, source_sizes: tuple[int, ...]) -> np.ndarray:

@@ -1,17 +1,16 @@
 """Environment statistics for the notebooks, generic over the registry: returns and influence-source statistics.
 
 A controller here is 'random' (uniform actions) or 'hand-coded' (the environment module's
-`hand_coded_actions(local_states)`). Returns are undiscounted per-agent episode returns on the GS, the
-paper's metric. Influence statistics describe what an AIP has to learn: how often each source is non-zero,
-how much that differs between agents, how persistent a source is from one step to the next, and how the
-sources co-vary.
+`hand_coded_actions(local_states)`), built by `dials_lib.controllers.make_controller`. Returns are
+undiscounted per-agent episode returns on the GS, the paper's metric. Influence statistics describe what an
+AIP has to learn: how often each source is non-zero, how much that differs between agents, how persistent a
+source is from one step to the next, and how the sources co-vary.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,32 +21,14 @@ from dials_lib.envs import make_global
 CONTROLLERS = ("random", "hand-coded")
 
 
-def _actions(kind: str, sim: Any, module: Any, rng: np.random.Generator) -> np.ndarray:
-    if kind == "random":
-        return rng.integers(0, sim.spec.n_actions, size=len(sim.local_states()["t"]))
-    return module.hand_coded_actions(sim.local_states())
-
-
 def run_episodes(env: str, n_agents: int, controller: str, episodes: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Run `episodes` GS episodes; returns per-step rewards [E, H, n] and influence sources [E, H, n, S]."""
+    from dials_lib.controllers import make_controller, rollout  # controllers imports the envs package
+
     check_choice("env", env, ENV_NAMES)
     check_choice("controller", controller, CONTROLLERS)
-    if not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive integer; got {episodes!r}")
-    module = importlib.import_module(f"dials_lib.envs.{env}")
     sim = make_global(env, n_agents=n_agents, seed=seed)
-    rng = np.random.default_rng([seed, 1])
-    horizon, n_sources = sim.spec.horizon, sim.spec.n_sources
-    rewards = np.zeros((episodes, horizon, n_agents), dtype=np.float32)
-    sources = np.zeros((episodes, horizon, n_agents, n_sources), dtype=np.int64)
-    for episode in range(episodes):
-        sim.reset()
-        for t in range(horizon):
-            _, rewards[episode, t], done = sim.step(_actions(controller, sim, module, rng))
-            sources[episode, t] = sim.influence_sources()
-        if not done:
-            raise RuntimeError(f"{env} did not end at its horizon {horizon}")
-    return {"rewards": rewards, "influence_sources": sources}
+    return rollout(sim, make_controller(controller, env, n_agents, seed), episodes)
 
 
 def episode_returns(env: str, n_agents: int, controller: str, episodes: int, seed: int = 0) -> np.ndarray:
