@@ -279,11 +279,16 @@ def train_predictor(
     return out
 
 
-def collect_dataset(sim: Any, controller: Controller, n_steps: int, keep_noise: bool = False) -> InfluenceData:
+def collect_dataset(
+    sim: Any, controller: Controller, n_steps: int, keep_noise: bool = False, tracker: Any = None
+) -> InfluenceData:
     """Algorithm 2: run `controller` on the global simulator `sim` for whole episodes totalling >= n_steps.
 
     At every step t the d-set is recorded before the step and the influence sources u_t after it, so each
     pair is (d-set at t, u_t). `keep_noise` also stores the GS's local random draws (exact replay in tests).
+    `tracker` (optional, e.g. a `dials_lib.metrics` tracker) is told every step, as
+    `tracker.step(local states before the step, rewards, sim)`, and every episode end, as
+    `tracker.end_episode(sim)`.
     """
     if n_steps < 1:
         raise ValueError(f"n_steps must be a positive number of GS steps; got {n_steps}")
@@ -300,11 +305,16 @@ def collect_dataset(sim: Any, controller: Controller, n_steps: int, keep_noise: 
         controller.reset()
         for t in range(horizon):
             dsets[:, episode, t] = sim.dsets()
+            before = sim.local_states() if tracker is not None else None
             actions[:, episode, t] = controller(obs, sim)
             obs, rewards[:, episode, t], _ = sim.step(actions[:, episode, t])
             sources[:, episode, t] = sim.influence_sources()
             if keep_noise and sim.last_noise() is not None:
                 noise_rows.append(sim.last_noise())
+            if tracker is not None:
+                tracker.step(before, rewards[:, episode, t], sim)
+        if tracker is not None:
+            tracker.end_episode(sim)
     noise = None
     if noise_rows:
         noise = np.stack(noise_rows, axis=1).reshape(n, n_episodes, horizon, *noise_rows[0].shape[1:])

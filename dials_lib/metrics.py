@@ -30,7 +30,7 @@ from dials_lib.controllers import PolicyController
 from dials_lib.envs import make_global
 from dials_lib.envs.traffic import N_LANES, lane_topology
 from dials_lib.envs.warehouse import N_SHELVES, TABLES
-from dials_lib.influence import InfluenceData, StackedPredictor, cross_entropy
+from dials_lib.influence import StackedPredictor, collect_dataset, cross_entropy
 from dials_lib.ppo import PPOGroup
 
 DOMAIN_METRICS: dict[str, tuple[str, ...]] = {
@@ -111,31 +111,14 @@ def evaluate(
     env: str, group: PPOGroup, episodes: int, seed: int, predictor: StackedPredictor | None = None
 ) -> dict[str, float]:
     """Run `group`'s policies (all agents of the GS, stochastic) for `episodes` GS episodes; see module docstring."""
-    n = group.n_agents
-    sim = make_global(env, n_agents=n, seed=seed)
-    spec = sim.spec
-    controller = PolicyController(group)
-    tracker = TRACKERS[env](n)
-    dsets = np.empty((n, episodes, spec.horizon, spec.dset_dim), dtype=np.float32)
-    sources = np.empty((n, episodes, spec.horizon, spec.n_sources), dtype=np.int64)
-    rewards = np.empty((n, episodes, spec.horizon), dtype=np.float32)
-    actions = np.empty((n, episodes, spec.horizon), dtype=np.int64)
-    for e in range(episodes):
-        obs = sim.reset()
-        controller.reset()
-        for t in range(spec.horizon):
-            dsets[:, e, t] = sim.dsets()
-            before = sim.local_states()
-            actions[:, e, t] = controller(obs, sim)
-            obs, rewards[:, e, t], _ = sim.step(actions[:, e, t])
-            sources[:, e, t] = sim.influence_sources()
-            tracker.step(before, rewards[:, e, t], sim)
-        tracker.end_episode(sim)
-    per_episode = rewards.sum(axis=2, dtype=np.float64).mean(axis=0)  # mean over agents of each episode's return
+    sim = make_global(env, n_agents=group.n_agents, seed=seed)
+    tracker = TRACKERS[env](group.n_agents)
+    data = collect_dataset(sim, PolicyController(group), episodes * sim.spec.horizon, tracker=tracker)
+    per_episode = data.rewards.sum(axis=2, dtype=np.float64).mean(axis=0)  # mean over agents of each episode's return
     sem = per_episode.std(ddof=1) / math.sqrt(episodes) if episodes > 1 else math.nan
     ce = math.nan
     if predictor is not None:
-        ce = float(cross_entropy(predictor, InfluenceData(dsets, sources, actions, rewards)).mean())
+        ce = float(cross_entropy(predictor, data).mean())
     return {"mean_return": float(per_episode.mean()), "sem_return": float(sem), "aip_ce": ce, **tracker.summary()}
 
 
