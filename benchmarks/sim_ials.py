@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from dials_lib.config import paper_hyperparameters
-from dials_lib.envs import make_global
+from dials_lib.envs import get_spec, make_global
 from dials_lib.ials import untrained_ials
 
 SIZES = (1, 25, 100)
@@ -31,7 +31,7 @@ def _seconds_per_step(sim: Any, actions: np.ndarray) -> float:
 
 
 def _measure(env: str, k: int, rounds: int) -> dict[str, Any]:
-    spec = make_global(env, n_agents=1).spec
+    spec = get_spec(env)
     actions = np.random.default_rng(k).integers(0, spec.n_actions, size=(spec.horizon, k))
     ials = untrained_ials(env, paper_hyperparameters(env).aip, seed=0, agent_ids=range(k))
     gs = make_global(env, n_agents=k, seed=0)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from dials_lib.config import ENV_NAMES, check_choice
+from dials_lib.envs import get_spec
 from dials_lib.ppo import PPOGroup
 from dials_lib.ppo_core import agent_keys, counter_uniforms
 
@@ -109,5 +110,5 @@ def make_controller(kind: str, env: str, n_agents: int, seed: int = 0) -> Contro
     check_choice("controller", kind, ("random", "hand-coded"))
     if kind == "hand-coded":
         return HandCodedController(env)
-    spec = importlib.import_module(f"dials_lib.envs.{env}").SPEC
+    spec = get_spec(env)
     return RandomController(spec.n_actions, range(n_agents), seed)

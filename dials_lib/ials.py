@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from dials_lib.config import AIPConfig
-from dials_lib.envs import make_local
+from dials_lib.envs import get_spec, make_local
 from dials_lib.influence import StackedPredictor, make_predictor, sample_sources
 from dials_lib.ppo_core import agent_keys, counter_uniforms
 
@@ -171,6 +171,6 @@ class IALS:
 
 def untrained_ials(env: str, config: AIPConfig, seed: int, agent_ids: Sequence[int]) -> IALS:
     """The paper's untrained-DIALS simulator: IALS with freshly initialised, never trained AIPs."""
-    spec = make_local(env, n_regions=1).spec
+    spec = get_spec(env)
     predictor = make_predictor(config, spec.dset_dim, spec.source_sizes, seed, agent_ids)
     return IALS(env, predictor, seed, agent_ids)
