@@ -26,13 +26,17 @@ def predicted_probabilities(model: StackedPredictor, data: InfluenceData) -> lis
     return [p.numpy().reshape(k, e, h, -1) for p in source_probabilities(logits, model.source_sizes)]
 
 
+def _reported_classes(size: int) -> range:
+    # class 0 of a binary source mirrors class 1, so only class 1 is reported
+    return range(1, 2) if size == 2 else range(size)
+
+
 def one_vs_rest(model: StackedPredictor, data: InfluenceData) -> tuple[np.ndarray, np.ndarray]:
     """Flattened (predicted probability, outcome) pairs of every class of every source (class 0 of a binary
     source is left out: it mirrors class 1)."""
     probs, outcomes = [], []
     for j, p in enumerate(predicted_probabilities(model, data)):
-        classes = range(1, 2) if p.shape[-1] == 2 else range(p.shape[-1])
-        for c in classes:
+        for c in _reported_classes(p.shape[-1]):
             probs.append(p[..., c].ravel())
             outcomes.append((data.sources[..., j] == c).ravel())
     return np.concatenate(probs), np.concatenate(outcomes).astype(np.float64)
@@ -63,8 +67,7 @@ def predicted_vs_empirical(
     rows = []
     for label, agent in agents.items():
         for j, p in enumerate(probs):
-            classes = range(1, 2) if p.shape[-1] == 2 else range(p.shape[-1])
-            for c in classes:
+            for c in _reported_classes(p.shape[-1]):
                 rows.append({
                     "agent": label,
                     "source": source_names[j] if p.shape[-1] == 2 else f"{source_names[j]}={c}",
