@@ -75,20 +75,35 @@ def run_series(preset: str, only: list[str] | None = None) -> list[dict[str, Any
     return timings
 
 
+PRESET_NOTE_TAG = "preset-note"
+"""Tag of the markdown cell saying which preset produced the published outputs (replaced on every publish)."""
+
+
+def is_preset_note(cell: nbformat.NotebookNode) -> bool:
+    """Whether `cell` is a preset note left by an earlier publish (tagged, or untagged from older versions)."""
+    if PRESET_NOTE_TAG in cell.metadata.get("tags", []):
+        return True
+    return cell.cell_type == "markdown" and cell.source.startswith("**Outputs shown below come from the `")
+
+
 def clean_for_publishing(nb: nbformat.NotebookNode, preset: str) -> nbformat.NotebookNode:
-    """Drop papermill's run metadata and replace its injected-parameters cell by a note on the preset."""
+    """Drop papermill's run metadata and replace its injected-parameters cell by a note on the preset.
+
+    Notes from earlier publishes are dropped first, so publishing again never stacks them up."""
     nb.metadata.pop("papermill", None)
     cells = []
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if is_preset_note(cell):
+            continue
         if "injected-parameters" in cell.metadata.get("tags", []):
             note = (
                 f"**Outputs shown below come from the `{preset}` preset** (`make reproduce PRESET={preset}`). "
                 "Running this notebook as it is uses the defaults of the cell above; set `preset` there "
                 "(or pass `-p preset ...` to papermill) to change the budget."
             )
-            cells.append(nbformat.v4.new_markdown_cell(note))
+            cells.append(nbformat.v4.new_markdown_cell(note, metadata={"tags": [PRESET_NOTE_TAG]}))
             continue
         cells.append(cell)
     nb.cells = cells

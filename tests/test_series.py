@@ -46,6 +46,20 @@ def test_publishing_replaces_injected_parameters_and_drops_run_metadata():
     assert "papermill" not in cleaned.cells[2].metadata and "execution" not in cleaned.cells[2].metadata
 
 
+def test_publishing_twice_keeps_a_single_preset_note():
+    # A published notebook already carries a note; papermill then injects its cell after `parameters` again.
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('preset = "smoke"', metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell('preset = "quick"', metadata={"tags": ["injected-parameters"]})
+    nb.cells = [params, injected, nbformat.v4.new_code_cell("1 + 1")]
+    first = series.clean_for_publishing(nb, "quick")
+    rerun = nbformat.v4.new_notebook()
+    rerun.cells = [first.cells[0], injected.copy(), *first.cells[1:]]
+    second = series.clean_for_publishing(rerun, "quick")
+    assert [c.cell_type for c in second.cells] == ["code", "markdown", "code"]
+    assert sum(series.is_preset_note(c) for c in second.cells) == 1
+
+
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "metrics.json"
     io.atomic_write_json(target, {"a": 1})
