@@ -184,6 +184,10 @@ class RunBudget:
     """GS episodes per evaluation."""
     f_fractions: tuple[float, ...] = (0.025, 0.125, 0.25, 1.0)
     """AIP retraining periods of the F ablation as fractions of the run (paper: 100K, 500K, 1M, 4M of 4M)."""
+    ablation_size: int = 4
+    """Number of agents in the F ablation (the paper: 49 for traffic, 4 for the warehouse)."""
+    ablation_seeds: int = 2
+    """Seeds per F value in the F ablation (the first seeds of the main comparison, whose runs are reused)."""
 
     @property
     def n_evaluations(self) -> int:
@@ -227,6 +231,12 @@ class Preset:
     """GS steps per AIP data set in the influence-predictor notebook (the paper: 1e4)."""
     aip_epoch_fraction: float = 1.0
     """Fraction of the paper's AIP training epochs run in the influence-predictor notebook."""
+    scaling_sizes: tuple[int, ...] = (4, 25, 49, 100)
+    """Numbers of agents whose runtime and memory are measured (runtimes and memory notebooks)."""
+    scaling_steps: int = 2_560
+    """Steps per agent of each timed training run; longer budgets are extrapolated from it."""
+    scaling_aip_epochs: int = 5
+    """AIP epochs in each timed retraining; the paper's epoch count is extrapolated linearly from it."""
 
     def budget(self, env: str) -> RunBudget:
         """The training budget of `env` ('traffic' or 'warehouse')."""
@@ -241,6 +251,9 @@ PRESETS: dict[str, Preset] = {
         traffic=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1),
         warehouse=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1),
         env_episodes=1,
+        scaling_sizes=(4, 25),
+        scaling_steps=256,
+        scaling_aip_epochs=1,
         env_sizes=(4, 25),
         theory_models=3,
         theory_mc_samples=(100, 1_000, 10_000),
@@ -251,8 +264,8 @@ PRESETS: dict[str, Preset] = {
         name="quick",
         description="The main job: the whole series in at most 90 minutes on 2 cores, 4-agent variants, "
         "several seeds, showing the paper's trends.",
-        traffic=RunBudget(sizes=(4,), n_seeds=4, total_timesteps=200_000, eval_every=20_000, eval_episodes=4),
-        warehouse=RunBudget(sizes=(4,), n_seeds=4, total_timesteps=200_000, eval_every=20_000, eval_episodes=10),
+        traffic=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=153_600, eval_every=15_360, eval_episodes=4),
+        warehouse=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=102_400, eval_every=10_240, eval_episodes=10),
         env_episodes=10,
         theory_models=20,
         theory_mc_samples=(100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000),
@@ -261,15 +274,19 @@ PRESETS: dict[str, Preset] = {
         name="paper",
         description="The authors' protocol: 4M steps per agent, 4 to 100 agents (days on 2 cores).",
         traffic=RunBudget(
-            sizes=(4, 25, 49, 100), n_seeds=3, total_timesteps=4_000_000, eval_every=100_000, eval_episodes=5
+            sizes=(4, 25, 49, 100), n_seeds=3, total_timesteps=4_000_000, eval_every=100_000, eval_episodes=5,
+            ablation_size=49, ablation_seeds=3,
         ),
         warehouse=RunBudget(
-            sizes=(4, 25, 49, 100), n_seeds=3, total_timesteps=4_000_000, eval_every=100_000, eval_episodes=10
+            sizes=(4, 25, 49, 100), n_seeds=3, total_timesteps=4_000_000, eval_every=100_000, eval_episodes=10,
+            ablation_seeds=3,
         ),
         env_episodes=50,
         theory_models=100,
         theory_mc_samples=(100, 1_000, 10_000, 100_000, 1_000_000),
         aip_agents=25,
+        scaling_steps=19_200,
+        scaling_aip_epochs=100,
     ),
 }
 

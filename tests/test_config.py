@@ -40,6 +40,10 @@ def test_presets_load_and_are_consistent(name):
         for size in budget.sizes:
             assert round(size**0.5) ** 2 == size
         assert all(0 < f <= 1 for f in budget.f_fractions)
+        assert 2 <= budget.ablation_seeds <= budget.n_seeds, "the ablation reuses the comparison's first seeds"
+        assert round(budget.ablation_size**0.5) ** 2 == budget.ablation_size
+    assert preset.scaling_sizes == tuple(sorted(preset.scaling_sizes)) and preset.scaling_steps > 0
+    assert all(round(size**0.5) ** 2 == size for size in preset.scaling_sizes)
 
 
 def test_presets_grow_from_smoke_to_paper():
