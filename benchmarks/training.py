@@ -26,77 +26,42 @@ once per process: an overstatement).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO_ROOT, write_results  # noqa: E402
+from _common import write_results  # noqa: E402
+
+from dials_lib import scaling  # noqa: E402
 
 SIZES = (4, 25, 100)
 STEPS_PER_AGENT = {"traffic": {4: 5120, 25: 2560, 100: 1280}, "warehouse": {4: 2560, 25: 1280, 100: 1280}}
 """Steps per agent by environment and size (one chunk each): the same budget for GS and DIALS."""
-AGENTS_PER_WORKER = {4: 2, 25: 5, 100: 10}
-"""Agents per worker task: N = 100 runs 10 tasks of 10 (smaller tasks hold less AIP-training memory per worker)."""
 DATASET_STEPS = 10_000
 AIP_EPOCHS = 1
-
-
-def run_one(env: str, n_agents: int, simulator: str, workers: int) -> dict[str, Any]:
-    """One training run in this process; returns its measurements (called in a fresh subprocess)."""
-    import torch
-
-    from dials_lib.config import paper_hyperparameters, with_fields
-    from dials_lib.run_config import RunConfig
-    from dials_lib.runner import train
-
-    torch.set_num_threads(1)
-    hp = paper_hyperparameters(env)
-    hp = with_fields(hp, aip=with_fields(hp.aip, epochs=AIP_EPOCHS, dataset_steps=DATASET_STEPS))
-    steps = STEPS_PER_AGENT[env][n_agents]
-    if simulator == "dials" and workers > 1:  # start the worker processes before timing (imports take seconds)
-        from joblib import Parallel, delayed
-
-        Parallel(n_jobs=workers)(delayed(_warm_up)() for _ in range(workers))
-    with tempfile.TemporaryDirectory() as tmp:
-        config = RunConfig(env, n_agents=n_agents, simulator=simulator, total_timesteps=steps, chunk_steps=steps,
-                           retrain_every=steps, eval_every=steps, eval_episodes=1, n_workers=workers,
-                           agents_per_worker=AGENTS_PER_WORKER[n_agents], hyperparameters=hp, run_dir=tmp + "/run")
-        start = time.perf_counter()
-        result = train(config, progress=False)
-        wall = time.perf_counter() - start
-    rt, mem = result.runtime, result.memory
-    return {
-        "env": env, "agents": n_agents, "simulator": simulator, "workers": workers if simulator == "dials" else 1,
-        "steps per agent": steps, "wall s": wall, "agents training s": rt["agents_training_s"],
-        "agent-steps/s (training)": n_agents * steps / rt["agents_training_s"],
-        "data + AIP s": rt["data_collection_plus_aip_training_s"], "evaluation s": rt["evaluation_s"],
-        "worker core share": rt["worker_cpu_s"] / rt["worker_busy_s"] if rt["worker_busy_s"] else float("nan"),
-        "main peak RSS MiB": mem["main_peak_rss_mb"], "max worker peak RSS MiB": mem["max_worker_peak_rss_mb"],
-        "total peak RSS MiB": mem["total_peak_rss_mb"], "total peak PSS MiB": mem["total_peak_pss_mb"],
-        "load avg": os.getloadavg()[0],
-    }
-
-
-def _warm_up() -> int:
-    import dials_lib.workers  # noqa: F401
-
-    return os.getpid()
+COLUMNS = {"env": "env", "n_agents": "agents", "simulator": "simulator", "workers": "workers",
+           "steps_per_agent": "steps per agent", "wall_s": "wall s", "agents_training_s": "agents training s",
+           "agent_steps_per_s": "agent-steps/s (training)", "evaluation_s": "evaluation s",
+           "worker_core_share": "worker core share", "main_peak_rss_mib": "main peak RSS MiB",
+           "max_worker_peak_rss_mib": "max worker peak RSS MiB", "total_peak_rss_mib": "total peak RSS MiB",
+           "total_peak_pss_mib": "total peak PSS MiB", "load_avg": "load avg"}
+"""Columns of the results table, from the fields of `dials_lib.scaling.measure`."""
 
 
 def measure(env: str, n_agents: int, simulator: str, workers: int) -> dict[str, Any]:
-    """`run_one` in a fresh Python process."""
-    code = (f"import json, training; print(json.dumps(training.run_one({env!r}, {n_agents}, {simulator!r}, "
-            f"{workers})))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """One timed run in a fresh Python process (`dials_lib.scaling.measure` on this benchmark's budget).
+
+    Agents are grouped one grid row per worker task (`dials_lib.scaling.agents_per_worker`: 2, 5, 10)."""
+    row = scaling.measure(env, n_agents, simulator, workers, "quick", steps=STEPS_PER_AGENT[env][n_agents],
+                          aip_epochs=AIP_EPOCHS, dataset_steps=DATASET_STEPS)
+    out = {}
+    for field, name in COLUMNS.items():
+        out[name] = row[field]
+        if field == "agent_steps_per_s":  # the table's order: throughput, then the influence part
+            out["data + AIP s"] = row["data_collection_s"] + row["aip_training_s"]
+    return out
 
 
 def main() -> None:
