@@ -228,9 +228,9 @@ class Preset:
     aip_agents: int = 9
     """Agents in the influence-predictor notebook's grid (9: it has corner, edge and centre agents)."""
     aip_dataset_steps: int = 10_000
-    """GS steps per AIP data set in the influence-predictor notebook (the paper: 1e4)."""
+    """GS steps per AIP data set in the influence-predictor notebook and in DIALS runs (the paper: 1e4)."""
     aip_epoch_fraction: float = 1.0
-    """Fraction of the paper's AIP training epochs run in the influence-predictor notebook."""
+    """Fraction of the paper's AIP training epochs run in the influence-predictor notebook and in DIALS runs."""
     scaling_sizes: tuple[int, ...] = (4, 25, 49, 100)
     """Numbers of agents whose runtime and memory are measured (runtimes and memory notebooks)."""
     scaling_steps: int = 2_560
@@ -248,8 +248,11 @@ PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         name="smoke",
         description="CI: every code path on a tiny budget, seconds per notebook; numbers are not meaningful.",
-        traffic=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1),
-        warehouse=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1),
+        # Two F values only: on 2 chunks every F below half the run retrains at the same boundaries.
+        traffic=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
+                          f_fractions=(0.25, 1.0)),
+        warehouse=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
+                            f_fractions=(0.25, 1.0)),
         env_episodes=1,
         scaling_sizes=(4, 25),
         scaling_steps=256,

@@ -79,7 +79,7 @@ def run_identity(config: RunConfig) -> dict[str, object]:
     total = config.total_timesteps or 1
     return {"env": config.env, "n_agents": config.n_agents, "simulator": config.simulator,
             "retrain_every": config.retrain_every if dials else np.nan,
-            "f_fraction": round(config.retrain_every / total, 4) if dials and config.retrain_every else np.nan,
+            "f_fraction": round(config.retrain_every / total, 3) if dials and config.retrain_every else np.nan,
             "seed": config.seed}
 
 

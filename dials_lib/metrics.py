@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.controllers import PolicyController
+from dials_lib.controllers import Controller, PolicyController
 from dials_lib.envs import make_global
 from dials_lib.envs.traffic import N_LANES, lane_topology
 from dials_lib.envs.warehouse import N_SHELVES, TABLES
@@ -111,9 +111,17 @@ def evaluate(
     env: str, group: PPOGroup, episodes: int, seed: int, predictor: StackedPredictor | None = None
 ) -> dict[str, float]:
     """Run `group`'s policies (all agents of the GS, stochastic) for `episodes` GS episodes; see module docstring."""
-    sim = make_global(env, n_agents=group.n_agents, seed=seed)
-    tracker = TRACKERS[env](group.n_agents)
-    data = collect_dataset(sim, PolicyController(group), episodes * sim.spec.horizon, tracker=tracker)
+    return evaluate_controller(env, PolicyController(group), group.n_agents, episodes, seed, predictor)
+
+
+def evaluate_controller(
+    env: str, controller: Controller, n_agents: int, episodes: int, seed: int,
+    predictor: StackedPredictor | None = None,
+) -> dict[str, float]:
+    """The evaluation of `evaluate` for any joint controller (e.g. the hand-coded one) of `n_agents` agents."""
+    sim = make_global(env, n_agents=n_agents, seed=seed)
+    tracker = TRACKERS[env](n_agents)
+    data = collect_dataset(sim, controller, episodes * sim.spec.horizon, tracker=tracker)
     per_episode = data.rewards.sum(axis=2, dtype=np.float64).mean(axis=0)  # mean over agents of each episode's return
     sem = per_episode.std(ddof=1) / math.sqrt(episodes) if episodes > 1 else math.nan
     ce = math.nan
@@ -122,4 +130,4 @@ def evaluate(
     return {"mean_return": float(per_episode.mean()), "sem_return": float(sem), "aip_ce": ce, **tracker.summary()}
 
 
-__all__ = ["DOMAIN_METRICS", "TrafficMetrics", "WarehouseMetrics", "evaluate"]
+__all__ = ["DOMAIN_METRICS", "TrafficMetrics", "WarehouseMetrics", "evaluate", "evaluate_controller"]

@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.config import ENV_NAMES, EnvHyperparameters, check_choice, get_preset, paper_hyperparameters
+from dials_lib.config import (
+    ENV_NAMES,
+    EnvHyperparameters,
+    check_choice,
+    get_preset,
+    paper_hyperparameters,
+    with_fields,
+)
 from dials_lib.envs import check_n_agents, get_spec
 
 SIMULATORS: tuple[str, ...] = ("gs", "dials", "untrained-dials")
@@ -228,11 +235,16 @@ def config_from_preset(
     """A RunConfig on a preset's budget ('smoke', 'quick', 'paper'): steps, evaluation interval and episodes.
 
     F is the paper's F scaled to the budget (`RunBudget.retrain_every`); the chunk is at most the evaluation
-    interval, rounded to PPO buffers. Any RunConfig field can be overridden through `changes`.
+    interval, rounded to PPO buffers; the AIP data set and epochs come from the preset (`aip_dataset_steps`,
+    `aip_epoch_fraction`). Any RunConfig field can be overridden through `changes`.
     """
     p = get_preset(preset)
     budget = p.budget(env)
     hp = paper_hyperparameters(env)
+    # The preset's AIP data set and epoch budget (the paper's for quick and paper; a sliver for smoke).
+    aip = with_fields(hp.aip, dataset_steps=p.aip_dataset_steps,
+                      epochs=max(1, round(hp.aip.epochs * p.aip_epoch_fraction)))
+    hp = with_fields(hp, aip=aip)
     buffer = hp.ppo.buffer_size
     chunk = min(buffer * max(1, budget.eval_every // buffer), default_chunk_steps(env, buffer))
     values: dict[str, Any] = dict(
