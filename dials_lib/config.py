@@ -272,6 +272,7 @@ PRESETS: dict[str, Preset] = {
         env_episodes=10,
         theory_models=20,
         theory_mc_samples=(100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000),
+        scaling_steps=1_280,  # the fixed cost (10K GS data steps, AIP training) dominates the timed runs anyway
     ),
     "paper": Preset(
         name="paper",

@@ -4,7 +4,8 @@ The paper's Tables 1 and 2 give the hours to train for 4M steps per agent on a 1
 memory. We cannot run 4M steps at every size here, so we time a short run and extrapolate.
 
 Measuring: `measure(env, n_agents, simulator, workers, preset)` runs one short training run in a fresh Python
-process (so memory readings start clean): the preset's `scaling_steps` steps per agent in one chunk; for DIALS
+process (so memory readings start clean; the smoke preset, whose numbers mean nothing, saves the interpreter
+start-ups and runs them in the calling process): the preset's `scaling_steps` steps per agent in one chunk; for DIALS
 one AIP retraining on a GS data set of the preset's `aip_dataset_steps` (the paper's 1e4, fewer only under
 smoke) trained for `scaling_aip_epochs` epochs; a one-episode evaluation on the GS at the start and at the end.
 `measurements(preset)` does this for both environments, the preset's `scaling_sizes` and the runs of
@@ -92,16 +93,24 @@ def measured_config(env: str, n_agents: int, simulator: str, workers: int, steps
                      agents_per_worker=agents_per_worker(n_agents), hyperparameters=hp, run_dir=run_dir)
 
 
-def measurement_settings(preset: str) -> dict[str, int]:
-    """What every timed run of `preset` shares: steps per agent, AIP epochs and data set size."""
+def measurement_settings(preset: str) -> dict[str, Any]:
+    """What every timed run of `preset` shares: steps per agent, AIP epochs, data set size, fresh process or not."""
     p = get_preset(preset)
+    # smoke times its runs in the calling process: its numbers mean nothing anyway, and 16 fresh interpreters
+    # (each importing torch, half of them starting worker processes) would take minutes instead of seconds
     return {"format": CACHE_FORMAT, "steps_per_agent": p.scaling_steps, "aip_epochs": p.scaling_aip_epochs,
-            "dataset_steps": p.aip_dataset_steps}
+            "dataset_steps": p.aip_dataset_steps, "fresh_process": preset != "smoke"}
 
 
 def _warm_up() -> int:
-    import dials_lib.workers  # noqa: F401 - the import is the warm-up
+    """Import the worker code and run torch's lazily initialised parts once (about a second in a new process)."""
+    import torch
 
+    import dials_lib.workers  # noqa: F401 - the import is most of the warm-up
+
+    torch.set_num_threads(1)
+    weights = torch.nn.init.orthogonal_(torch.empty(8, 8, requires_grad=True))
+    torch.bmm(weights[None], weights[None]).sum().backward()
     return os.getpid()
 
 
@@ -141,14 +150,20 @@ def measure_in_this_process(env: str, n_agents: int, simulator: str, workers: in
 
 
 def measure(env: str, n_agents: int, simulator: str, workers: int, preset: str, *, steps: int | None = None,
-            aip_epochs: int | None = None, dataset_steps: int | None = None) -> dict[str, Any]:
-    """One timed run on `preset`'s scaling budget in a fresh Python process (keywords override the budget)."""
+            aip_epochs: int | None = None, dataset_steps: int | None = None, fresh_process: bool = True
+            ) -> dict[str, Any]:
+    """One timed run on `preset`'s scaling budget in a fresh Python process (keywords override the budget).
+
+    `fresh_process=False` runs it in this process instead: quicker, but memory readings include whatever this
+    process already holds."""
     _check_run(env, n_agents, simulator, workers)
     settings = measurement_settings(preset)
     spec = {"env": env, "n_agents": n_agents, "simulator": simulator, "workers": workers,
             "steps": settings["steps_per_agent"] if steps is None else steps,
             "aip_epochs": settings["aip_epochs"] if aip_epochs is None else aip_epochs,
             "dataset_steps": settings["dataset_steps"] if dataset_steps is None else dataset_steps}
+    if not fresh_process:
+        return measure_in_this_process(**spec)
     code = ("import json, sys; from dials_lib.scaling import measure_in_this_process as m; "
             "print(json.dumps(m(**json.loads(sys.argv[1]))))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True)
@@ -186,7 +201,7 @@ def measurements(preset: str, measure_missing: bool = True, verbose: bool = True
                                 "07_runtimes (or scaling.measurements) to make them")
     for env, n, sim, w in missing:
         start = time.perf_counter()
-        rows.append(measure(env, n, sim, w, preset))
+        rows.append(measure(env, n, sim, w, preset, fresh_process=settings["fresh_process"]))
         atomic_write_json(path, {"settings": settings, "rows": rows})
         if verbose:
             print(f"measured {env} N={n} {sim} ({w} worker{'s' if w > 1 else ''}) in "
@@ -315,6 +330,25 @@ def projections(frame: pd.DataFrame, preset: str, workers: tuple[int, ...] = PRO
     return pd.DataFrame(rows)
 
 
+def training_runs_runtime(frame: pd.DataFrame, preset: str, workers: int) -> pd.DataFrame:
+    """Projected wall time of every training run of `preset` (notebooks 04-06) on `workers` processes.
+
+    NaN for runs whose size was not measured (`measured` False)."""
+    from dials_lib.experiments import ablation_configs, comparison_configs
+
+    costs, configs = _costs_by_run(frame), {}
+    for env in ENV_NAMES:
+        for config in comparison_configs(preset, env) + ablation_configs(preset, env):
+            configs[config.name()] = config  # the ablation reuses the comparison's DIALS runs at the paper's F
+    rows = []
+    for name, config in configs.items():
+        key = (config.env, config.n_agents, "gs" if config.simulator == "gs" else "dials")
+        total = extrapolate(costs[key], config, workers)["total_s"] if key in costs else math.nan
+        rows.append({"run": name, "env": config.env, "n_agents": config.n_agents, "simulator": config.simulator,
+                     "measured": key in costs, "total_s": total})
+    return pd.DataFrame(rows)
+
+
 def projection_check(frame: pd.DataFrame) -> pd.DataFrame:
     """Each timed DIALS run against its projection from the 1-worker run's costs (ratio predicted/measured)."""
     costs, rows = _costs_by_run(frame), []
@@ -337,4 +371,4 @@ def projection_check(frame: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = ["MEASURED_RUNS", "PAPER_F", "PROJECTION_WORKERS", "StepCosts", "agents_per_worker", "extrapolate",
            "makespan", "measure", "measurements", "paper_protocol_configs", "preset_configs", "projection_check",
-           "projections", "step_costs"]
+           "projections", "step_costs", "training_runs_runtime"]

@@ -107,7 +107,7 @@ def test_measurements_file_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("DIALS_RUNS_DIR", str(tmp_path))
     calls = []
 
-    def fake_measure(env, n_agents, simulator, workers, preset):
+    def fake_measure(env, n_agents, simulator, workers, preset, fresh_process):
         calls.append((env, n_agents, simulator, workers))
         return made_up_row(env, n_agents, simulator, workers)
 
