@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERDICTS: tuple[str, ...] = ("reproduced", "partly", "not reproduced")
-"""The possible verdicts, strongest first."""
+VERDICTS: tuple[str, ...] = ("reproduced", "partly", "not reproduced", "not measured")
+"""The possible verdicts, strongest first ("not measured": the preset does not run the experiment)."""
 MATCH_TOLERANCE = 0.05
 """DIALS 'matches' GS when its final return is at most this fraction of |GS's| below it."""
 FAR_SLOWER = 2.0
