@@ -9,6 +9,8 @@ Modules, one concept each:
 - `controllers`: random, hand-coded and policy controllers;
 - `run_config`, `runner`, `workers`, `metrics`: GS, DIALS and untrained-DIALS training runs on joblib workers,
   with run directories, checkpoints and GS evaluation (`python -m dials_lib train`);
+- `scaling`: timed short runs of GS and DIALS in fresh processes, extrapolated to full budgets and worker counts
+  (runtime and memory against the number of agents);
 - `theory`, `theory_checks`: the appendix's Lemma 1, Proposition 1, Lemma 2 and Theorem 1 on exact tiny models;
 - `config`, `paths`, `io`, `plots`, `series`: hyperparameters and presets, repository paths, atomic writes,
   figures and tables, and the notebook pipeline (`python -m dials_lib.series`).
