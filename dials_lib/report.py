@@ -17,12 +17,12 @@ from dials_lib.config import check_choice
 from dials_lib.controllers import HandCodedController
 from dials_lib.experiments import mean_and_sem
 from dials_lib.metrics import evaluate_controller
-from dials_lib.plots import read_paper_table
+from dials_lib.plots import SIMULATOR_COLOURS, read_paper_table
 
 METHOD_LABELS: dict[str, str] = {"gs": "GS", "dials": "DIALS", "untrained-dials": "untrained-DIALS"}
 """Display name of each simulator, as in the paper's legends."""
-METHOD_COLORS: dict[str, str] = {"GS": "tab:orange", "DIALS": "tab:green", "untrained-DIALS": "tab:blue"}
-"""The paper's colours: GS orange, DIALS green, untrained-DIALS blue."""
+METHOD_COLORS: dict[str, str] = SIMULATOR_COLOURS
+"""The paper's colours: GS orange, DIALS green, untrained-DIALS blue (`plots.SIMULATOR_COLOURS`)."""
 METHOD_ORDER: tuple[str, ...] = ("GS", "DIALS", "untrained-DIALS")
 """Order of the methods in tables and bar charts."""
 PAPER_RESULT_COLUMNS: dict[str, str] = {"GS": "GS", "DIALS": "DIALS", "untrained-DIALS": "untrained_DIALS"}
