@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
 from dials_lib.config import check_choice
 from dials_lib.controllers import HandCodedController
@@ -62,6 +63,19 @@ def plot_curves(ax: plt.Axes, curves: pd.DataFrame, hue: str = "method", colors:
         ax.plot(group[x], group["mean"], marker="o", ms=3, label=str(name), color=color)
         sem = group["sem"].fillna(0.0)
         ax.fill_between(group[x], group["mean"] - sem, group["mean"] + sem, alpha=0.25, color=color)
+
+
+def steps_axis(ax: plt.Axes) -> None:
+    """Label the x ticks of a timestep axis in thousands ('40k') so long runs stay readable."""
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x else "0"))
+
+
+def plain_log_axis(ax: plt.Axes) -> None:
+    """Log-scale y axis with plain numbers ('1.5', '2') on its major and minor ticks instead of powers of ten."""
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda y, _: f"{y:.3g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
 
 
 def hand_coded_baseline(env: str, sizes: Iterable[int], episodes: int, seed: int) -> pd.DataFrame:
@@ -138,8 +152,10 @@ __all__ = [
     "learning_curves",
     "paper_final_returns",
     "plot_bars",
+    "plain_log_axis",
     "plot_curves",
     "runtime_summary",
     "start_returns",
+    "steps_axis",
     "with_method",
 ]
