@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import torch
 from joblib import Parallel, delayed
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
 from dials_lib.controllers import PolicyController
 from dials_lib.envs import get_spec, make_global
