@@ -13,6 +13,7 @@ replacement, each group on its own), with a fixed random stream so the same runs
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -36,8 +37,7 @@ def preset_runs_dir(preset: str) -> Path:
 
 def _config(preset: str, env: str, simulator: str, n_agents: int, seed: int, **changes: object) -> RunConfig:
     config = config_from_preset(preset, env, simulator, n_agents=n_agents, seed=seed, **changes)
-    return config_from_preset(preset, env, simulator, n_agents=n_agents, seed=seed,
-                              run_dir=str(preset_runs_dir(preset) / config.name()), **changes)
+    return dataclasses.replace(config, run_dir=str(preset_runs_dir(preset) / config.name()))
 
 
 def run_seeds(preset: str, env: str, n_seeds: int | None = None) -> list[int]:
