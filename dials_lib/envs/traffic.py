@@ -47,7 +47,8 @@ Hand-coded controller (`hand_coded_actions`, the paper used SUMO's actuated ligh
 green for at least MIN_GREEN = 5 steps (the best of 1..20 on 4 and 25 agents), switch if the red axis queues
 more cars, counting the cars on the observed cells 0..8 of the axis's two incoming lanes.
 
-Inside the simulators each lane is one 10-bit integer (bit k = cell k); `local_states()` unpacks it.
+Inside the simulators each lane is one 10-bit integer (bit k = cell k) and each light one of 8 states (green or
+one of the 3 yellow steps, per axis), so that a step is a handful of table lookups; `local_states()` unpacks them.
 
 Observation (float32 [n, 40]): occupancy of cells 0..8 of the 4 incoming lanes (lane-major, 36 values) and a
 one-hot of the phase (4). d-set (float32 [n, 40]): all 40 lane cells at t. Horizon 300 steps.
@@ -99,7 +100,6 @@ CELLS_OF = (np.arange(1 << N_CELLS)[:, None] & CELL_POWERS).astype(bool)  # [102
 OBSERVED_CELLS_OF = np.ascontiguousarray(CELLS_OF[:, :ENTRY_CELL], dtype=np.float32)  # [1024, 9]: cells 0..8
 DSET_CELLS_OF = CELLS_OF.astype(np.float32)
 PHASE_ONE_HOT = np.eye(4, dtype=np.float32)
-GREEN_LANES_OF = PHASE_ONE_HOT[:, LANE_GREEN_PHASE].astype(bool)  # [phase, lane]: lane has green
 
 
 def lane_topology(side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,10 +130,25 @@ def _check_actions(actions: Any, n: int) -> np.ndarray:
     return actions
 
 
-def _advance_light(phase: np.ndarray, timer: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step 1: the light after this step's action (see module docstring)."""
-    change = np.where(phase & 1, timer >= YELLOW_STEPS, actions)  # actions are 0 or 1
-    return (phase + change) & 3, np.where(change, 1, timer + 1)
+# Inside the simulators the light is one of 8 states, so that a step updates it with one table lookup:
+# 0 green NS, 1..3 the 1st..3rd yellow step NS->EW, 4 green EW, 5..7 the 1st..3rd yellow step EW->NS.
+PHASE_OF_LIGHT = np.array([0, 1, 1, 1, 2, 3, 3, 3], dtype=np.int64)
+_LIGHT_AFTER = np.array([[0, 1], [2, 2], [3, 3], [4, 4], [4, 5], [6, 6], [7, 7], [0, 0]], dtype=np.int64)
+NEXT_LIGHT = _LIGHT_AFTER.ravel()  # index 2 * light + action
+# The timer restarts when the phase changes (a yellow step that follows another keeps counting).
+TIMER_KEEPS = (PHASE_OF_LIGHT[NEXT_LIGHT] == PHASE_OF_LIGHT[np.arange(16) // 2]).astype(np.int64)
+ONE_HOT_OF_LIGHT = PHASE_ONE_HOT[PHASE_OF_LIGHT]  # [8, 4]
+
+
+def _light_of(phase: np.ndarray, timer: np.ndarray) -> np.ndarray:
+    """Light states from phases and timers (a yellow timer counts the yellow steps so far, 1..3)."""
+    return np.where(phase & 1, phase // 2 * 4 + timer, phase * 2)
+
+
+def _advance_light(light: np.ndarray, timer: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1: the light and its timer after this step's action (see module docstring)."""
+    key = (light << 1) | actions  # actions are 0 or 1
+    return NEXT_LIGHT.take(key), timer * TIMER_KEEPS.take(key) + 1
 
 
 def _lane_moves_rule(lanes: np.ndarray, can_cross: np.ndarray) -> np.ndarray:
@@ -141,35 +156,42 @@ def _lane_moves_rule(lanes: np.ndarray, can_cross: np.ndarray) -> np.ndarray:
     return (lanes & ~(lanes << 1) & BEHIND_STOP_LINE) | (lanes & can_cross)
 
 
-# The rule tabulated once over all 2048 (lane bits, may-cross bit) keys: a step then needs one lookup.
-_KEYS = np.arange(1 << (N_CELLS + 1))
-MOVES_OF = _lane_moves_rule((_KEYS & ((1 << N_CELLS) - 1)).astype(LANE_DTYPE), (_KEYS >> N_CELLS).astype(bool))
-MAY_CROSS_KEY = LANE_DTYPE(1 << N_CELLS)
+# Steps 2 and 3 tabulated once over all 4096 keys (lane bits | green << 10 | downstream entry occupied << 11),
+# so a step needs one lookup. Rows: 0 the cars that move (their bits at t), 1 the lane at t (rows 0-1 side by
+# side let one popcount count both for the reward), 2 the lane after the moves and before arrivals, 3 the entry
+# bit a crossing car brings to the downstream lane.
+_KEYS = np.arange(1 << (N_CELLS + 2))
+_MOVES = _lane_moves_rule((_KEYS & ((1 << N_CELLS) - 1)).astype(LANE_DTYPE), (_KEYS >> N_CELLS) == 1)
+_LANE_MASK = (1 << N_CELLS) - 1
+STEP_TABLE = np.stack((_MOVES, _KEYS & _LANE_MASK, (_KEYS ^ _MOVES ^ (_MOVES >> 1)) & _LANE_MASK,
+                       (_MOVES & 1) << ENTRY_CELL)).astype(LANE_DTYPE)
+GREEN_KEY_OF_LIGHT = (ONE_HOT_OF_LIGHT[:, LANE_GREEN_PHASE] * (1 << N_CELLS)).astype(LANE_DTYPE)  # [8, 4]
+BLOCKED_KEY = 1 << (N_CELLS + 1)
+BLOCKED_KEY_OF = np.where(np.arange(1 << N_CELLS) & ENTRY_BIT, BLOCKED_KEY, 0).astype(LANE_DTYPE)  # by lane value
 
 
-def _car_moves(lanes: np.ndarray, phase: np.ndarray, blocked: np.ndarray) -> np.ndarray:
-    """Step 2: which cars move this step, as lane integers [n, 4] with the bits of their cells at t."""
-    can_cross = GREEN_LANES_OF.take(phase, axis=0) > blocked  # green and not blocked
-    return MOVES_OF.take(lanes | (can_cross * MAY_CROSS_KEY))
+def _step_cars(lanes: np.ndarray, light: np.ndarray, blocked_keys: np.ndarray) -> np.ndarray:
+    """Steps 2-3 without arrivals, uint16 [4, n, 4]: the STEP_TABLE rows of every lane.
+
+    `blocked_keys` is BLOCKED_KEY where the downstream entry cell of a lane is occupied at t, else 0.
+    """
+    return STEP_TABLE.take(lanes | GREEN_KEY_OF_LIGHT.take(light, axis=0) | blocked_keys, axis=1)
 
 
-def _next_lanes(lanes: np.ndarray, moves: np.ndarray, arrivals: np.ndarray) -> np.ndarray:
-    """Step 3: occupancy at t+1 from the moves and the arrivals (0/1 [n, 4]) at cell 9."""
-    return (lanes ^ moves) | (moves >> 1) | (arrivals * LANE_DTYPE(ENTRY_BIT))  # moves are a subset of lanes
+def _reward(moves_and_lanes: np.ndarray) -> np.ndarray:
+    """Step 4: fraction of the cars present at t that moved, float32 [n] (0 without cars).
 
-
-def _reward(lanes: np.ndarray, moves: np.ndarray) -> np.ndarray:
-    """Step 4: fraction of the cars present at t that moved, float32 [n] (0 without cars)."""
-    n_cars = np.bitwise_count(lanes.view(np.uint64)).ravel()  # the 4 lanes of a region are 64 bits
-    n_moved = np.bitwise_count(moves.view(np.uint64)).ravel()
+    `moves_and_lanes` is uint16 [2, n, 4]: the cars that moved, then the cars present at t.
+    """
+    n_moved, n_cars = np.bitwise_count(moves_and_lanes.view(np.uint64))[..., 0]  # a region's 4 lanes: 64 bits
     # float32 division of these small integers is correctly rounded, like float64 division then rounding
     return np.divide(n_moved, np.maximum(n_cars, 1), dtype=np.float32)
 
 
-def _observe(lanes: np.ndarray, phase: np.ndarray) -> np.ndarray:
+def _observe(lanes: np.ndarray, light: np.ndarray) -> np.ndarray:
     n = len(lanes)
     observed = OBSERVED_CELLS_OF.take(lanes.ravel(), axis=0).reshape(n, -1)
-    return np.concatenate((observed, PHASE_ONE_HOT.take(phase, axis=0)), axis=1)
+    return np.concatenate((observed, ONE_HOT_OF_LIGHT.take(light, axis=0)), axis=1)
 
 
 class _TrafficBase:
@@ -187,20 +209,25 @@ class _TrafficBase:
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         self.lanes = np.zeros((self._n, N_LANES), dtype=LANE_DTYPE)
-        self.phase = np.zeros(self._n, dtype=np.int64)
+        self.light = np.zeros(self._n, dtype=np.int64)
         self.timer = np.zeros(self._n, dtype=np.int64)
         self.t = 0
-        self._arrivals = np.zeros((self._n, N_LANES), dtype=bool)
-        self._blocked = np.zeros((self._n, N_LANES), dtype=bool)
-        return _observe(self.lanes, self.phase)
+        self._arrival_bits = np.zeros((self._n, N_LANES), dtype=LANE_DTYPE)
+        self._blocked_keys = np.zeros((self._n, N_LANES), dtype=LANE_DTYPE)
+        return _observe(self.lanes, self.light)
+
+    @property
+    def phase(self) -> np.ndarray:
+        """Light phase of every region, int64 [n] (0 green NS, 1 yellow NS->EW, 2 green EW, 3 yellow EW->NS)."""
+        return PHASE_OF_LIGHT.take(self.light)
 
     def observations(self) -> np.ndarray:
         """Current observations, float32 [n, 40]."""
-        return _observe(self.lanes, self.phase)
+        return _observe(self.lanes, self.light)
 
     def influence_sources(self) -> np.ndarray:
         """u_t realised by the step just taken, int64 [n, 8] (arrival bits, then downstream-blocked bits)."""
-        return np.concatenate((self._arrivals, self._blocked), axis=1).astype(np.int64)
+        return (np.concatenate((self._arrival_bits, self._blocked_keys), axis=1) != 0).astype(np.int64)
 
     def dsets(self) -> np.ndarray:
         """d-separating set at the current t: all 40 lane cells, float32 [n, 40]."""
@@ -210,7 +237,7 @@ class _TrafficBase:
         """Copies of every region's local state (layout in the module docstring)."""
         return {
             "cells": CELLS_OF[self.lanes],
-            "phase": self.phase.copy(),
+            "phase": self.phase,
             "timer": self.timer.copy(),
             "t": np.full(self._n, self.t, dtype=np.int64),
         }
@@ -237,29 +264,47 @@ class GlobalSimulator(_TrafficBase):
         n_flat = N_LANES * n_agents
         # Padded flat buffers: index n_flat is the empty lane beyond the grid's edge.
         self._padded_lanes = np.zeros(n_flat + 1, dtype=LANE_DTYPE)
-        self._padded_crossed = np.zeros(n_flat + 1, dtype=bool)
+        self._padded_sent = np.zeros(n_flat + 1, dtype=LANE_DTYPE)
+        self._draws = np.zeros((0, len(self._entry)), dtype=LANE_DTYPE)
+        self._next_draw = 0
         super().__init__(n_agents, seed)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start an episode with empty roads and green NS everywhere; returns the observations."""
+        if seed is not None:  # a new stream: forget the draws taken in advance from the old one
+            self._draws, self._next_draw = self._draws[:0], 0
+        return super().reset(seed)
+
+    def _spawn_bits(self) -> np.ndarray:
+        """ENTRY_BIT where this step's draw places a new car on a boundary entry lane (if its cell 9 is free).
+
+        The draws are those of one `rng.random(4 * side)` call per step, taken a horizon's worth at a time:
+        a block of draws is the same stream of numbers as the per-step calls, at a fraction of the cost.
+        """
+        if self._next_draw == len(self._draws):
+            block = self._rng.random((HORIZON, len(self._entry))) < self.inflow_probability
+            self._draws, self._next_draw = block.astype(LANE_DTYPE) << ENTRY_CELL, 0
+        self._next_draw += 1
+        return self._draws[self._next_draw - 1]
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, bool]:
         """Advance all intersections by one step; returns (obs [n, 40], rewards [n], done)."""
         self._check_running()
         actions = _check_actions(actions, self._n)
-        self.phase, self.timer = _advance_light(self.phase, self.timer, actions)
+        self.light, self.timer = _advance_light(self.light, self.timer, actions)
         flat = self._padded_lanes
         flat[:-1] = self.lanes.ravel()
-        blocked = (flat.take(self._downstream) >= ENTRY_BIT).reshape(self._n, N_LANES)
-        moves = _car_moves(self.lanes, self.phase, blocked)
-        crossed = self._padded_crossed
-        np.bitwise_and(moves.ravel(), 1, out=crossed[:-1], casting="unsafe")
-        arrivals = crossed.take(self._upstream)
-        spawned = (self._rng.random(len(self._entry)) < self.inflow_probability) & (flat[self._entry] < ENTRY_BIT)
-        arrivals[self._entry] = spawned
-        arrivals = arrivals.reshape(self._n, N_LANES)
-        rewards = _reward(self.lanes, moves)
-        self.lanes = _next_lanes(self.lanes, moves, arrivals)
-        self._arrivals, self._blocked = arrivals, blocked
+        blocked_keys = BLOCKED_KEY_OF.take(flat.take(self._downstream)).reshape(self._n, N_LANES)
+        cars = _step_cars(self.lanes, self.light, blocked_keys)
+        self._padded_sent[:-1] = cars[3].ravel()
+        arrival_bits = self._padded_sent.take(self._upstream)
+        arrival_bits[self._entry] = self._spawn_bits() & ~flat.take(self._entry)
+        arrival_bits = arrival_bits.reshape(self._n, N_LANES)
+        rewards = _reward(cars[:2])
+        self.lanes = cars[2] | arrival_bits
+        self._arrival_bits, self._blocked_keys = arrival_bits, blocked_keys
         self.t += 1
-        return _observe(self.lanes, self.phase), rewards, self.t >= HORIZON
+        return _observe(self.lanes, self.light), rewards, self.t >= HORIZON
 
 
 class LocalSimulator(_TrafficBase):
@@ -281,15 +326,17 @@ class LocalSimulator(_TrafficBase):
                              f"{u.shape}")
         if np.any(u & -2):
             raise ValueError("u must be binary (0 or 1) for every traffic influence source")
-        self.phase, self.timer = _advance_light(self.phase, self.timer, actions)
-        blocked = u[:, N_LANES:].astype(bool)
-        moves = _car_moves(self.lanes, self.phase, blocked)
-        arrivals = u[:, :N_LANES].astype(bool) & (self.lanes < ENTRY_BIT)  # never into an occupied entry cell
-        rewards = _reward(self.lanes, moves)
-        self.lanes = _next_lanes(self.lanes, moves, arrivals)
-        self._arrivals, self._blocked = arrivals, blocked
+        self.light, self.timer = _advance_light(self.light, self.timer, actions)
+        u_bits = u.astype(LANE_DTYPE)
+        blocked_keys = u_bits[:, N_LANES:] * BLOCKED_KEY
+        cars = _step_cars(self.lanes, self.light, blocked_keys)
+        # never into an occupied entry cell: an AIP may predict one
+        arrival_bits = (u_bits[:, :N_LANES] << ENTRY_CELL) & ~self.lanes
+        rewards = _reward(cars[:2])
+        self.lanes = cars[2] | arrival_bits
+        self._arrival_bits, self._blocked_keys = arrival_bits, blocked_keys
         self.t += 1
-        return _observe(self.lanes, self.phase), rewards, self.t >= HORIZON
+        return _observe(self.lanes, self.light), rewards, self.t >= HORIZON
 
     def load_states(self, states: dict[str, np.ndarray]) -> None:
         """Put the K regions into the given local states (same layout as `local_states()`)."""
@@ -306,13 +353,17 @@ class LocalSimulator(_TrafficBase):
         phase = np.asarray(states["phase"], dtype=np.int64)
         if phase.min() < 0 or phase.max() > 3:
             raise ValueError("states['phase'] must be in {0, 1, 2, 3}")
+        timer = np.array(states["timer"], dtype=np.int64)
+        yellow_timer = timer[(phase & 1) == 1]
+        if np.any((yellow_timer < 1) | (yellow_timer > YELLOW_STEPS)):
+            raise ValueError(f"states['timer'] must be in [1, {YELLOW_STEPS}] for a yellow phase (1 or 3)")
         cells = np.asarray(states["cells"], dtype=bool)
         self.lanes = (cells * CELL_POWERS).sum(axis=2, dtype=LANE_DTYPE)
-        self.phase = phase.copy()
-        self.timer = np.array(states["timer"], dtype=np.int64)
+        self.light = _light_of(phase, timer)
+        self.timer = timer
         self.t = int(t[0])
-        self._arrivals = np.zeros((self._n, N_LANES), dtype=bool)
-        self._blocked = np.zeros((self._n, N_LANES), dtype=bool)
+        self._arrival_bits = np.zeros((self._n, N_LANES), dtype=LANE_DTYPE)
+        self._blocked_keys = np.zeros((self._n, N_LANES), dtype=LANE_DTYPE)
 
 
 def hand_coded_actions(states: dict[str, np.ndarray], min_green: int = MIN_GREEN) -> np.ndarray:
