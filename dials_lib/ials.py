@@ -40,8 +40,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 class FrozenPredictor:
     """A numpy snapshot of a `StackedPredictor` for fast step-by-step sampling (weights do not change).
 
-    Weights are stored transposed ([K, out, in], float32) and applied as matrix-vector products to column
-    vectors [K, in, 1]: for one sample per agent this is several times faster than a batched row-vector matmul.
+    Weights are stored transposed ([K, out, in], float32) and applied as batched matrix-vector products to column
+    vectors [K, in, 1]. At K = 100 these products read every weight once per step (about 90 KB per traffic
+    agent), which bounds the step's cost from below: see benchmarks/sim_ials.py.
     """
 
     def __init__(self, model: StackedPredictor) -> None:
@@ -96,6 +97,29 @@ class FrozenPredictor:
         return u.numpy(), hidden
 
 
+class CounterStream:
+    """The per-agent counter-based uniforms of one random stream, `width` per step, computed many steps at a time.
+
+    Step n's uniforms have counters n * width + 0..width-1, so a block of steps holds exactly the numbers that
+    step-by-step calls would give; hashing a block at once spreads the fixed cost of the hash over its steps.
+    """
+
+    def __init__(self, keys: np.ndarray, width: int, block_steps: int = 128) -> None:
+        self.keys, self.width, self.block_steps = keys, width, block_steps
+        self._first = self._end = 0
+        self._block = np.empty((0, len(keys), width))
+
+    def at(self, step: int) -> np.ndarray:
+        """Uniforms [K, width] of step `step` (any step, in any order)."""
+        if not self._first <= step < self._end:
+            counters = (np.arange(step * self.width, (step + self.block_steps) * self.width, dtype=np.uint64)
+                        .reshape(self.block_steps, self.width))
+            self._block = counter_uniforms(self.keys, np.broadcast_to(counters, (len(self.keys), *counters.shape)))
+            self._block = np.ascontiguousarray(self._block.transpose(1, 0, 2))  # [steps, K, width]
+            self._first, self._end = step, step + self.block_steps
+        return self._block[step - self._first]
+
+
 class IALS:
     """K influence-augmented local simulators: local regions whose influence sources come from AIPs."""
 
@@ -107,12 +131,13 @@ class IALS:
         self.agent_ids = [int(a) for a in agent_ids]
         self.ls = make_local(env, n_regions=self.n_agents, seed=seed)
         self.spec = self.ls.spec
-        self._sample_keys = agent_keys(seed, self.agent_ids, SAMPLE_STREAM)
-        self._noise_keys = agent_keys(seed, self.agent_ids, NOISE_STREAM)
         self._n_steps = 0  # steps taken since construction: the counter of the random streams
+        n_sources = len(self.spec.source_sizes)
+        self._sample_stream = CounterStream(agent_keys(seed, self.agent_ids, SAMPLE_STREAM), n_sources)
         probe = self.ls.last_noise()
-        self._noise_width = None if probe is None else int(np.prod(probe.shape[1:]))
         self._noise_shape = None if probe is None else probe.shape
+        self._noise_stream = None if probe is None else CounterStream(
+            agent_keys(seed, self.agent_ids, NOISE_STREAM), int(np.prod(probe.shape[1:])))
         self._u = np.zeros((self.n_agents, self.spec.n_sources), dtype=np.int64)
         self.set_predictor(predictor)
 
@@ -127,13 +152,9 @@ class IALS:
         self._u = np.zeros((self.n_agents, self.spec.n_sources), dtype=np.int64)
         return self.ls.reset(seed)
 
-    def _uniforms(self, keys: np.ndarray, width: int) -> np.ndarray:
-        counters = np.uint64(self._n_steps * width) + np.arange(width, dtype=np.uint64)
-        return counter_uniforms(keys, np.broadcast_to(counters, (self.n_agents, width)))
-
     def sample_influence(self) -> np.ndarray:
         """Sample u_t [K, n_sources] from the AIPs given the current d-sets (advances the GRU state)."""
-        uniforms = self._uniforms(self._sample_keys, len(self.predictor.source_sizes))
+        uniforms = self._sample_stream.at(self._n_steps)
         u, self._hidden = self.predictor.sample(self.ls.dsets(), self._hidden, uniforms)
         return u
 
@@ -146,8 +167,8 @@ class IALS:
         """
         sampled = self.sample_influence()  # always advance the AIP state, so a given u keeps it in step
         u = sampled if u is None else np.asarray(u, dtype=np.int64)
-        if noise is None and self._noise_width is not None:
-            noise = self._uniforms(self._noise_keys, self._noise_width).reshape(self._noise_shape)
+        if noise is None and self._noise_stream is not None:
+            noise = self._noise_stream.at(self._n_steps).reshape(self._noise_shape)
         self._n_steps += 1
         self._u = u
         return self.ls.step(actions, u, noise)
