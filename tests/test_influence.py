@@ -7,7 +7,7 @@ import torch
 from dials_lib.config import AIPConfig, paper_hyperparameters, with_fields
 from dials_lib.controllers import HandCodedController, RandomController
 from dials_lib.envs import make_global, make_local
-from dials_lib.ials import IALS, FrozenPredictor, untrained_ials
+from dials_lib.ials import IALS, CounterStream, FrozenPredictor, untrained_ials
 from dials_lib.influence import (
     InfluenceData,
     collect_dataset,
@@ -19,6 +19,7 @@ from dials_lib.influence import (
     train_predictor,
 )
 from dials_lib.influence_eval import class_rates, simulator_statistics
+from dials_lib.ppo_core import counter_uniforms
 
 torch.set_num_threads(1)
 ENVS = ("traffic", "warehouse")
@@ -233,3 +234,12 @@ def test_gru_aip_gradients_equal_stepping_the_cell_under_autograd():
     assert torch.allclose(fast, slow, atol=1e-5)
     for a, b in zip(fast_grads, slow_grads, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_counter_stream_blocks_give_the_step_by_step_uniforms() -> None:
+    """A block of steps hashed at once holds exactly the uniforms of per-step hashing, in any order of steps."""
+    keys = np.array([3, 11, 2**63 + 5], dtype=np.uint64)
+    stream = CounterStream(keys, width=4, block_steps=8)
+    for step in (0, 7, 8, 3, 130, 2, 129):
+        counters = np.broadcast_to(np.arange(step * 4, step * 4 + 4, dtype=np.uint64), (3, 4))
+        np.testing.assert_array_equal(stream.at(step), counter_uniforms(keys, counters))
