@@ -38,7 +38,9 @@ the same results); a finished run returns its records without training; a direct
 (anything but n_workers and run_dir differing) is refused with an error naming the differences.
 
 A worker process that dies (killed, out of memory) makes the run raise `WorkerDiedError`, naming the agents of
-the tasks that had not returned and the last checkpoint; rerun the same command to resume.
+the tasks that had not returned and the last checkpoint; rerun the same command to resume. Under joblib's Dask
+backend the tasks go to its dask.distributed Client directly (`dials_lib.workers.run_on_dask` says why), and the
+error comes once the scheduler stops rerunning the task (`distributed.scheduler.allowed-failures`).
 """
 
 from __future__ import annotations
@@ -63,7 +65,15 @@ from dials_lib.io import atomic_write, atomic_write_json, atomic_write_text, rea
 from dials_lib.metrics import DOMAIN_METRICS, evaluate
 from dials_lib.ppo import PPOGroup
 from dials_lib.run_config import RunConfig, config_differences, derived_seed
-from dials_lib.workers import MemoryProbe, run_indexed, run_steps, train_agents_task, train_aips_task
+from dials_lib.workers import (
+    MemoryProbe,
+    dask_client,
+    run_indexed,
+    run_on_dask,
+    run_steps,
+    train_agents_task,
+    train_aips_task,
+)
 
 GS_TRAIN_TAG, DATA_TAG, EVAL_TAG, IALS_TAG = 1, 2, 3, 4
 """Purposes of `derived_seed`: GS training episodes, AIP data collection, evaluation, IALS chunks."""
@@ -263,8 +273,14 @@ class _Run:
     def _parallel(self, function: Any, kwargs: list[dict[str, Any]], what: str, c: int) -> list[dict[str, Any]]:
         done: dict[int, dict[str, Any]] = {}
         try:
-            parallel = Parallel(n_jobs=self.config.n_workers, return_as="generator_unordered")
-            for i, result in parallel(delayed(run_indexed)(i, function, kw) for i, kw in enumerate(kwargs)):
+            client = dask_client()
+            if client is not None:
+                # joblib's Parallel never returns when a Dask worker dies mid-task; the Client's futures raise
+                tasks = run_on_dask(client, function, kwargs)
+            else:
+                parallel = Parallel(n_jobs=self.config.n_workers, return_as="generator_unordered")
+                tasks = parallel(delayed(run_indexed)(i, function, kw) for i, kw in enumerate(kwargs))
+            for i, result in tasks:
                 done[i] = result
         except Exception as err:
             if not {cls.__name__ for cls in type(err).__mro__} & _WORKER_DEATHS:

@@ -13,7 +13,8 @@ Building a group's networks draws orthogonal initial weights for every agent, wh
 chunk; each worker process therefore keeps the last few groups it built (`_cached`) and reuses them, overwriting
 every parameter, optimiser moment and counter from the state dict it is given (the same as building afresh).
 
-`run_steps` is the training loop shared with GS training in the main process.
+`run_steps` is the training loop shared with GS training in the main process. `dask_client` and `run_on_dask`
+run tasks with a dask.distributed Client directly when joblib's Dask backend is active (see `run_on_dask` for why).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import psutil
 import torch
+from joblib.parallel import get_active_backend
 
 from dials_lib.config import EnvHyperparameters
 from dials_lib.envs import get_spec
@@ -225,4 +227,39 @@ def run_indexed(index: int, function: Callable[..., Any], kwargs: dict[str, Any]
     return index, function(**kwargs)
 
 
-__all__ = ["MemoryProbe", "run_indexed", "run_steps", "train_agents_task", "train_aips_task"]
+def dask_client() -> Any | None:
+    """The dask.distributed Client of the active joblib backend, or None when that backend is not Dask."""
+    backend, _ = get_active_backend()
+    joblib_dask = sys.modules.get("joblib._dask")  # joblib imports it (and dask) only once Dask is selected
+    if joblib_dask is not None and isinstance(backend, joblib_dask.DaskDistributedBackend):
+        return backend.client
+    return None
+
+
+def run_on_dask(client: Any, function: Callable[..., Any], kwargs: list[dict[str, Any]]
+                ) -> Iterator[tuple[int, Any]]:
+    """Run `function(**kw)` for every kw of `kwargs` on `client`'s cluster; yields (index, result) as they finish.
+
+    This bypasses joblib's Parallel, whose Dask backend never returns when a worker process dies in the middle of
+    a task (joblib 1.6, distributed 2026.8), even after the scheduler has given up on the task. A future of the
+    Client itself raises `distributed.KilledWorker` then: the scheduler reruns a task whose worker died on
+    other (or restarted) workers and gives up once `distributed.scheduler.allowed-failures` + 1 workers died
+    running it (4 by default): the error comes after that many attempts, each as long as the task ran before its
+    worker died (seconds for a task that dies as it starts). The tasks carry their arguments rather than
+    scattering them: data scattered to a worker would be lost with that worker. The tasks left are cancelled on an
+    error.
+    """
+    from distributed import as_completed  # installed: the Dask backend is active
+
+    # pure=False: no hashing of the (large) arguments into task keys; every call is new work
+    futures = [client.submit(run_indexed, i, function, kw, pure=False) for i, kw in enumerate(kwargs)]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    except BaseException:
+        client.cancel(futures)
+        raise
+
+
+__all__ = ["MemoryProbe", "dask_client", "run_indexed", "run_on_dask", "run_steps", "train_agents_task",
+           "train_aips_task"]

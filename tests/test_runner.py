@@ -4,7 +4,9 @@ worker death, run directories, domain metrics, the command line, and DIALS again
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,26 @@ def final_policy(run_dir: Path) -> dict[str, torch.Tensor]:
     state = torch.load(Path(run_dir) / runner.CHECKPOINT, weights_only=False)
     groups = [g["ppo"]["policy"] for g in state["groups"]]
     return {name: torch.cat([g[name] for g in groups]) for name in groups[0]}
+
+
+def call_within(seconds: float, function: Callable[[], object]) -> object:
+    """function()'s result (or its exception, raised here); the test fails if the call has not ended in time."""
+    outcome: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            outcome["result"] = function()
+        except BaseException as err:  # noqa: BLE001 - handed to the test's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=call, daemon=True)  # a hung call cannot keep the test session alive
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"the call has not returned after {seconds} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +179,41 @@ def test_worker_death_is_reported_and_the_run_resumes_to_the_same_result(referen
     assert len(pd.read_csv(tmp_path / "killed" / "metrics.csv")) == 2  # evaluations at steps 0 and 640
     monkeypatch.setattr(runner, "_FAULT", None)
     resumed = train(config, progress=False)
+    pd.testing.assert_frame_equal(results_only(resumed.metrics), results_only(reference_run.metrics))
+    assert resumed.runtime["sessions"] == 2
+
+
+def test_a_dask_worker_death_is_reported_within_seconds_and_the_run_resumes(reference_run, tmp_path, monkeypatch):
+    from dask.distributed import Client, LocalCluster
+    from joblib import parallel_config
+
+    def train_on_dask() -> runner.RunResult:
+        with parallel_config(backend="dask"):  # the joblib config is per thread: set in the calling one
+            return train(config, progress=False)
+
+    config = tiny_config(tmp_path / "dask_killed", n_workers=2)
+    monkeypatch.setattr(runner, "_FAULT", {"agent": 2, "where": "agents", "boundary": 1})
+    call_starts = []  # when each parallel call of the run began: the last one is the call whose worker dies
+    parallel = runner._Run._parallel
+
+    def timed_parallel(*args: object) -> object:
+        call_starts.append(time.perf_counter())
+        return parallel(*args)
+
+    monkeypatch.setattr(runner._Run, "_parallel", timed_parallel)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster):
+        with pytest.raises(WorkerDiedError) as err:
+            call_within(120, train_on_dask)
+        seconds_to_error = time.perf_counter() - call_starts[-1]
+        monkeypatch.setattr(runner, "_FAULT", None)
+        resumed = call_within(120, train_on_dask)
+    # the scheduler reruns the task on 4 workers (allowed-failures 3) that each die as the task starts
+    assert seconds_to_error < 20, seconds_to_error
+    message = str(err.value)
+    assert "[2, 3]" in message and str(tmp_path / "dask_killed" / "checkpoint.pt") in message
+    assert "training agents at step 640 per agent" in message and "(step 640 per agent)" in message
+    assert "KilledWorker" in type(err.value.__cause__).__name__
     pd.testing.assert_frame_equal(results_only(resumed.metrics), results_only(reference_run.metrics))
     assert resumed.runtime["sessions"] == 2
 
