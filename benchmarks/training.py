@@ -14,9 +14,11 @@ sets of `DATASET_STEPS` GS steps (the paper's 1e4) but `AIP_EPOCHS` training epo
 evaluation episode at the start and the end. Throughput and memory are what is measured here, not learning.
 Goals (2 cores): 2 workers at least 1.6x one worker in agents training (at N = 4 and 100, where the groups split
 evenly over the two workers; N = 25 is split into 5 groups of 5, at best 5/3 = 1.67x); DIALS total peak memory at
-N = 100 under 1.5 GiB (the paper needed 22.9 GB with one process per agent), reported as the sum of the processes'
-PSS (shared library pages split among processes: their joint footprint) and of their RSS (shared pages counted
-once per process: an overstatement).
+N = 100 under 1.5 GB = 1,431 MiB (the paper needed 22.9 GB with one process per agent). The total is reported two
+ways: the peak of the main process and its workers together ("simultaneous", sampled every 0.1 s) and the sum of
+each process's own peak (an upper bound: the main process and the workers peak at different moments); each as PSS
+(shared library pages split among processes: their joint footprint) and as RSS (shared pages counted once per
+process: an overstatement).
 
     .venv/bin/python benchmarks/training.py           # writes benchmarks/results/training.json and .md
     .venv/bin/python benchmarks/training.py --quick   # N = 4 and 25 only
@@ -40,13 +42,18 @@ SIZES = (4, 25, 100)
 STEPS_PER_AGENT = {"traffic": {4: 5120, 25: 2560, 100: 1280}, "warehouse": {4: 2560, 25: 1280, 100: 1280}}
 """Steps per agent by environment and size (one chunk each): the same budget for GS and DIALS."""
 DATASET_STEPS = 10_000
+MIB = 2**20
+GOAL_BYTES = 1.5e9
+"""The issue's memory goal, 1.5 GB (decimal: 1,431 MiB)."""
 AIP_EPOCHS = 1
 COLUMNS = {"env": "env", "n_agents": "agents", "simulator": "simulator", "workers": "workers",
            "steps_per_agent": "steps per agent", "wall_s": "wall s", "agents_training_s": "agents training s",
            "agent_steps_per_s": "agent-steps/s (training)", "evaluation_s": "evaluation s",
            "worker_core_share": "worker core share", "main_peak_rss_mib": "main peak RSS MiB",
-           "max_worker_peak_rss_mib": "max worker peak RSS MiB", "total_peak_rss_mib": "total peak RSS MiB",
-           "total_peak_pss_mib": "total peak PSS MiB", "load_avg": "load avg"}
+           "max_worker_peak_rss_mib": "max worker peak RSS MiB",
+           "simultaneous_peak_rss_mib": "simultaneous peak RSS MiB",
+           "simultaneous_peak_pss_mib": "simultaneous peak PSS MiB", "total_peak_rss_mib": "sum of peaks RSS MiB",
+           "total_peak_pss_mib": "sum of peaks PSS MiB", "load_avg": "load avg"}
 """Columns of the results table, from the fields of `dials_lib.scaling.measure`."""
 
 
@@ -93,10 +100,11 @@ def main() -> None:
                 goals.append({"goal": f"{env} N={n}: 2 workers >= 1.6x one worker (agents training)",
                               "measured": f"{speedup:.2f}x", "met": speedup >= 1.6})
             if n == 100:
-                for kind in ("PSS", "RSS"):
-                    total_gib = two[f"total peak {kind} MiB"] / 1024
-                    goals.append({"goal": f"{env} N=100: DIALS total peak memory < 1.5 GiB (2 workers, sum of {kind})",
-                                  "measured": f"{total_gib:.2f} GiB", "met": total_gib < 1.5})
+                for total in ("simultaneous peak", "sum of peaks"):
+                    for kind in ("PSS", "RSS"):
+                        mib = two[f"{total} {kind} MiB"]
+                        goals.append({"goal": f"{env} N=100, 2 workers: DIALS total memory < 1.5 GB ({total}, {kind})",
+                                      "measured": f"{mib * MIB / 1e9:.2f} GB", "met": mib * MIB < GOAL_BYTES})
     write_results("training", rows, goals,
                   "Training: DIALS vs GS, same agent-step budget (reduced budgets: see benchmarks/training.py)")
 

@@ -22,7 +22,7 @@ that step (read after it), so the AIP predicts u_t from the history up to and in
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,8 +244,12 @@ def train_predictor(
     agent_ids: Sequence[int],
     round_index: int = 0,
     heldout: InfluenceData | None = None,
+    on_batch: Callable[[], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train the K AIPs in place on `data` (Adam, `config.epochs` passes); returns per-epoch losses.
+
+    `on_batch` (optional) is called after every minibatch's forward pass and after its backward pass, where
+    activations and gradients peak (workers sample their memory there).
 
     Minibatch order is per agent and depends only on (seed, agent id, round_index), so an agent trains the same
     way whichever group it is in. Returns 'train_loss' [epochs, K] (mean over the epoch's minibatches) and, if
@@ -268,7 +272,11 @@ def train_predictor(
             ll = log_likelihoods(model.sequences(x[rows, idx]), u[rows, idx], model.source_sizes)
             per_agent = -ll.mean(dim=(1, 2, 3))
             optimiser.zero_grad(set_to_none=True)
+            if on_batch is not None:
+                on_batch()
             per_agent.sum().backward()  # sum over agents: each agent's gradient is its own
+            if on_batch is not None:
+                on_batch()
             optimiser.step()
             train_loss[epoch] += per_agent.detach().numpy() / n_batches
         if heldout is not None:

@@ -31,8 +31,9 @@ mean return of the training episodes completed in the chunk before, on the IALS 
 wall and CPU seconds summed over worker tasks, whose ratio shows how much of a core the workers got),
 memory.json (peak memory sampled with psutil in MiB, for the main process, each worker process of the latest
 session, and the total = main + the largest sum over the workers of one parallel call, an upper bound since
-peaks need not coincide; as RSS, which counts shared library pages once per process, and as PSS, which splits
-them, so PSS sums are the joint footprint) and checkpoint.pt.
+peaks need not coincide; and simultaneous_peak: the peak of main + its worker processes together, sampled
+every 0.1 s, loky workers only; as RSS, which counts shared library pages once per process, and as PSS, which
+splits them, so PSS sums are the joint footprint) and checkpoint.pt.
 Restarting a killed run with the same config resumes from its last checkpoint (work after it is redone, with
 the same results); a finished run returns its records without training; a directory holding another config
 (anything but n_workers and run_dir differing) is refused with an error naming the differences.
@@ -48,6 +49,7 @@ from __future__ import annotations
 import math
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +68,11 @@ from dials_lib.metrics import DOMAIN_METRICS, evaluate
 from dials_lib.ppo import PPOGroup
 from dials_lib.run_config import RunConfig, config_differences, derived_seed
 from dials_lib.workers import (
+    MB,
     MemoryProbe,
+    TreeMemorySampler,
     dask_client,
+    release_free_memory,
     run_indexed,
     run_on_dask,
     run_steps,
@@ -178,6 +183,7 @@ class _Run:
         self.probe = MemoryProbe()
         self.worker_peaks: dict[int, tuple[float, float]] = {}  # pid: (peak RSS, peak PSS) in MiB
         self.call_totals = (0.0, 0.0)  # largest sum over the workers of one parallel call: (RSS, PSS) in MiB
+        self.tree: TreeMemorySampler | None = None  # this process and its workers together, while running
 
     # ---- records --------------------------------------------------------------------------------------------
     def _open_directory(self) -> None:
@@ -240,6 +246,9 @@ class _Run:
             mem[f"max_worker_peak_{kind}_mb"] = max(peaks.values(), default=0.0)
             total = main + self.call_totals[index]
             mem[f"total_peak_{kind}_mb"] = max(mem.get(f"total_peak_{kind}_mb", 0.0), total)
+            if self.tree is not None:
+                together = (self.tree.peak_rss if kind == "rss" else self.tree.peak_pss) / MB
+                mem[f"simultaneous_peak_{kind}_mb"] = max(mem.get(f"simultaneous_peak_{kind}_mb", 0.0), together)
         mem["main_ru_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     @property
@@ -270,7 +279,13 @@ class _Run:
         return self.joint_aip
 
     # ---- parallel tasks -------------------------------------------------------------------------------------
-    def _parallel(self, function: Any, kwargs: list[dict[str, Any]], what: str, c: int) -> list[dict[str, Any]]:
+    def _parallel(self, function: Any, kwargs: list[dict[str, Any]], what: str, c: int,
+                  store: Callable[[int, dict[str, Any]], None]) -> list[dict[str, Any]]:
+        """Run one task per group; `store(i, result)` takes each result's new state as soon as it arrives.
+
+        Storing as results arrive, and dropping the task's arguments then, keeps one group's old and new states
+        in this process at a time instead of every group's (hundreds of MB at 100 agents).
+        """
         done: dict[int, dict[str, Any]] = {}
         try:
             client = dask_client()
@@ -281,6 +296,9 @@ class _Run:
                 parallel = Parallel(n_jobs=self.config.n_workers, return_as="generator_unordered")
                 tasks = parallel(delayed(run_indexed)(i, function, kw) for i, kw in enumerate(kwargs))
             for i, result in tasks:
+                self.probe.sample()  # the new state has arrived and the old one is still held: a peak
+                store(i, result)
+                kwargs[i].clear()  # joblib or Dask may still hold this dict: let go of the old state it references
                 done[i] = result
         except Exception as err:
             if not {cls.__name__ for cls in type(err).__mro__} & _WORKER_DEATHS:
@@ -321,9 +339,11 @@ class _Run:
                        aip_state=g["aip"], data=_agents_slice(data, ids), round_index=round_index,
                        fault=self._fault(c)) for ids, g in zip(self.groups, self.state["groups"], strict=True)]
         del data
-        for group, result in zip(self.state["groups"], self._parallel(train_aips_task, kwargs, "training AIPs", c),
-                                 strict=True):
-            group["aip"] = result["aip_state"]
+
+        def store(i: int, result: dict[str, Any]) -> None:
+            self.state["groups"][i]["aip"] = result.pop("aip_state")
+
+        self._parallel(train_aips_task, kwargs, "training AIPs", c, store)
         rt["aip_training_s"] += time.perf_counter() - start
 
     def _collect(self, c: int) -> InfluenceData:
@@ -367,9 +387,11 @@ class _Run:
                            total_timesteps=self.schedule.steps_per_agent, ppo_state=g["ppo"], aip_state=g["aip"],
                            n_steps=n_steps, ials_seed=derived_seed(cfg.seed, IALS_TAG, c), fault=self._fault(c))
                       for ids, g in zip(self.groups, self.state["groups"], strict=True)]
-            results = self._parallel(train_agents_task, kwargs, "training agents", c)
-            for group, result in zip(self.state["groups"], results, strict=True):
-                group["ppo"] = result["ppo_state"]
+
+            def store(i: int, result: dict[str, Any]) -> None:
+                self.state["groups"][i]["ppo"] = result.pop("ppo_state")
+
+            results = self._parallel(train_agents_task, kwargs, "training agents", c, store)
             sizes = [len(ids) for ids in self.groups]
             self.state["train_return"] = float(np.average([r["metrics"]["train_return"] for r in results],
                                                           weights=sizes))
@@ -385,6 +407,7 @@ class _Run:
         self._update_memory()
         self._checkpoint()
         self._write_records()
+        release_free_memory()  # the boundary's GS data and evaluation buffers are gone: return their pages
 
     def _elapsed(self) -> float:
         return self._base_total + time.perf_counter() - self._session_start
@@ -400,16 +423,17 @@ class _Run:
         bar = tqdm(total=n * schedule.steps_per_agent, initial=n * schedule.starts[c], unit="agent-step",
                    unit_scale=True, disable=None if progress is None else not progress, desc=self.config.name())
         try:
-            if not self.state["prepared"]:
-                self._boundary(0)
-            while c < schedule.n_chunks:
-                start = time.perf_counter()
-                self._train_chunk(c)
-                steps = n * schedule.chunk_length(c)
-                bar.set_postfix_str(f"{steps / (time.perf_counter() - start):,.0f} agent-steps/s")
-                bar.update(steps)
-                c += 1
-                self._boundary(c)
+            with TreeMemorySampler() as self.tree:
+                if not self.state["prepared"]:
+                    self._boundary(0)
+                while c < schedule.n_chunks:
+                    start = time.perf_counter()
+                    self._train_chunk(c)
+                    steps = n * schedule.chunk_length(c)
+                    bar.set_postfix_str(f"{steps / (time.perf_counter() - start):,.0f} agent-steps/s")
+                    bar.update(steps)
+                    c += 1
+                    self._boundary(c)
         finally:
             bar.close()
         return self._result()

@@ -145,8 +145,8 @@ def measure_in_this_process(env: str, n_agents: int, simulator: str, workers: in
     row["agent_steps_per_s"] = n_agents * schedule.steps_per_agent / rt["agents_training_s"]
     row["worker_core_share"] = rt["worker_cpu_s"] / rt["worker_busy_s"] if rt["worker_busy_s"] else math.nan
     for kind in ("rss", "pss"):
-        for where in ("main", "max_worker", "total"):
-            row[f"{where}_peak_{kind}_mib"] = mem[f"{where}_peak_{kind}_mb"]
+        for where in ("main", "max_worker", "total", "simultaneous"):
+            row[f"{where}_peak_{kind}_mib"] = mem.get(f"{where}_peak_{kind}_mb", math.nan)
     row["load_avg"] = os.getloadavg()[0]
     return row
 

@@ -145,6 +145,30 @@ def test_one_and_two_workers_give_identical_results(reference_run, tmp_path):
     assert len(reference_run.metrics) == 3 and reference_run.metrics["aip_ce"].notna().all()
     assert len(two.memory["worker_peak_rss_mb"]) >= 1
     assert two.memory["total_peak_pss_mb"] > two.memory["main_peak_pss_mb"]
+    # the workers are loky children of this process: the sampled total holds more than the main process alone
+    assert two.memory["simultaneous_peak_rss_mb"] > two.memory["main_peak_rss_mb"]
+
+
+def test_tree_memory_sampler_adds_the_memory_of_child_processes():
+    """A child process holding 200 MB raises the sampled simultaneous total by about 200 MB."""
+    import subprocess
+    import sys
+
+    from dials_lib.workers import MB, TreeMemorySampler
+
+    code = "import time; block = bytearray(200 * 2**20); print('ready', flush=True); time.sleep(30)"
+    with TreeMemorySampler(interval=0.02) as alone:
+        time.sleep(0.1)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        with TreeMemorySampler(interval=0.02) as together:
+            time.sleep(0.1)
+    finally:
+        child.kill()
+        child.wait()
+    assert 190 < (together.peak_rss - alone.peak_rss) / MB < 260
+    assert 190 < (together.peak_pss - alone.peak_pss) / MB < 260
 
 
 def test_other_groupings_agree_to_rounding(reference_run, tmp_path):
