@@ -124,6 +124,23 @@ def mean_and_sem(frame: pd.DataFrame, by: list[str], column: str = "mean_return"
     return out
 
 
+def _resampled_means(groups: list[np.ndarray], confidence: float, n_resamples: int, seed: int, what: str
+                     ) -> list[np.ndarray]:
+    """Bootstrap means of each group, resampled with replacement on its own, in order from one fixed stream."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence}")
+    if any(g.size == 0 for g in groups):
+        raise ValueError(f"{what} needs at least one sample in each group")
+    rng = np.random.default_rng(seed)
+    return [rng.choice(g, size=(n_resamples, g.size)).mean(axis=1) for g in groups]
+
+
+def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def bootstrap_ci(
     samples: Iterable[float] | np.ndarray,
     baseline: Iterable[float] | np.ndarray | None = None,
@@ -136,21 +153,14 @@ def bootstrap_ci(
     Each group is resampled with replacement on its own (seeds are independent runs); the random stream is fixed
     by `seed`, so the same numbers always give the same interval. Returns (estimate, low, high).
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1); got {confidence}")
-    a = np.asarray(list(samples), dtype=float)
-    b = None if baseline is None else np.asarray(list(baseline), dtype=float)
-    if a.size == 0 or (b is not None and b.size == 0):
-        raise ValueError("bootstrap_ci needs at least one sample in each group")
-    rng = np.random.default_rng(seed)
-    resampled = rng.choice(a, size=(n_resamples, a.size)).mean(axis=1)
-    estimate = a.mean()
-    if b is not None:
-        resampled = resampled - rng.choice(b, size=(n_resamples, b.size)).mean(axis=1)
-        estimate = estimate - b.mean()
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(resampled, [tail, 100 - tail])
-    return float(estimate), float(low), float(high)
+    groups = [np.asarray(list(samples), dtype=float)]
+    if baseline is not None:
+        groups.append(np.asarray(list(baseline), dtype=float))
+    means = _resampled_means(groups, confidence, n_resamples, seed, "bootstrap_ci")
+    if baseline is None:
+        return (float(groups[0].mean()), *_percentile_interval(means[0], confidence))
+    estimate = groups[0].mean() - groups[1].mean()
+    return (float(estimate), *_percentile_interval(means[0] - means[1], confidence))
 
 
 def bootstrap_ratio_ci(
@@ -161,16 +171,9 @@ def bootstrap_ratio_ci(
     seed: int = 0,
 ) -> tuple[float, float, float]:
     """Ratio of means (samples over baseline) with a percentile bootstrap interval, groups resampled apart."""
-    a = np.asarray(list(samples), dtype=float)
-    b = np.asarray(list(baseline), dtype=float)
-    if a.size == 0 or b.size == 0:
-        raise ValueError("bootstrap_ratio_ci needs at least one sample in each group")
-    rng = np.random.default_rng(seed)
-    ratios = rng.choice(a, size=(n_resamples, a.size)).mean(axis=1) / rng.choice(b, size=(n_resamples, b.size)).mean(
-        axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(ratios, [tail, 100 - tail])
-    return float(a.mean() / b.mean()), float(low), float(high)
+    a, b = np.asarray(list(samples), dtype=float), np.asarray(list(baseline), dtype=float)
+    means = _resampled_means([a, b], confidence, n_resamples, seed, "bootstrap_ratio_ci")
+    return (float(a.mean() / b.mean()), *_percentile_interval(means[0] / means[1], confidence))
 
 
 __all__ = [
