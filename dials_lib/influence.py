@@ -207,10 +207,18 @@ def sample_sources(logits: torch.Tensor, uniforms: torch.Tensor, source_sizes: S
     return torch.stack(samples, dim=-1)
 
 
-def as_tensors(data: InfluenceData, recurrent: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training inputs: whole episodes [K, E, H, d] for the GRU, single steps [K, E*H, 1, d] for the FNN."""
-    x = torch.from_numpy(np.ascontiguousarray(data.dsets, dtype=np.float32))
-    u = torch.from_numpy(np.ascontiguousarray(data.sources, dtype=np.int64))
+def as_tensors(data: InfluenceData, recurrent: bool, compact: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training inputs: whole episodes [K, E, H, d] for the GRU, single steps [K, E*H, 1, d] for the FNN.
+
+    float32 d-sets and int64 sources, or with `compact` the data's own dtypes (e.g. uint8 / int8 from a DIALS run;
+    the caller widens each minibatch, which is exact for these integer values and holds a quarter of the memory).
+    """
+    if compact:  # a read-only array (e.g. a joblib memmap) is copied: torch needs writable memory
+        x = torch.from_numpy(np.require(data.dsets, requirements=["C", "W"]))
+        u = torch.from_numpy(np.require(data.sources, requirements=["C", "W"]))
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(data.dsets, dtype=np.float32))
+        u = torch.from_numpy(np.ascontiguousarray(data.sources, dtype=np.int64))
     if not recurrent:
         k, e, h = x.shape[:3]
         x, u = x.reshape(k, e * h, 1, -1), u.reshape(k, e * h, 1, -1)
@@ -255,7 +263,7 @@ def train_predictor(
     way whichever group it is in. Returns 'train_loss' [epochs, K] (mean over the epoch's minibatches) and, if
     `heldout` is given, 'heldout_loss' [epochs + 1, K] (before training and after every epoch).
     """
-    x, u = as_tensors(data, model.recurrent)
+    x, u = as_tensors(data, model.recurrent, compact=True)
     n_agents, n_samples = x.shape[:2]
     batch = min(config.batch_size, n_samples)
     n_batches = math.ceil(n_samples / batch)
@@ -269,7 +277,8 @@ def train_predictor(
         order = torch.from_numpy(np.stack([rng.permutation(n_samples) for rng in rngs]))
         for b in range(n_batches):
             idx = order[:, b * batch : (b + 1) * batch]
-            ll = log_likelihoods(model.sequences(x[rows, idx]), u[rows, idx], model.source_sizes)
+            batch_x, batch_u = x[rows, idx].to(torch.float32), u[rows, idx].to(torch.int64)
+            ll = log_likelihoods(model.sequences(batch_x), batch_u, model.source_sizes)
             per_agent = -ll.mean(dim=(1, 2, 3))
             optimiser.zero_grad(set_to_none=True)
             if on_batch is not None:

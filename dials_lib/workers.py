@@ -274,9 +274,7 @@ def train_aips_task(
         else:
             spec = get_spec(hp.env)
             predictor = make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seed, agent_ids)
-        # the data arrive compact (uint8 d-sets, int8 sources), possibly as read-only memmaps: widen to copies
-        data = InfluenceData(data.dsets.astype(np.float32), data.sources.astype(np.int64), data.actions,
-                             data.rewards)
+        # the data arrive compact (uint8 d-sets, int8 sources) and stay so: train_predictor widens each minibatch
         probe.sample(full=True)
         losses = train_predictor(predictor, data, hp.aip, seed, agent_ids, round_index=round_index,
                                  on_batch=probe.sample)
