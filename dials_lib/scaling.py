@@ -46,8 +46,9 @@ PAPER_F: dict[str, int] = {"100K": 100_000, "500K": 500_000, "1M": 1_000_000, "4
 """The AIP retraining periods of the paper's Tables 1 and 2."""
 PROJECTION_WORKERS: tuple[int, ...] = (1, 2, 16, 128)
 """Worker counts of the wall-time projection (this machine has 2 cores, the paper's had 128)."""
-CACHE_FORMAT = 2
-"""Version of the measurements file (2: workers warmed up with an optimiser step); another version is not read."""
+CACHE_FORMAT = 3
+"""Version of the measurements file (2: workers warmed up with an optimiser step; 3: the simultaneous memory peak
+of all processes); another version is not read."""
 
 
 def agents_per_worker(n_agents: int) -> int:
