@@ -7,8 +7,8 @@ Modules, one concept each:
 - `influence`, `ials`, `influence_eval`: influence predictors, GS data sets (Algorithm 2), influence-augmented
   local simulators (Algorithm 3) and their evaluation;
 - `controllers`: random, hand-coded and policy controllers;
-- `run_config`, `runner`, `workers`, `metrics`: GS, DIALS and untrained-DIALS training runs on joblib workers,
-  with run directories, checkpoints and GS evaluation (`python -m dials_lib train`);
+- `run_config`, `runner`, `workers`, `memory`, `metrics`: GS, DIALS and untrained-DIALS training runs on joblib
+  workers, with run directories, checkpoints, memory records and GS evaluation (`python -m dials_lib train`);
 - `scaling`: timed short runs of GS and DIALS in fresh processes, extrapolated to full budgets and worker counts
   (runtime and memory against the number of agents);
 - `theory`, `theory_checks`: the appendix's Lemma 1, Proposition 1, Lemma 2 and Theorem 1 on exact tiny models;

@@ -29,11 +29,8 @@ all sessions, mean_return, sem_return, aip_ce, the domain metrics of `dials_lib.
 mean return of the training episodes completed in the chunk before, on the IALS for DIALS), runtime.json
 (seconds of agents training, data collection, AIP training, evaluation, total; worker_busy_s and worker_cpu_s:
 wall and CPU seconds summed over worker tasks, whose ratio shows how much of a core the workers got),
-memory.json (peak memory sampled with psutil in MiB, for the main process, each worker process of the latest
-session, and the total = main + the largest sum over the workers of one parallel call, an upper bound since
-peaks need not coincide; and simultaneous_peak: the peak of main + its worker processes together, sampled
-every 0.1 s, loky workers only; as RSS, which counts shared library pages once per process, and as PSS, which
-splits them, so PSS sums are the joint footprint) and checkpoint.pt.
+memory.json (peak RSS and PSS in MiB of the main process, of each worker and in total: see `dials_lib.memory`)
+and checkpoint.pt.
 Restarting a killed run with the same config resumes from its last checkpoint (work after it is redone, with
 the same results); a finished run returns its records without training; a directory holding another config
 (anything but n_workers and run_dir differing) is refused with an error naming the differences.
@@ -47,7 +44,6 @@ error comes once the scheduler stops rerunning the task (`distributed.scheduler.
 from __future__ import annotations
 
 import math
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,15 +60,12 @@ from dials_lib.controllers import PolicyController
 from dials_lib.envs import get_spec, make_global
 from dials_lib.influence import InfluenceData, collect_dataset, make_predictor
 from dials_lib.io import atomic_write, atomic_write_json, atomic_write_text, read_json
+from dials_lib.memory import RunMemory, TreeMemorySampler, release_free_memory
 from dials_lib.metrics import DOMAIN_METRICS, evaluate
 from dials_lib.ppo import PPOGroup
 from dials_lib.run_config import RunConfig, config_differences, derived_seed
 from dials_lib.workers import (
-    MB,
-    MemoryProbe,
-    TreeMemorySampler,
     dask_client,
-    release_free_memory,
     run_indexed,
     run_on_dask,
     run_steps,
@@ -180,10 +173,7 @@ class _Run:
                 self.state = self._initial_state()
             if not self.dials:
                 self.joint.load_state_dict(self.state["groups"][0]["ppo"])
-        self.probe = MemoryProbe()
-        self.worker_peaks: dict[int, tuple[float, float]] = {}  # pid: (peak RSS, peak PSS) in MiB
-        self.call_totals = (0.0, 0.0)  # largest sum over the workers of one parallel call: (RSS, PSS) in MiB
-        self.tree: TreeMemorySampler | None = None  # this process and its workers together, while running
+        self.memory = RunMemory()
 
     # ---- records --------------------------------------------------------------------------------------------
     def _open_directory(self) -> None:
@@ -234,27 +224,6 @@ class _Run:
             self.state["groups"] = [{"ppo": self.joint.state_dict(), "aip": None}]
         atomic_write(self.dir / CHECKPOINT, lambda tmp: torch.save(self.state, tmp))
 
-    def _update_memory(self) -> None:
-        self.probe.sample(full=True)
-        mem = self.state["memory"]
-        workers = {pid: peaks for pid, peaks in self.worker_peaks.items() if pid != self._pid}
-        for kind, index in (("rss", 0), ("pss", 1)):
-            main = self.probe.peak_mb if kind == "rss" else self.probe.peak_pss_mb
-            peaks = {str(pid): p[index] for pid, p in sorted(workers.items())}
-            mem[f"main_peak_{kind}_mb"] = max(mem.get(f"main_peak_{kind}_mb", 0.0), main)
-            mem[f"worker_peak_{kind}_mb"] = peaks
-            mem[f"max_worker_peak_{kind}_mb"] = max(peaks.values(), default=0.0)
-            total = main + self.call_totals[index]
-            mem[f"total_peak_{kind}_mb"] = max(mem.get(f"total_peak_{kind}_mb", 0.0), total)
-            if self.tree is not None:
-                together = (self.tree.peak_rss if kind == "rss" else self.tree.peak_pss) / MB
-                mem[f"simultaneous_peak_{kind}_mb"] = max(mem.get(f"simultaneous_peak_{kind}_mb", 0.0), together)
-        mem["main_ru_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    @property
-    def _pid(self) -> int:
-        return self.probe._process.pid  # noqa: SLF001
-
     # ---- the joint policy and AIPs --------------------------------------------------------------------------
     def _joint_policy(self) -> PPOGroup:
         if self.dials:
@@ -296,7 +265,7 @@ class _Run:
                 parallel = Parallel(n_jobs=self.config.n_workers, return_as="generator_unordered")
                 tasks = parallel(delayed(run_indexed)(i, function, kw) for i, kw in enumerate(kwargs))
             for i, result in tasks:
-                self.probe.sample()  # the new state has arrived and the old one is still held: a peak
+                self.memory.main.sample()  # the new state has arrived and the old one is still held: a peak
                 store(i, result)
                 kwargs[i].clear()  # joblib or Dask may still hold this dict: let go of the old state it references
                 done[i] = result
@@ -309,17 +278,11 @@ class _Run:
                 f"tasks that had not returned held agents {lost}. Last checkpoint: {self.dir / CHECKPOINT} "
                 f"(step {self.schedule.starts[self.state['boundary']]} per agent). Run the same command again to "
                 f"resume from it.") from err
-        call_peaks: dict[int, tuple[float, float]] = {}  # the worker processes of this call, which coexisted
+        self.memory.add_call(list(done.values()))
+        runtime = self.state["runtime"]
         for result in done.values():
-            for peaks in (self.worker_peaks, call_peaks):
-                rss, pss = peaks.get(result["pid"], (0.0, 0.0))
-                peaks[result["pid"]] = (max(rss, result["peak_rss_mb"]), max(pss, result["peak_pss_mb"]))
-            runtime = self.state["runtime"]
             runtime["worker_busy_s"] += result["seconds"]
             runtime["worker_cpu_s"] = runtime.get("worker_cpu_s", 0.0) + result["cpu_seconds"]
-        others = [p for pid, p in call_peaks.items() if pid != self._pid]
-        self.call_totals = (max(self.call_totals[0], sum(p[0] for p in others)),
-                            max(self.call_totals[1], sum(p[1] for p in others)))
         return [done[i] for i in range(len(kwargs))]
 
     def _fault(self, c: int) -> dict[str, Any] | None:
@@ -331,7 +294,7 @@ class _Run:
         start = time.perf_counter()
         data = self._collect(c)
         self._store_eval_counts()
-        self.probe.sample(full=True)
+        self.memory.main.sample(full=True)
         rt["data_collection_s"] += time.perf_counter() - start
         start = time.perf_counter()
         round_index = sum(self.schedule.retrain[:c])
@@ -370,7 +333,7 @@ class _Run:
         row = evaluate(cfg.env, self._joint_policy(), cfg.eval_episodes, derived_seed(cfg.seed, EVAL_TAG, c),
                        self._joint_predictor())
         self._store_eval_counts()
-        self.probe.sample(full=True)
+        self.memory.main.sample(full=True)
         self.state["runtime"]["evaluation_s"] += time.perf_counter() - start
         row.update(timestep=self.schedule.starts[c], wall_time_s=self._elapsed(),
                    train_return=self.state["train_return"])
@@ -381,7 +344,7 @@ class _Run:
         start = time.perf_counter()
         if not self.dials:
             sim = make_global(cfg.env, n_agents=cfg.n_agents, seed=derived_seed(cfg.seed, GS_TRAIN_TAG, c))
-            self.state["train_return"] = run_steps(self.joint, sim, n_steps, self.probe.sample)["train_return"]
+            self.state["train_return"] = run_steps(self.joint, sim, n_steps, self.memory.main.sample)["train_return"]
         else:
             kwargs = [dict(env=cfg.env, hp=self.hp, agent_ids=ids, seed=cfg.seed,
                            total_timesteps=self.schedule.steps_per_agent, ppo_state=g["ppo"], aip_state=g["aip"],
@@ -404,7 +367,7 @@ class _Run:
             self._evaluate(c)
         self.state["boundary"], self.state["prepared"] = c, True
         self.state["runtime"]["total_s"] = self._elapsed()
-        self._update_memory()
+        self.state["memory"] = self.memory.records(self.state["memory"])
         self._checkpoint()
         self._write_records()
         release_free_memory()  # the boundary's GS data and evaluation buffers are gone: return their pages
@@ -423,7 +386,7 @@ class _Run:
         bar = tqdm(total=n * schedule.steps_per_agent, initial=n * schedule.starts[c], unit="agent-step",
                    unit_scale=True, disable=None if progress is None else not progress, desc=self.config.name())
         try:
-            with TreeMemorySampler() as self.tree:
+            with TreeMemorySampler() as self.memory.tree:
                 if not self.state["prepared"]:
                     self._boundary(0)
                 while c < schedule.n_chunks:

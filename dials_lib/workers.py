@@ -19,16 +19,13 @@ run tasks with a dask.distributed Client directly when joblib's Dask backend is 
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import psutil
 import torch
 from joblib.parallel import get_active_backend
 
@@ -36,104 +33,12 @@ from dials_lib.config import EnvHyperparameters
 from dials_lib.envs import get_spec
 from dials_lib.ials import IALS
 from dials_lib.influence import InfluenceData, make_predictor, train_predictor
+from dials_lib.memory import MemoryProbe, release_free_memory
 from dials_lib.ppo import PPOGroup
 
-MB = 2**20
 CACHE_SIZE = 4
 """Networks (PPO groups and AIPs) a worker process keeps between calls."""
 _CACHE: dict[tuple[Any, ...], Any] = {}
-
-
-class MemoryProbe:
-    """Peak memory of this process, sampled with psutil whenever `sample()` is called.
-
-    RSS (resident set size, cheap to read) counts shared pages, such as torch's libraries, in every process that
-    maps them, so a sum of RSS over processes overstates their joint footprint; PSS (proportional set size: each
-    shared page split among the processes sharing it, slower to read) adds up correctly. Both are kept.
-    """
-
-    def __init__(self) -> None:
-        self._process = psutil.Process()
-        self.peak = self.peak_pss = 0
-        self.sample(full=True)
-
-    def sample(self, full: bool = False) -> None:
-        """Take one reading of RSS; `full` also reads PSS (where the platform provides it)."""
-        if full:
-            info = self._process.memory_full_info()
-            self.peak = max(self.peak, info.rss)
-            self.peak_pss = max(self.peak_pss, getattr(info, "pss", info.rss))
-        else:
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    @property
-    def peak_mb(self) -> float:
-        """Peak resident set size seen so far, in MiB."""
-        return self.peak / MB
-
-    @property
-    def peak_pss_mb(self) -> float:
-        """Peak proportional set size seen at the full readings, in MiB."""
-        return self.peak_pss / MB
-
-
-class TreeMemorySampler:
-    """Peak memory of this process and its child processes together, sampled in a background thread.
-
-    The sum of each process's own peak overstates what a run ever holds at once: the main process peaks while
-    evaluating, its workers while training, at different moments. This samples the simultaneous total instead:
-    RSS every `interval` seconds, PSS every `pss_every` samples. It sees worker processes only where they are
-    children of this one (joblib's loky backend); Dask or Ray workers elsewhere are not counted.
-    """
-
-    def __init__(self, interval: float = 0.1, pss_every: int = 10) -> None:
-        self.interval, self.pss_every = interval, pss_every
-        self.peak_rss = self.peak_pss = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> TreeMemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        main, n = psutil.Process(), 0
-        while True:
-            self.sample(main, full=n % self.pss_every == 0)
-            n += 1
-            if self._stop.wait(self.interval):
-                self.sample(main, full=True)
-                return
-
-    def sample(self, main: psutil.Process, full: bool) -> None:
-        """One reading of the summed RSS (and, if `full`, PSS) of `main` and its descendants."""
-        rss = pss = 0
-        for process in [main, *main.children(recursive=True)]:
-            try:
-                info = process.memory_full_info() if full else process.memory_info()
-            except psutil.Error:  # a worker that ended between listing and reading
-                continue
-            rss += info.rss
-            pss += getattr(info, "pss", info.rss) if full else 0
-        self.peak_rss = max(self.peak_rss, rss)
-        self.peak_pss = max(self.peak_pss, pss)
-
-
-def release_free_memory() -> None:
-    """Hand the heap's free pages back to the operating system (glibc only; a no-op elsewhere).
-
-    A task's transient tensors (AIP training activations: ~150 MB for 10 warehouse agents) are freed when it
-    ends, but glibc keeps the pages, so an idle worker would go on holding its task's peak.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (e.g. musl)
-            pass
 
 
 def run_steps(group: PPOGroup, sim: Any, n_steps: int, on_update: Callable[[], None] | None = None
@@ -325,5 +230,4 @@ def run_on_dask(client: Any, function: Callable[..., Any], kwargs: list[dict[str
         raise
 
 
-__all__ = ["MemoryProbe", "TreeMemorySampler", "dask_client", "release_free_memory", "run_indexed", "run_on_dask",
-           "run_steps", "train_agents_task", "train_aips_task"]
+__all__ = ["dask_client", "run_indexed", "run_on_dask", "run_steps", "train_agents_task", "train_aips_task"]

@@ -154,7 +154,7 @@ def test_tree_memory_sampler_adds_the_memory_of_child_processes():
     import subprocess
     import sys
 
-    from dials_lib.workers import MB, TreeMemorySampler
+    from dials_lib.memory import MB, TreeMemorySampler
 
     code = "import time; block = bytearray(200 * 2**20); print('ready', flush=True); time.sleep(30)"
     with TreeMemorySampler(interval=0.02) as alone:
@@ -323,3 +323,22 @@ def test_dials_beats_untrained_dials_on_a_small_traffic_budget(tmp_path):
     assert dials["delay_per_car"] < untrained["delay_per_car"]
     assert dials["aip_ce"] < untrained["aip_ce"] - 0.2
     assert not math.isnan(dials["sem_return"])
+
+
+def test_run_memory_totals_add_the_workers_of_one_call_and_keep_earlier_peaks():
+    """Sum of peaks = main + the largest call's workers; tasks run in this process are not counted twice."""
+    import os
+
+    from dials_lib.memory import RunMemory
+
+    memory = RunMemory()
+    task = {"peak_rss_mb": 100.0, "peak_pss_mb": 80.0}
+    memory.add_call([{**task, "pid": 1}, {**task, "pid": 2}, {**task, "pid": 2, "peak_rss_mb": 150.0}])
+    memory.add_call([{**task, "pid": 3, "peak_rss_mb": 120.0}, {**task, "pid": os.getpid()}])
+    records = memory.records({"main_peak_rss_mb": 1e6})
+    assert records["worker_peak_rss_mb"] == {"1": 100.0, "2": 150.0, "3": 120.0}
+    assert records["max_worker_peak_rss_mb"] == 150.0
+    assert records["total_peak_rss_mb"] == pytest.approx(memory.main.peak_mb + 250.0)
+    assert records["total_peak_pss_mb"] == pytest.approx(memory.main.peak_pss_mb + 160.0)
+    assert records["main_peak_rss_mb"] == 1e6  # an earlier session's larger peak is kept
+    assert "simultaneous_peak_rss_mb" not in records  # no sampler ran
