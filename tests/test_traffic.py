@@ -308,6 +308,9 @@ def test_bad_arguments_raise_clear_errors() -> None:
         ls.load_states({"cells": np.zeros((2, 4, 10), dtype=bool)})
     with pytest.raises(ValueError, match="cells"):
         ls.load_states(make_local("traffic", n_regions=3).local_states())
+    yellow_too_long = {**ls.local_states(), "phase": np.array([1, 0]), "timer": np.array([4, 9])}
+    with pytest.raises(ValueError, match=r"timer.*\[1, 3\] for a yellow phase"):
+        ls.load_states(yellow_too_long)
     for _ in range(tr.HORIZON):
         gs.step(np.zeros(4, dtype=np.int64))
     with pytest.raises(RuntimeError, match="reset"):

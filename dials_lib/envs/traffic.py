@@ -161,8 +161,8 @@ def _lane_moves_rule(lanes: np.ndarray, can_cross: np.ndarray) -> np.ndarray:
 # side let one popcount count both for the reward), 2 the lane after the moves and before arrivals, 3 the entry
 # bit a crossing car brings to the downstream lane.
 _KEYS = np.arange(1 << (N_CELLS + 2))
-_MOVES = _lane_moves_rule((_KEYS & ((1 << N_CELLS) - 1)).astype(LANE_DTYPE), (_KEYS >> N_CELLS) == 1)
 _LANE_MASK = (1 << N_CELLS) - 1
+_MOVES = _lane_moves_rule((_KEYS & _LANE_MASK).astype(LANE_DTYPE), (_KEYS >> N_CELLS) == 1)  # green, not blocked
 STEP_TABLE = np.stack((_MOVES, _KEYS & _LANE_MASK, (_KEYS ^ _MOVES ^ (_MOVES >> 1)) & _LANE_MASK,
                        (_MOVES & 1) << ENTRY_CELL)).astype(LANE_DTYPE)
 GREEN_KEY_OF_LIGHT = (ONE_HOT_OF_LIGHT[:, LANE_GREEN_PHASE] * (1 << N_CELLS)).astype(LANE_DTYPE)  # [8, 4]
