@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dials_lib.adam import Adam
 from dials_lib.config import AIPConfig, check_choice
 from dials_lib.controllers import Controller
 from dials_lib.networks import GRUSequence, StackedGRUCell, StackedLinear, agent_generator
@@ -269,7 +270,7 @@ def train_predictor(
     n_batches = math.ceil(n_samples / batch)
     rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(a), SHUFFLE_STREAM, round_index)))
             for a in agent_ids]
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimiser = Adam(model.parameters(), lr=config.learning_rate)
     rows = torch.arange(n_agents)[:, None]
     train_loss = np.zeros((config.epochs, n_agents))
     heldout_loss = [cross_entropy(model, heldout)] if heldout is not None else []

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dials_lib.adam import Adam
 from dials_lib.config import PolicyConfig, PPOConfig
 from dials_lib.networks import StackedPolicy, make_policy
 from dials_lib.ppo_core import (
@@ -93,9 +94,7 @@ class PPOGroup:
         self.policy: StackedPolicy = make_policy(policy_config, n_agents, obs_dim, n_actions, seed, self.agent_ids)
         self.chunk_length = policy_config.sequence_length if self.policy.recurrent else 1
         self._check_sizes()
-        self.optimizer = torch.optim.Adam(
-            self.policy.parameters(), lr=ppo_config.learning_rate, eps=ADAM_EPS, fused=True
-        )
+        self.optimizer = Adam(self.policy.parameters(), lr=ppo_config.learning_rate, eps=ADAM_EPS, fused=True)
         self.n_updates = 0
         self._action_keys = agent_keys(seed, self.agent_ids, stream=1)
         self._shuffle_keys = agent_keys(seed, self.agent_ids, stream=2)

@@ -108,10 +108,11 @@ def _warm_up() -> int:
     import torch
 
     import dials_lib.workers  # noqa: F401 - the import is most of the warm-up
+    from dials_lib.adam import Adam
 
     torch.set_num_threads(1)
     weights = torch.nn.init.orthogonal_(torch.empty(8, 8)).requires_grad_()
-    optimiser = torch.optim.Adam([weights])  # the first optimiser imports torch._dynamo: about 2 s
+    optimiser = Adam([weights], lr=1e-3)
     torch.bmm(weights[None], weights[None]).sum().backward()
     optimiser.step()
     return os.getpid()
