@@ -130,10 +130,13 @@ class RunMemory:
         """Take in the peaks reported by the tasks of one parallel call (whose worker processes coexisted)."""
         call_peaks: dict[int, tuple[float, float]] = {}
         for result in results:
+            if result["pid"] == os.getpid():  # a task this process ran: its peak is this process's peak
+                self.main.peak = max(self.main.peak, int(result["peak_rss_mb"] * MB))
+                self.main.peak_pss = max(self.main.peak_pss, int(result["peak_pss_mb"] * MB))
             for peaks in (self.worker_peaks, call_peaks):
                 rss, pss = peaks.get(result["pid"], (0.0, 0.0))
                 peaks[result["pid"]] = (max(rss, result["peak_rss_mb"]), max(pss, result["peak_pss_mb"]))
-        others = [p for pid, p in call_peaks.items() if pid != os.getpid()]  # 1 worker: tasks ran here
+        others = [p for pid, p in call_peaks.items() if pid != os.getpid()]  # tasks run here count as main's
         self.call_totals = (max(self.call_totals[0], sum(p[0] for p in others)),
                             max(self.call_totals[1], sum(p[1] for p in others)))
 

@@ -53,7 +53,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from joblib import Parallel, delayed
 from tqdm import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
 from dials_lib.controllers import PolicyController
@@ -64,14 +63,7 @@ from dials_lib.memory import RunMemory, TreeMemorySampler, release_free_memory
 from dials_lib.metrics import DOMAIN_METRICS, evaluate
 from dials_lib.ppo import PPOGroup
 from dials_lib.run_config import RunConfig, config_differences, derived_seed
-from dials_lib.workers import (
-    dask_client,
-    run_indexed,
-    run_on_dask,
-    run_steps,
-    train_agents_task,
-    train_aips_task,
-)
+from dials_lib.workers import run_steps, run_tasks, train_agents_task, train_aips_task
 
 GS_TRAIN_TAG, DATA_TAG, EVAL_TAG, IALS_TAG = 1, 2, 3, 4
 """Purposes of `derived_seed`: GS training episodes, AIP data collection, evaluation, IALS chunks."""
@@ -257,14 +249,7 @@ class _Run:
         """
         done: dict[int, dict[str, Any]] = {}
         try:
-            client = dask_client()
-            if client is not None:
-                # joblib's Parallel never returns when a Dask worker dies mid-task; the Client's futures raise
-                tasks = run_on_dask(client, function, kwargs)
-            else:
-                parallel = Parallel(n_jobs=self.config.n_workers, return_as="generator_unordered")
-                tasks = parallel(delayed(run_indexed)(i, function, kw) for i, kw in enumerate(kwargs))
-            for i, result in tasks:
+            for i, result in run_tasks(function, kwargs, self.config.n_workers):
                 self.memory.main.sample()  # the new state has arrived and the old one is still held: a peak
                 store(i, result)
                 kwargs[i].clear()  # joblib or Dask may still hold this dict: let go of the old state it references

@@ -122,13 +122,16 @@ def measure_in_this_process(env: str, n_agents: int, simulator: str, workers: in
                             dataset_steps: int) -> dict[str, Any]:
     """One timed run in this process (`measure` calls it in a fresh one); returns its measurements."""
     import torch
-    from joblib import Parallel, delayed
 
     from dials_lib.runner import train
+    from dials_lib.workers import loky_executor
 
     torch.set_num_threads(1)
+    _warm_up()
     if simulator != "gs" and workers > 1:  # start the worker processes before timing: their imports take seconds
-        Parallel(n_jobs=workers)(delayed(_warm_up)() for _ in range(workers))
+        executor = loky_executor(workers - 1)  # this process is the other worker
+        for future in [executor.submit(_warm_up) for _ in range(workers - 1)]:
+            future.result()
     with tempfile.TemporaryDirectory() as tmp:
         config = measured_config(env, n_agents, simulator, workers, steps, aip_epochs, dataset_steps, tmp + "/run")
         start = time.perf_counter()

@@ -7,12 +7,13 @@ spent (wall clock and CPU time of the process: their ratio shows how much of a c
 process id and its peak memory sampled with psutil during the task.
 
 Torch runs single-threaded inside a task (loky limits BLAS threads in its workers, Ray and Dask do not); the
-previous thread count is restored afterwards, because with one worker joblib runs tasks in the calling process.
+previous thread count is restored afterwards, because the main process runs tasks too (`run_tasks`).
 
-Building a group's networks draws orthogonal initial weights for every agent, which costs more than a short
-chunk; each worker process therefore keeps the last few groups it built (`_cached`) and reuses them, overwriting
-every parameter, optimiser moment and counter from the state dict it is given (the same as building afresh).
+A task builds its group's networks afresh and loads the state dict into them (tens of milliseconds for 10 agents,
+against seconds for a chunk): nothing stays in a process between tasks, so each process holds one group's networks
+at a time, whichever groups it runs.
 
+`run_tasks` runs a call's tasks on the active joblib backend; under loky the main process is one of the workers.
 `run_steps` is the training loop shared with GS training in the main process. `dask_client` and `run_on_dask`
 run tasks with a dask.distributed Client directly when joblib's Dask backend is active (see `run_on_dask` for why).
 """
@@ -20,13 +21,18 @@ run tasks with a dask.distributed Client directly when joblib's Dask backend is 
 from __future__ import annotations
 
 import os
+import queue
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from joblib.parallel import get_active_backend
 
 from dials_lib.config import EnvHyperparameters
@@ -35,10 +41,6 @@ from dials_lib.ials import IALS
 from dials_lib.influence import InfluenceData, make_predictor, train_predictor
 from dials_lib.memory import MemoryProbe, release_free_memory
 from dials_lib.ppo import PPOGroup
-
-CACHE_SIZE = 4
-"""Networks (PPO groups and AIPs) a worker process keeps between calls."""
-_CACHE: dict[tuple[Any, ...], Any] = {}
 
 
 def run_steps(group: PPOGroup, sim: Any, n_steps: int, on_update: Callable[[], None] | None = None
@@ -85,7 +87,7 @@ class _SingleThread:
 
     Also raises loky's leak threshold in its worker processes: loky replaces a worker whose memory has grown by
     300 MB since its first task, and a task that holds a group's networks and AIP data grows that much
-    legitimately; the replacement would re-import torch and rebuild the cached networks on every call.
+    legitimately; the replacement would re-import torch for every call.
     """
 
     def __enter__(self) -> None:
@@ -99,24 +101,13 @@ class _SingleThread:
         torch.set_num_threads(self._threads)
 
 
-def _cached(kind: str, hp: EnvHyperparameters, agent_ids: list[int], seed: int, total_timesteps: int) -> Any:
-    """A 'ppo' group or 'aip' predictor for these agents, built once per worker process (values get overwritten)."""
-    key = (kind, hp, tuple(agent_ids), seed, total_timesteps)
-    if key not in _CACHE:
-        while len(_CACHE) >= CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        spec = get_spec(hp.env)
-        if kind == "ppo":
-            _CACHE[key] = PPOGroup(len(agent_ids), spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, total_timesteps,
-                                   seed, agent_ids=agent_ids)
-        else:
-            _CACHE[key] = make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seed, agent_ids)
-    return _CACHE[key]
-
-
-def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # a state dict shares storage with the live (cached) module: hand out a snapshot
-    return {name: tensor.detach().clone() for name, tensor in state.items()}
+def _build(kind: str, hp: EnvHyperparameters, agent_ids: list[int], seed: int, total_timesteps: int) -> Any:
+    """A new 'ppo' group or 'aip' predictor for these agents (its values are then overwritten from a state dict)."""
+    spec = get_spec(hp.env)
+    if kind == "ppo":
+        return PPOGroup(len(agent_ids), spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, total_timesteps, seed,
+                        agent_ids=agent_ids)
+    return make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seed, agent_ids)
 
 
 def _maybe_die(agent_ids: Sequence[int], fault: dict[str, Any] | None, where: str) -> None:
@@ -142,8 +133,8 @@ def train_agents_task(
         probe = MemoryProbe()
         start, cpu_start = time.perf_counter(), time.process_time()
         _maybe_die(agent_ids, fault, "agents")
-        group = _cached("ppo", hp, agent_ids, seed, total_timesteps)
-        predictor = _cached("aip", hp, agent_ids, seed, total_timesteps)
+        group = _build("ppo", hp, agent_ids, seed, total_timesteps)
+        predictor = _build("aip", hp, agent_ids, seed, total_timesteps)
         group.load_state_dict(ppo_state)
         predictor.load_state_dict(aip_state)
         ials = IALS(env, predictor, ials_seed, agent_ids)
@@ -174,7 +165,7 @@ def train_aips_task(
         start, cpu_start = time.perf_counter(), time.process_time()
         _maybe_die(agent_ids, fault, "aips")
         if hp.aip.warm_start:
-            predictor = _cached("aip", hp, agent_ids, seed, total_timesteps)
+            predictor = _build("aip", hp, agent_ids, seed, total_timesteps)
             predictor.load_state_dict(aip_state)
         else:
             spec = get_spec(hp.env)
@@ -186,7 +177,7 @@ def train_aips_task(
         probe.sample(full=True)
         del data
         release_free_memory()
-        return {"aip_state": _copy(predictor.state_dict()), "train_loss": float(losses["train_loss"][-1].mean()),
+        return {"aip_state": predictor.state_dict(), "train_loss": float(losses["train_loss"][-1].mean()),
                 "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
                 "pid": os.getpid(), "peak_rss_mb": probe.peak_mb, "peak_pss_mb": probe.peak_pss_mb}
 
@@ -203,6 +194,90 @@ def dask_client() -> Any | None:
     if joblib_dask is not None and isinstance(backend, joblib_dask.DaskDistributedBackend):
         return backend.client
     return None
+
+
+def loky_executor(n_processes: int) -> Any:
+    """loky's reusable pool of `n_processes` worker processes (the pool joblib's default backend uses).
+
+    Workers stay up for 5 minutes between calls, as under joblib, and run BLAS single-threaded."""
+    from joblib.externals.loky import get_reusable_executor
+
+    single = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return get_reusable_executor(max_workers=n_processes, timeout=300, reuse=True, env=single)
+
+
+def run_tasks(function: Callable[..., Any], kwargs: list[dict[str, Any]], n_workers: int
+              ) -> Iterator[tuple[int, Any]]:
+    """Run `function(**kw)` for every kw of `kwargs` on `n_workers` processes; yields (index, result) as they finish.
+
+    - joblib's default backend (loky), `n_workers` >= 2: this process is one of the workers. One thread of it runs
+      tasks here while loky runs others in `n_workers - 1` worker processes, each taking the next task when it is
+      free. One process fewer than a pool of `n_workers` (at 100 agents, ~270 MiB less); the results are the
+      same, since a task's result never depends on where it runs.
+    - Dask: the Client directly (`run_on_dask`); any other joblib backend (Ray, threading, ...): joblib's Parallel.
+
+    A worker process that dies raises loky's, joblib's or Dask's error here at once. A task running in this
+    process then completes in the background and its result is dropped (threads cannot be stopped).
+    """
+    client = dask_client()
+    if client is not None:
+        yield from run_on_dask(client, function, kwargs)
+        return
+    backend, _ = get_active_backend()
+    if n_workers < 2 or type(backend).__name__ != "LokyBackend":
+        parallel = Parallel(n_jobs=n_workers, return_as="generator_unordered")
+        yield from parallel(delayed(run_indexed)(i, function, kw) for i, kw in enumerate(kwargs))
+        return
+    yield from _run_here_and_on_loky(function, kwargs, n_workers - 1)
+
+
+def _run_here_and_on_loky(function: Callable[..., Any], kwargs: list[dict[str, Any]], n_processes: int
+                          ) -> Iterator[tuple[int, Any]]:
+    # A task that carries an injected fault (tests) always goes to a worker process: here it would end this one.
+    pending = deque(i for i, kw in enumerate(kwargs) if not kw.get("fault"))
+    faulty = deque(i for i, kw in enumerate(kwargs) if kw.get("fault"))
+    lock, results, stop = threading.Lock(), queue.SimpleQueue(), threading.Event()
+
+    def take(here: bool) -> int | None:
+        with lock:
+            if stop.is_set():
+                return None
+            return pending.popleft() if pending else (None if here or not faulty else faulty.popleft())
+
+    def run_here() -> None:
+        while (i := take(here=True)) is not None:
+            try:
+                results.put(("result", run_indexed(i, function, kwargs[i])))
+            except BaseException as err:  # noqa: BLE001 - handed to the consuming thread, which raises it
+                results.put(("error", err))
+                return
+
+    def run_on_loky() -> None:
+        try:
+            executor, in_flight = loky_executor(n_processes), set()
+            while True:
+                while len(in_flight) < n_processes and (i := take(here=False)) is not None:
+                    in_flight.add(executor.submit(run_indexed, i, function, kwargs[i]))
+                if not in_flight:
+                    return
+                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    results.put(("result", future.result()))
+        except BaseException as err:  # noqa: BLE001 - handed to the consuming thread, which raises it
+            results.put(("error", err))
+
+    threads = [threading.Thread(target=target, daemon=True, name=f"dials-{target.__name__}")
+               for target in (run_here, run_on_loky)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(len(kwargs)):
+            kind, item = results.get()
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()  # on an error or an abandoned generator: start no new task
 
 
 def run_on_dask(client: Any, function: Callable[..., Any], kwargs: list[dict[str, Any]]
@@ -230,4 +305,5 @@ def run_on_dask(client: Any, function: Callable[..., Any], kwargs: list[dict[str
         raise
 
 
-__all__ = ["dask_client", "run_indexed", "run_on_dask", "run_steps", "train_agents_task", "train_aips_task"]
+__all__ = ["dask_client", "loky_executor", "run_indexed", "run_on_dask", "run_steps", "run_tasks", "train_agents_task",
+           "train_aips_task"]

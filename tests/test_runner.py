@@ -143,7 +143,8 @@ def test_one_and_two_workers_give_identical_results(reference_run, tmp_path):
     for name, tensor in final_policy(reference_run.run_dir).items():
         assert torch.equal(final_policy(two.run_dir)[name], tensor), name
     assert len(reference_run.metrics) == 3 and reference_run.metrics["aip_ce"].notna().all()
-    assert len(two.memory["worker_peak_rss_mb"]) >= 1
+    # loky: this process runs tasks too, so 2 workers are this process and one worker process
+    assert len(two.memory["worker_peak_rss_mb"]) == 1
     assert two.memory["total_peak_pss_mb"] > two.memory["main_peak_pss_mb"]
     # the workers are loky children of this process: the sampled total holds more than the main process alone
     assert two.memory["simultaneous_peak_rss_mb"] > two.memory["main_peak_rss_mb"]
