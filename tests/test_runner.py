@@ -343,3 +343,20 @@ def test_run_memory_totals_add_the_workers_of_one_call_and_keep_earlier_peaks():
     assert records["total_peak_pss_mb"] == pytest.approx(memory.main.peak_pss_mb + 160.0)
     assert records["main_peak_rss_mb"] == 1e6  # an earlier session's larger peak is kept
     assert "simultaneous_peak_rss_mb" not in records  # no sampler ran
+
+
+def test_ppo_states_wait_on_disk_while_aips_train(reference_run, tmp_path, monkeypatch):
+    """Training AIPs does not need the agents' PPO states: the main process holds none of them meanwhile."""
+    seen = []
+    parallel = runner._Run._parallel
+
+    def watching_parallel(self, function, *args):
+        if function is runner.train_aips_task:
+            seen.append([group["ppo"] is None for group in self.state["groups"]])
+        return parallel(self, function, *args)
+
+    monkeypatch.setattr(runner._Run, "_parallel", watching_parallel)
+    result = train(tiny_config(tmp_path / "spilled"), progress=False)
+    assert seen and all(all(held) for held in seen)  # every retraining, every group
+    assert not list((tmp_path / "spilled").glob("*.spill.pt"))
+    pd.testing.assert_frame_equal(results_only(result.metrics), results_only(reference_run.metrics))
