@@ -2,16 +2,19 @@
 
 For every environment and size it runs, each in a fresh Python process (so memory readings start clean):
 - GS training (one PPOGroup of all agents on the global simulator, in the main process);
-- DIALS with 1 worker and with 2 workers, the same agent groups (so the same work, only spread differently).
+- DIALS with 1 worker and with 2 workers, the same agent groups (so the same work, only spread differently). Under
+  loky, 2 workers are the main process and one worker process: the main process runs tasks too.
 It reports wall time, agents-training throughput (agent-steps/s), the runtime breakdown (agents training vs data
 collection + AIP training vs evaluation), the peak resident memory of the main process and of each worker and the
 total, and the speed-up of 2 workers over 1 in agents training (the parallel part of DIALS). "worker core share" is
 the CPU time of the worker tasks over their wall time: about 1 when each worker had a core to itself, lower when
 other processes on the machine took CPU from them (the load average is recorded too), which caps the speed-up.
 
-Budgets are reduced so the default run takes about 10 minutes on 2 cores: few steps per agent, one chunk, AIP data
-sets of `DATASET_STEPS` GS steps (the paper's 1e4) but `AIP_EPOCHS` training epochs instead of 100/300, and one
-evaluation episode at the start and the end. Throughput and memory are what is measured here, not learning.
+Budgets are reduced so the default run takes about 15 minutes on 2 cores: few steps per agent in two chunks
+(`dials_lib.scaling.MEASURED_CHUNKS`: DIALS retrains its AIPs at the start and again after the first chunk, when
+the main process holds every agent's Adam moments, as in a long run), AIP data sets of `DATASET_STEPS` GS steps (the
+paper's 1e4) but `AIP_EPOCHS` training epochs instead of 100/300, and one evaluation episode at every boundary.
+Throughput and memory are what is measured here, not learning.
 Goals (2 cores): 2 workers at least 1.6x one worker in agents training (at N = 4 and 100, where the groups split
 evenly over the two workers; N = 25 is split into 5 groups of 5, at best 5/3 = 1.67x); DIALS total peak memory at
 N = 100 under 1.5 GB = 1,431 MiB (the paper needed 22.9 GB with one process per agent). The total is reported two
@@ -41,7 +44,7 @@ from dials_lib.memory import MB  # noqa: E402
 
 SIZES = (4, 25, 100)
 STEPS_PER_AGENT = {"traffic": {4: 5120, 25: 2560, 100: 1280}, "warehouse": {4: 2560, 25: 1280, 100: 1280}}
-"""Steps per agent by environment and size (one chunk each): the same budget for GS and DIALS."""
+"""Steps per agent by environment and size (in two chunks): the same budget for GS and DIALS."""
 DATASET_STEPS = 10_000
 GOAL_BYTES = 1.5e9
 """The issue's memory goal, 1.5 GB (decimal: 1,431 MiB)."""

@@ -46,9 +46,12 @@ PAPER_F: dict[str, int] = {"100K": 100_000, "500K": 500_000, "1M": 1_000_000, "4
 """The AIP retraining periods of the paper's Tables 1 and 2."""
 PROJECTION_WORKERS: tuple[int, ...] = (1, 2, 16, 128)
 """Worker counts of the wall-time projection (this machine has 2 cores, the paper's had 128)."""
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 """Version of the measurements file (2: workers warmed up with an optimiser step; 3: the simultaneous memory peak
-of all processes); another version is not read."""
+of all processes; 4: two chunks per run, the main process one of the workers); another version is not read."""
+MEASURED_CHUNKS = 2
+"""Chunks of each timed run. Two, so that a DIALS run retrains its AIPs once more after its agents have trained: the
+main process then holds every agent's Adam moments, and the run's memory peaks as it does in a long run."""
 
 
 def agents_per_worker(n_agents: int) -> int:
@@ -86,11 +89,13 @@ def _check_run(env: str, n_agents: int, simulator: str, workers: int) -> None:
 
 def measured_config(env: str, n_agents: int, simulator: str, workers: int, steps: int, aip_epochs: int,
                     dataset_steps: int, run_dir: str | None = None) -> RunConfig:
-    """The RunConfig of one timed run: one chunk of `steps`, one retraining (DIALS), evaluations at both ends."""
+    """The RunConfig of one timed run: `steps` per agent in `MEASURED_CHUNKS` chunks, a retraining (DIALS) and an
+    evaluation at every boundary."""
     hp = paper_hyperparameters(env)
     hp = with_fields(hp, aip=with_fields(hp.aip, epochs=aip_epochs, dataset_steps=dataset_steps))
-    return RunConfig(env, n_agents=n_agents, simulator=simulator, total_timesteps=steps, chunk_steps=steps,
-                     retrain_every=steps, eval_every=steps, eval_episodes=1, n_workers=workers,
+    chunk = steps // MEASURED_CHUNKS
+    return RunConfig(env, n_agents=n_agents, simulator=simulator, total_timesteps=steps, chunk_steps=chunk,
+                     retrain_every=chunk, eval_every=chunk, eval_episodes=1, n_workers=workers,
                      agents_per_worker=agents_per_worker(n_agents), hyperparameters=hp, run_dir=run_dir)
 
 

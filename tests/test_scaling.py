@@ -25,15 +25,18 @@ from dials_lib.scaling import (
 def made_up_row(env: str = "traffic", n_agents: int = 4, simulator: str = "dials", workers: int = 1,
                 steps: int = 1_280, training_s: float = 8.0, data_s: float = 3.0, aip_s: float = 2.0,
                 eval_s: float = 0.5, other_s: float = 0.2) -> dict:
-    """A timed run's record with chosen times (one chunk, one retraining for DIALS, two 1-episode evaluations)."""
+    """A timed run's record with chosen times (two chunks, a retraining for DIALS and a 1-episode evaluation at
+    every boundary but the last, which only evaluates)."""
     config = measured_config(env, n_agents, simulator, workers, steps, aip_epochs=5, dataset_steps=10_000)
-    retrainings = 1 if simulator == "dials" else 0
+    schedule = config.schedule()
+    retrainings = sum(schedule.retrain) if simulator == "dials" else 0
     data_s, aip_s = (data_s, aip_s) if retrainings else (0.0, 0.0)
     return {"env": env, "n_agents": n_agents, "simulator": simulator, "workers": workers,
             "agents_per_worker": config.agents_per_worker, "steps_per_agent": steps, "aip_epochs": 5,
             "dataset_steps": 10_000, "collected_steps": scaling.collected_steps(config), "retrainings": retrainings,
-            "evaluations": 2, "eval_episodes": 1, "chunks": 1, "agents_training_s": training_s,
-            "data_collection_s": data_s, "aip_training_s": aip_s, "evaluation_s": eval_s,
+            "evaluations": sum(schedule.evaluate), "eval_episodes": 1, "chunks": schedule.n_chunks,
+            "agents_training_s": training_s, "data_collection_s": data_s, "aip_training_s": aip_s,
+            "evaluation_s": eval_s,
             "total_s": training_s + data_s + aip_s + eval_s + other_s, "worker_core_share": 1.0}
 
 
@@ -54,7 +57,7 @@ def test_extrapolation_reproduces_the_measured_run_and_scales_with_steps():
         assert same[part] == pytest.approx(row[part])
     doubled = extrapolate(costs, measured_config("traffic", 4, "dials", 1, 2_560, 5, 10_000), 1)
     assert doubled["agents_training_s"] == pytest.approx(2 * row["agents_training_s"])
-    assert doubled["data_collection_s"] == pytest.approx(row["data_collection_s"])  # still one retraining
+    assert doubled["data_collection_s"] == pytest.approx(row["data_collection_s"])  # the same two retrainings
     more_epochs = extrapolate(costs, measured_config("traffic", 4, "dials", 1, 1_280, 100, 10_000), 1)
     assert more_epochs["aip_training_s"] == pytest.approx(20 * row["aip_training_s"])  # 5 -> 100 epochs
 
@@ -164,12 +167,12 @@ def test_bad_arguments_raise_clear_errors():
 
 
 def test_one_real_timed_run_in_a_fresh_process():
-    row = measure("traffic", 4, "dials", 1, "smoke", steps=128, aip_epochs=1, dataset_steps=300)
-    assert (row["steps_per_agent"], row["retrainings"], row["evaluations"], row["agents_per_worker"]) == (128, 1, 2, 2)
+    row = measure("traffic", 4, "dials", 1, "smoke", steps=256, aip_epochs=1, dataset_steps=300)
+    assert (row["steps_per_agent"], row["retrainings"], row["evaluations"], row["agents_per_worker"]) == (256, 2, 3, 2)
     parts = sum(row[p] for p in ("agents_training_s", "data_collection_s", "aip_training_s", "evaluation_s"))
     assert all(row[p] > 0 for p in ("agents_training_s", "data_collection_s", "aip_training_s", "evaluation_s"))
     assert parts <= row["total_s"] <= row["wall_s"]
-    assert row["agent_steps_per_s"] == pytest.approx(4 * 128 / row["agents_training_s"])
+    assert row["agent_steps_per_s"] == pytest.approx(4 * 256 / row["agents_training_s"])
     assert 100 < row["main_peak_rss_mib"] == row["total_peak_rss_mib"]  # one worker: the tasks ran in the main process
     assert 0 < row["main_peak_pss_mib"] <= row["main_peak_rss_mib"]
     assert row["max_worker_peak_rss_mib"] == 0.0
