@@ -272,7 +272,12 @@ def _run_here_and_on_loky(function: Callable[..., Any], kwargs: list[dict[str, A
         thread.start()
     try:
         for _ in range(len(kwargs)):
-            kind, item = results.get()
+            while True:  # short waits: Ctrl-C reaches this thread between them
+                try:
+                    kind, item = results.get(timeout=0.5)
+                    break
+                except queue.Empty:
+                    continue
             if kind == "error":
                 raise item
             yield item

@@ -360,3 +360,13 @@ def test_ppo_states_wait_on_disk_while_aips_train(reference_run, tmp_path, monke
     assert seen and all(all(held) for held in seen)  # every retraining, every group
     assert not list((tmp_path / "spilled").glob("*.spill.pt"))
     pd.testing.assert_frame_equal(results_only(result.metrics), results_only(reference_run.metrics))
+
+
+def test_run_tasks_returns_every_result_once_and_raises_a_tasks_error():
+    from dials_lib.workers import run_tasks
+
+    kwargs = [{"a": i, "b": -i} for i in range(7)]
+    results = dict(run_tasks(dict, [dict(kw) for kw in kwargs], n_workers=2))  # dict(**kw) returns kw
+    assert results == dict(enumerate(kwargs))
+    with pytest.raises(TypeError):  # int(base=10) without a string: the task's own error, in this thread
+        list(run_tasks(int, [{"base": 10} for _ in range(3)], n_workers=2))
