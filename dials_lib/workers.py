@@ -164,12 +164,9 @@ def train_aips_task(
         probe = MemoryProbe()
         start, cpu_start = time.perf_counter(), time.process_time()
         _maybe_die(agent_ids, fault, "aips")
+        predictor = _build("aip", hp, agent_ids, seed, total_timesteps)  # initial weights: no warm start
         if hp.aip.warm_start:
-            predictor = _build("aip", hp, agent_ids, seed, total_timesteps)
             predictor.load_state_dict(aip_state)
-        else:
-            spec = get_spec(hp.env)
-            predictor = make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seed, agent_ids)
         # the data arrive compact (uint8 d-sets, int8 sources) and stay so: train_predictor widens each minibatch
         probe.sample(full=True)
         losses = train_predictor(predictor, data, hp.aip, seed, agent_ids, round_index=round_index,
@@ -242,7 +239,9 @@ def _run_here_and_on_loky(function: Callable[..., Any], kwargs: list[dict[str, A
         with lock:
             if stop.is_set():
                 return None
-            return pending.popleft() if pending else (None if here or not faulty else faulty.popleft())
+            if pending:
+                return pending.popleft()
+            return faulty.popleft() if faulty and not here else None
 
     def run_here() -> None:
         while (i := take(here=True)) is not None:
