@@ -79,6 +79,11 @@ class InfluenceData:
         noise = None if self.noise is None else self.noise[idx]
         return InfluenceData(self.dsets[idx], self.sources[idx], self.actions[idx], self.rewards[idx], noise)
 
+    def agent_range(self, lo: int, hi: int) -> InfluenceData:
+        """Agents lo..hi-1, as views of these arrays (a worker group's slice: pickled alone when sent)."""
+        noise = None if self.noise is None else self.noise[lo:hi]
+        return InfluenceData(self.dsets[lo:hi], self.sources[lo:hi], self.actions[lo:hi], self.rewards[lo:hi], noise)
+
     def split(self, heldout_fraction: float) -> tuple[InfluenceData, InfluenceData]:
         """(training, held-out) by whole episodes; the last `heldout_fraction` of the episodes are held out."""
         if not 0.0 < heldout_fraction < 1.0:
@@ -337,3 +342,34 @@ def collect_dataset(
     if noise_rows:
         noise = np.stack(noise_rows, axis=1).reshape(n, n_episodes, horizon, *noise_rows[0].shape[1:])
     return InfluenceData(dsets, sources, actions, rewards, noise)
+
+
+
+def collect_compact_dataset(sim: Any, controller: Controller, n_steps: int) -> InfluenceData:
+    """`collect_dataset` one episode at a time into compact arrays: binary d-sets as uint8, sources as int8.
+
+    The same draws and values as one `collect_dataset` call (each episode starts with a reset either way), in
+    a quarter of the memory, which is what a DIALS run holds while its AIPs retrain. D-sets that turn out not to
+    be binary are kept as float32."""
+    spec, n = sim.spec, sim.n_agents
+    n_episodes, horizon = math.ceil(n_steps / spec.horizon), spec.horizon
+    data = InfluenceData(np.empty((n, n_episodes, horizon, spec.dset_dim), np.uint8),
+                         np.empty((n, n_episodes, horizon, spec.n_sources), np.int8),
+                         np.empty((n, n_episodes, horizon), np.int64),
+                         np.empty((n, n_episodes, horizon), np.float32))
+    for e in range(n_episodes):
+        part = collect_dataset(sim, controller, horizon)
+        if data.dsets.dtype == np.uint8 and not np.all((part.dsets == 0) | (part.dsets == 1)):
+            data.dsets = data.dsets.astype(np.float32)
+        for name in ("dsets", "sources", "actions", "rewards"):
+            getattr(data, name)[:, e] = getattr(part, name)[:, 0]
+    return data
+
+def concat_predictor_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The AIP state of the agents of several groups together, in order (every tensor has agents first)."""
+    return {name: torch.cat([state[name] for state in states]) for name in states[0]}
+
+
+def slice_predictor_state(state: dict[str, torch.Tensor], lo: int, hi: int) -> dict[str, torch.Tensor]:
+    """The AIP state of agents lo..hi-1 (positions in the state), as copies."""
+    return {name: tensor[lo:hi].clone() for name, tensor in state.items()}

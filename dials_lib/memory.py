@@ -59,14 +59,16 @@ class TreeMemorySampler:
     The sum of each process's own peak overstates what a run ever holds at once: the main process peaks while
     evaluating, its workers while training, at different moments. This samples the simultaneous total instead:
     RSS every `interval` seconds, PSS every `pss_every` samples. It sees worker processes only where they are
-    children of this one (joblib's loky backend); Dask or Ray workers elsewhere are not counted.
+    children of this one (joblib's loky backend); Dask or Ray workers elsewhere are not counted. `own`, if given,
+    is a probe of this process alone, sampled at the same moments; `children=False` reads this process only.
     """
 
-    def __init__(self, interval: float = 0.1, pss_every: int = 10) -> None:
-        self.interval, self.pss_every = interval, pss_every
+    def __init__(self, interval: float = 0.1, pss_every: int = 10, own: MemoryProbe | None = None,
+                 children: bool = True) -> None:
+        self.interval, self.pss_every, self.own, self.children = interval, pss_every, own, children
         self.peak_rss = self.peak_pss = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="dials-memory-sampler")
 
     def __enter__(self) -> TreeMemorySampler:
         self._thread.start()
@@ -87,8 +89,12 @@ class TreeMemorySampler:
 
     def sample(self, main: psutil.Process, full: bool) -> None:
         """One reading of the summed RSS (and, if `full`, PSS) of `main` and its descendants."""
+        if self.own is not None:
+            self.own.sample(full)
+        if not self.children and self.own is not None:
+            return
         rss = pss = 0
-        for process in [main, *main.children(recursive=True)]:
+        for process in [main, *main.children(recursive=True)] if self.children else [main]:
             try:
                 info = process.memory_full_info() if full else process.memory_info()
             except psutil.Error:  # a worker that ended between listing and reading

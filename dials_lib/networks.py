@@ -297,15 +297,20 @@ def agent_generator(seed: int, agent_id: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
+def empty_policy(config: PolicyConfig, n_agents: int, obs_dim: int, n_actions: int) -> StackedPolicy:
+    """A stacked policy of the configured architecture with zero weights, to load a state dict into."""
+    check_choice("policy architecture", config.architecture, POLICY_ARCHITECTURES)
+    cls = StackedFNNPolicy if config.architecture == "fnn" else StackedGRUPolicy
+    return cls(n_agents, obs_dim, n_actions, config.hidden_sizes)
+
+
 def make_policy(
     config: PolicyConfig, n_agents: int, obs_dim: int, n_actions: int, seed: int, agent_ids: Sequence[int]
 ) -> StackedPolicy:
     """A stacked policy for `n_agents` agents, agent k initialised from (seed, agent_ids[k]) only."""
-    check_choice("policy architecture", config.architecture, POLICY_ARCHITECTURES)
     if len(agent_ids) != n_agents:
         raise ValueError(f"agent_ids must have n_agents={n_agents} entries; got {len(agent_ids)}")
-    cls = StackedFNNPolicy if config.architecture == "fnn" else StackedGRUPolicy
-    policy = cls(n_agents, obs_dim, n_actions, config.hidden_sizes)
+    policy = empty_policy(config, n_agents, obs_dim, n_actions)
     for k, agent_id in enumerate(agent_ids):
         generator = agent_generator(seed, int(agent_id), stream=0)
         for layer in policy.layers_in_init_order():

@@ -1,17 +1,22 @@
 """Independent PPO for a group of K agents, as the paper ran it (Table 6 and the authors' code).
 
 `PPOGroup` trains K agents at once, each with its own parameters, optimiser state and random streams; agents
-never share parameters (see `dials_lib.networks`: weights are stacked [K, ...] for speed only). Training loop:
+never share parameters (see `dials_lib.networks`: weights are stacked [K, ...] for speed only). Its acting part
+is a `PolicyActor` (`dials_lib.policy_actor`). The training loop, `train_steps(group, sim, n_steps)`:
 
     group = PPOGroup(n_agents, obs_dim, n_actions, hp.policy, hp.ppo, total_timesteps, seed)
-    obs = env.reset()
-    while True:
+    obs = sim.reset()
+    for _ in range(n_steps):
         actions = group.act(obs)                 # numpy int64 [K]; stores obs, action, log-prob, value
-        obs, reward, done = env.step(actions)
-        if done.all(): obs = env.reset()         # episode ends: the recurrent state is reset in `observe`
+        obs, reward, done = sim.step(actions)
+        if done: obs = sim.reset()               # episode ends: the recurrent state is reset in `observe`
         group.observe(reward, done)
         if group.ready():
             metrics = group.update(obs)          # bootstraps from the value of the current observation
+
+A group's state (`state_dict`) has the agents on the first axis of every tensor and counter: `concat_states`
+joins the states of several groups of one run (e.g. to evaluate all agents at once) and `slice_state` cuts one
+into groups, exactly.
 
 How rollout_steps T and buffer_size N interact: every agent collects N = 128 consecutive transitions, then PPO
 updates. The buffer is cut into N / T segments of T steps (16 traffic, 8 warehouse); GAE runs backwards inside each
@@ -52,6 +57,7 @@ import torch
 from dials_lib.adam import Adam
 from dials_lib.config import PolicyConfig, PPOConfig
 from dials_lib.networks import StackedPolicy, make_policy
+from dials_lib.policy_actor import PolicyActor
 from dials_lib.ppo_core import (
     agent_keys,
     clip_grad_norm_per_agent,
@@ -98,10 +104,8 @@ class PPOGroup:
         self.n_updates = 0
         self._action_keys = agent_keys(seed, self.agent_ids, stream=1)
         self._shuffle_keys = agent_keys(seed, self.agent_ids, stream=2)
-        self._eval_keys = agent_keys(seed, self.agent_ids, stream=3)
         self.act_count = np.zeros(n_agents, dtype=np.uint64)
-        self.eval_count = np.zeros(n_agents, dtype=np.uint64)
-        self._rollout_weights: list[Any] | None = None
+        self.actor = PolicyActor(self.policy, obs_dim, seed, self.agent_ids)
         self._allocate_buffer()
         self.reset_episodes()
 
@@ -127,11 +131,13 @@ class PPOGroup:
         self._pos = 0
 
     # ---- acting -------------------------------------------------------------------------------------------
+    @property
+    def eval_count(self) -> np.ndarray:
+        """Per-agent counters of the evaluation stream (held by the actor)."""
+        return self.actor.eval_count
+
     def _weights(self) -> list[Any]:
-        """The policy's transposed inference weights, rebuilt after any change to the parameters."""
-        if self._rollout_weights is None:
-            self._rollout_weights = self.policy.rollout_weights()
-        return self._rollout_weights
+        return self.actor.weights()
 
     def reset_episodes(self) -> None:
         """Mark the next step as every agent's episode start (recurrent state back to 0)."""
@@ -140,13 +146,10 @@ class PPOGroup:
 
     def initial_hidden(self) -> torch.Tensor:
         """A zero recurrent state [K, H] (H = 0 for the FNN policy), for `act_eval` at an episode start."""
-        return torch.zeros(self.n_agents, self.policy.hidden_size)
+        return self.actor.initial_hidden()
 
     def _as_obs(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
-        if obs_t.shape != (self.n_agents, self.obs_dim):
-            raise ValueError(f"obs must have shape ({self.n_agents}, {self.obs_dim}); got {tuple(obs_t.shape)}")
-        return obs_t
+        return self.actor.as_obs(obs)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -179,25 +182,11 @@ class PPOGroup:
         """True when the buffer holds buffer_size transitions per agent (time to call `update`)."""
         return self._pos == self.config.buffer_size
 
-    @torch.no_grad()
     def act_eval(
         self, obs: np.ndarray | torch.Tensor, hidden: torch.Tensor | None = None, greedy: bool = False
     ) -> tuple[np.ndarray, torch.Tensor]:
-        """Actions [K] and next recurrent state for evaluation, without touching the training buffer or streams.
-
-        Pass hidden=None at an episode start. Stochastic by default (a separate per-agent stream); greedy=True
-        takes the most likely action.
-        """
-        obs_t = self._as_obs(obs)
-        hidden = self.initial_hidden() if hidden is None else hidden
-        logits, _, next_hidden = self.policy.step(obs_t, hidden, self._weights())
-        if greedy:
-            actions = logits.argmax(dim=-1)
-        else:
-            uniforms = counter_uniforms(self._eval_keys, self.eval_count)
-            self.eval_count += np.uint64(1)
-            actions, _ = sample_actions(logits, torch.from_numpy(uniforms).float())
-        return actions.numpy(), next_hidden
+        """Evaluation actions without touching the training buffer or streams (see `PolicyActor.act_eval`)."""
+        return self.actor.act_eval(obs, hidden, greedy)
 
     # ---- learning -----------------------------------------------------------------------------------------
     def schedule(self, update_index: int | None = None) -> tuple[float, float]:
@@ -251,7 +240,7 @@ class PPOGroup:
                 if cfg.max_grad_norm is not None:
                     clip_grad_norm_per_agent(self.policy, cfg.max_grad_norm)
                 self.optimizer.step()
-                self._rollout_weights = None
+                self.actor.invalidate()
                 for name, value in losses.items():
                     totals[name] = totals.get(name, 0.0) + value.detach()
         self.n_updates += 1
@@ -261,11 +250,12 @@ class PPOGroup:
         metrics["learning_rate"], metrics["clip_eps"] = np.full(k, lr), np.full(k, clip)
         return metrics
 
-    # ---- saving and regrouping ----------------------------------------------------------------------------
+    # ---- saving -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume after an update: weights, Adam state, counters (not the rollout buffer).
 
-        A snapshot: deep copies, never views of the live tensors (torch's own state dicts share storage).
+        A snapshot: deep copies, never views of the live tensors (torch's own state dicts share storage). Every
+        tensor and counter array has the agents on its first axis: see `concat_states` and `slice_state`.
         """
         return copy.deepcopy(
             {
@@ -286,105 +276,92 @@ class PPOGroup:
                 f"state is for agents {state['agent_ids']} with seed {state['seed']}; this group holds agents "
                 f"{self.agent_ids} with seed {self.seed}"
             )
-        state = copy.deepcopy(state)  # torch's optimiser would otherwise keep the given tensors as its own
+        state = copy.deepcopy(state)  # the optimiser would otherwise keep the given tensors as its own
         self.policy.load_state_dict(state["policy"])
-        self._rollout_weights = None
+        self.actor.invalidate()
         self.optimizer.load_state_dict(state["optimizer"])
         self.n_updates = int(state["n_updates"])
         self.act_count = np.array(state["act_count"], dtype=np.uint64)
-        self.eval_count = np.array(state["eval_count"], dtype=np.uint64)
+        self.actor.eval_count = np.array(state["eval_count"], dtype=np.uint64)
         self._pos = 0
         self.reset_episodes()
 
-    def get_agent(self, k: int) -> dict[str, Any]:
-        """Agent k's own state: id, parameters, Adam moments and counters (copies, no link to the group)."""
-        adam = {}
-        for name, param in self.policy.named_parameters():
-            state = self.optimizer.state.get(param, {})
-            if state:
-                adam[name] = {"exp_avg": state["exp_avg"][k].clone(), "exp_avg_sq": state["exp_avg_sq"][k].clone()}
-        return {
-            "agent_id": self.agent_ids[k],
-            "params": {name: p.detach()[k].clone() for name, p in self.policy.named_parameters()},
-            "adam": adam,
-            "n_updates": self.n_updates,
-            "act_count": int(self.act_count[k]),
-            "eval_count": int(self.eval_count[k]),
-        }
 
-    def set_agent(self, k: int, agent: dict[str, Any]) -> None:
-        """Put one agent's state (from `get_agent`, possibly of another group) into slot k."""
-        if agent["n_updates"] != self.n_updates:
-            raise ValueError(f"agent has done {agent['n_updates']} updates, this group {self.n_updates}")
-        self.agent_ids[k] = int(agent["agent_id"])
-        self._action_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], 1)[0]
-        self._shuffle_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], 2)[0]
-        self._eval_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], 3)[0]
-        self.act_count[k], self.eval_count[k] = agent["act_count"], agent["eval_count"]
-        self._rollout_weights = None
-        steps = float(self.n_updates * self.config.epochs * (self.config.buffer_size // self.config.minibatch_size))
-        with torch.no_grad():
-            for name, param in self.policy.named_parameters():
-                param[k] = agent["params"][name]
-                if name in agent["adam"]:
-                    state = self.optimizer.state[param]
-                    if not state:
-                        state.update(
-                            step=torch.tensor(steps),
-                            exp_avg=torch.zeros_like(param),
-                            exp_avg_sq=torch.zeros_like(param),
-                        )
-                    state["exp_avg"][k] = agent["adam"][name]["exp_avg"]
-                    state["exp_avg_sq"][k] = agent["adam"][name]["exp_avg_sq"]
-                elif self.optimizer.state.get(param):  # an agent without Adam moments: start its slot from zero
-                    self.optimizer.state[param]["exp_avg"][k] = 0.0
-                    self.optimizer.state[param]["exp_avg_sq"][k] = 0.0
+def concat_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The PPO state of the agents of several groups together, in order (groups of one run: same seed, updates).
 
-    @classmethod
-    def from_agents(
-        cls,
-        agents: Sequence[dict[str, Any]],
-        obs_dim: int,
-        n_actions: int,
-        policy_config: PolicyConfig,
-        ppo_config: PPOConfig,
-        total_timesteps: int,
-        seed: int = 0,
-    ) -> PPOGroup:
-        """A group holding the given agents (from `get_agent`), e.g. to split a GS learner into worker groups."""
-        group = cls(
-            len(agents),
-            obs_dim,
-            n_actions,
-            policy_config,
-            ppo_config,
-            total_timesteps,
-            seed,
-            agent_ids=[a["agent_id"] for a in agents],
-        )
-        if agents:
-            group.n_updates = int(agents[0]["n_updates"])
-        for k, agent in enumerate(agents):
-            group.set_agent(k, agent)
-        return group
-
-    def split(self, sizes: Sequence[int]) -> list[PPOGroup]:
-        """This group's agents as consecutive groups of the given sizes (e.g. one per worker)."""
-        if sum(sizes) != self.n_agents:
-            raise ValueError(f"sizes {list(sizes)} must add up to n_agents={self.n_agents}")
-        bounds = np.cumsum([0, *sizes])
-        return [
-            PPOGroup.from_agents(
-                [self.get_agent(k) for k in range(lo, hi)],
-                self.obs_dim,
-                self.n_actions,
-                self.policy_config,
-                self.config,
-                self.total_timesteps,
-                self.seed,
-            )
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
+    Weights, Adam moments and counters are concatenated along the agent axis; Adam's step count and the
+    learning settings are shared by the groups and taken once."""
+    first = states[0]
+    for other in states[1:]:
+        if other["seed"] != first["seed"] or other["n_updates"] != first["n_updates"]:
+            raise ValueError(f"cannot concatenate states with seeds {other['seed']}/{first['seed']} and "
+                             f"{other['n_updates']}/{first['n_updates']} updates: not groups of one run")
+    moments = {
+        index: {**entry, "exp_avg": torch.cat([s["optimizer"]["state"][index]["exp_avg"] for s in states]),
+                "exp_avg_sq": torch.cat([s["optimizer"]["state"][index]["exp_avg_sq"] for s in states])}
+        for index, entry in first["optimizer"]["state"].items()
+    }
+    return {
+        "agent_ids": [a for s in states for a in s["agent_ids"]],
+        "seed": first["seed"],
+        "policy": {name: torch.cat([s["policy"][name] for s in states]) for name in first["policy"]},
+        "optimizer": {"state": moments, "param_groups": copy.deepcopy(first["optimizer"]["param_groups"])},
+        "n_updates": first["n_updates"],
+        "act_count": np.concatenate([s["act_count"] for s in states]),
+        "eval_count": np.concatenate([s["eval_count"] for s in states]),
+    }
 
 
-__all__ = ["ADAM_EPS", "PPOGroup", "linear_decay", "ppo_losses", "segment_gae"]
+def slice_state(state: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+    """The PPO state of agents lo..hi-1 (positions in the state, not ids) of `state`, as copies."""
+    moments = {index: {**entry, "step": entry["step"].clone(), "exp_avg": entry["exp_avg"][lo:hi].clone(),
+                       "exp_avg_sq": entry["exp_avg_sq"][lo:hi].clone()}
+               for index, entry in state["optimizer"]["state"].items()}
+    return {
+        "agent_ids": list(state["agent_ids"][lo:hi]),
+        "seed": state["seed"],
+        "policy": {name: tensor[lo:hi].clone() for name, tensor in state["policy"].items()},
+        "optimizer": {"state": moments, "param_groups": copy.deepcopy(state["optimizer"]["param_groups"])},
+        "n_updates": state["n_updates"],
+        "act_count": state["act_count"][lo:hi].copy(),
+        "eval_count": state["eval_count"][lo:hi].copy(),
+    }
+
+
+def train_steps(group: PPOGroup, sim: Any, n_steps: int) -> dict[str, float]:
+    """The training loop: PPO on `sim` for `n_steps` steps from a fresh episode (a multiple of buffer_size, so
+    it ends right after an update).
+
+    Returns the mean undiscounted return per agent of the episodes completed on `sim` (`train_return`, NaN if
+    none) and the PPO losses averaged over the updates.
+    """
+    if n_steps % group.config.buffer_size:
+        raise ValueError(f"n_steps={n_steps} must be a multiple of buffer_size={group.config.buffer_size}")
+    obs = sim.reset()
+    group.reset_episodes()
+    running = np.zeros(group.n_agents)
+    returns: list[float] = []
+    losses: dict[str, float] = {}
+    n_updates = 0
+    for _ in range(n_steps):
+        actions = group.act(obs)
+        obs, rewards, done = sim.step(actions)
+        running += rewards
+        if done:
+            returns.append(float(running.mean()))
+            running[:] = 0.0
+            obs = sim.reset()
+        group.observe(rewards, done)
+        if group.ready():
+            metrics = group.update(obs)
+            n_updates += 1
+            for name in ("policy_loss", "value_loss", "entropy"):
+                losses[name] = losses.get(name, 0.0) + float(np.mean(metrics[name]))
+    out = {name: total / max(n_updates, 1) for name, total in losses.items()}
+    out["train_return"] = float(np.mean(returns)) if returns else float("nan")
+    return out
+
+
+__all__ = ["ADAM_EPS", "PPOGroup", "concat_states", "linear_decay", "ppo_losses", "segment_gae", "slice_state",
+           "train_steps"]

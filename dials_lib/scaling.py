@@ -112,7 +112,7 @@ def _warm_up() -> int:
     """Import the worker code and run torch's lazily initialised parts once (seconds in a new process)."""
     import torch
 
-    import dials_lib.workers  # noqa: F401 - the import is most of the warm-up
+    import dials_lib.group_tasks  # noqa: F401 - the import is most of the warm-up
     from dials_lib.adam import Adam
 
     torch.set_num_threads(1)
@@ -128,8 +128,8 @@ def measure_in_this_process(env: str, n_agents: int, simulator: str, workers: in
     """One timed run in this process (`measure` calls it in a fresh one); returns its measurements."""
     import torch
 
+    from dials_lib.parallel import loky_executor
     from dials_lib.runner import train
-    from dials_lib.workers import loky_executor
 
     torch.set_num_threads(1)
     _warm_up()

@@ -12,7 +12,8 @@ from torch import nn
 
 from dials_lib.config import PolicyConfig, paper_hyperparameters, with_fields
 from dials_lib.envs.traffic import HORIZON, LocalSimulator, hand_coded_actions
-from dials_lib.ppo import PPOGroup
+from dials_lib.policy_actor import PolicyActor
+from dials_lib.ppo import PPOGroup, concat_states, slice_state, train_steps
 from dials_lib.ppo_core import clip_grad_norm_per_agent, counter_uniforms, linear_decay, ppo_losses, segment_gae
 
 FNN = PolicyConfig(architecture="fnn", hidden_sizes=(256, 128), sequence_length=1)
@@ -49,8 +50,13 @@ class ReferenceGRU(nn.Module):
         return self.actor(out), self.critic(out).squeeze(-1)
 
 
+def agent_params(group: PPOGroup, k: int) -> dict[str, torch.Tensor]:
+    """Agent k's parameters in `group` (copies)."""
+    return {name: p.detach()[k].clone() for name, p in group.policy.named_parameters()}
+
+
 def reference_fnn(params: dict[str, torch.Tensor], obs_dim: int, n_actions: int) -> ReferenceFNN:
-    """A standard MLP holding one agent's stacked parameters (from `get_agent(k)["params"]`)."""
+    """A standard MLP holding one agent's stacked parameters (from `agent_params`)."""
     net = ReferenceFNN(obs_dim, n_actions)
     with torch.no_grad():
         for i, layer in enumerate((net.body[0], net.body[2])):
@@ -95,7 +101,7 @@ def test_stacked_fnn_equals_separate_networks() -> None:
     (logp * weights + values[:, :, 0] ** 2).mean(dim=1).sum().backward()
     step_logits, step_values, _ = group.policy.step(obs[:, 0], torch.zeros(k, 0), group.policy.rollout_weights())
     for i in range(k):
-        net = reference_fnn(group.get_agent(i)["params"], obs_dim, n_actions)
+        net = reference_fnn(agent_params(group, i), obs_dim, n_actions)
         ref_logits, ref_values = net(obs[i])
         ref_logp = torch.log_softmax(ref_logits, -1).gather(-1, actions[i, :, None])[:, 0]
         (ref_logp * weights[i] + ref_values**2).mean().backward()
@@ -124,7 +130,7 @@ def test_stacked_gru_equals_torch_gru_and_gru_cell() -> None:
     logits, values = group.policy.sequences(obs, h0, starts)
     (logits.square().sum(-1) + values).mean(dim=(1, 2)).sum().backward()
     for i in range(k):
-        net = reference_gru(group.get_agent(i)["params"], obs_dim, n_actions)
+        net = reference_gru(agent_params(group, i), obs_dim, n_actions)
         ref_logits, ref_values = net(obs[i, [0, 2]], h0[i, [0, 2]])  # sequences without a reset
         torch.testing.assert_close(logits[i, [0, 2]], ref_logits, atol=1e-6, rtol=0)
         torch.testing.assert_close(values[i, [0, 2]], ref_values, atol=1e-6, rtol=0)
@@ -254,16 +260,16 @@ def test_group_of_k_trains_like_k_single_agent_groups(policy: PolicyConfig) -> N
     group = PPOGroup(3, 6, 3, policy, ppo, 10_000, seed=5)
     singles = [PPOGroup(1, 6, 3, policy, ppo, 10_000, seed=5, agent_ids=[k]) for k in range(3)]
     for k, single in enumerate(singles):
-        for name, value in single.get_agent(0)["params"].items():
-            assert torch.equal(value, group.get_agent(k)["params"][name])
+        for name, value in agent_params(single, 0).items():
+            assert torch.equal(value, agent_params(group, k)[name])
     toy_rollout(group, seed=0, n_steps=256, obs_dim=6)
     for single in singles:
         toy_rollout(single, seed=0, n_steps=256, obs_dim=6)
     assert group.n_updates == 2
     for k, single in enumerate(singles):
         assert torch.equal(group._actions[k], single._actions[0])  # same samples: randomness is per agent
-        for name, value in single.get_agent(0)["params"].items():
-            torch.testing.assert_close(group.get_agent(k)["params"][name], value, atol=1e-5, rtol=1e-4)
+        for name, value in agent_params(single, 0).items():
+            torch.testing.assert_close(agent_params(group, k)[name], value, atol=1e-5, rtol=1e-4)
 
 
 def test_one_agents_loss_and_data_leave_other_agents_untouched() -> None:
@@ -288,7 +294,7 @@ def test_one_agents_loss_and_data_leave_other_agents_untouched() -> None:
         assert param.grad[0].abs().sum() > 0
         assert torch.count_nonzero(param.grad[1:]) == 0
 
-    before = [group.get_agent(k)["params"] for k in range(3)]
+    before = [agent_params(group, k) for k in range(3)]
     twin = PPOGroup(3, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=1)
     for g, boost in ((group, 0.0), (twin, 5.0)):
         for t in range(128):
@@ -299,7 +305,7 @@ def test_one_agents_loss_and_data_leave_other_agents_untouched() -> None:
         g.update(obs_t)
     for k in range(3):
         for name in before[k]:
-            mine, theirs = group.get_agent(k)["params"][name], twin.get_agent(k)["params"][name]
+            mine, theirs = agent_params(group, k)[name], agent_params(twin, k)[name]
             assert not torch.equal(mine, before[k][name]) or name.endswith("bias")  # everyone learned
             assert torch.equal(mine, theirs) == (k > 0), (k, name)
 
@@ -333,31 +339,66 @@ def test_state_dict_round_trip_resumes_identically() -> None:
         PPOGroup(2, 6, 3, SMALL_GRU, PPO_GRU, 10_000, seed=3, agent_ids=[7, 8]).load_state_dict(state)
 
 
-def test_split_and_regroup_keep_each_agents_learner() -> None:
-    """A 4-agent learner split into two workers of 2 (and regrouped) trains each agent as the whole group does."""
+def test_sliced_and_concatenated_states_keep_each_agents_learner() -> None:
+    """A 4-agent learner's state sliced into two groups of 2, trained, and concatenated back trains each agent as
+    the whole group does; slicing then concatenating gives back the state bit for bit."""
     whole = PPOGroup(4, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=7)
     toy_rollout(whole, seed=0, n_steps=128, obs_dim=6)  # one update, so Adam moments exist
-    workers = whole.split([2, 2])
-    assert [w.agent_ids for w in workers] == [[0, 1], [2, 3]]
+    state = whole.state_dict()
+    parts = [slice_state(state, 0, 2), slice_state(state, 2, 4)]
+    assert [p["agent_ids"] for p in parts] == [[0, 1], [2, 3]]
+    assert_states_equal(concat_states(parts), state)
+    workers = [PPOGroup(2, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=7, agent_ids=p["agent_ids"]) for p in parts]
+    for worker, part in zip(workers, parts, strict=True):
+        worker.load_state_dict(part)
     for g in (whole, *workers):
         toy_rollout(g, seed=1, n_steps=128, obs_dim=6)
-    regrouped = PPOGroup.from_agents(
-        [w.get_agent(k) for w in workers for k in range(2)], 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=7
-    )
-    assert regrouped.n_updates == 2 and regrouped.agent_ids == [0, 1, 2, 3]
-    for k in range(4):
-        mine, theirs = whole.get_agent(k), regrouped.get_agent(k)
-        for name in mine["params"]:
-            torch.testing.assert_close(theirs["params"][name], mine["params"][name], atol=1e-5, rtol=1e-4)
-            torch.testing.assert_close(theirs["adam"][name]["exp_avg_sq"], mine["adam"][name]["exp_avg_sq"])
+    regrouped = PPOGroup(4, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=7)
+    regrouped.load_state_dict(concat_states([w.state_dict() for w in workers]))
+    assert regrouped.n_updates == 2
+    mine, theirs = whole.state_dict(), regrouped.state_dict()
+    for name, tensor in mine["policy"].items():
+        torch.testing.assert_close(theirs["policy"][name], tensor, atol=1e-5, rtol=1e-4)
+    for index, entry in mine["optimizer"]["state"].items():
+        torch.testing.assert_close(theirs["optimizer"]["state"][index]["exp_avg_sq"], entry["exp_avg_sq"])
+    np.testing.assert_array_equal(theirs["act_count"], mine["act_count"])
     with pytest.raises(ValueError, match="updates"):
-        whole.set_agent(0, PPOGroup(1, 6, 3, SMALL_FNN, PPO_FNN, 10_000).get_agent(0))
-    fresh = whole.get_agent(1)
-    fresh["adam"] = {}  # an agent without optimiser history takes slot 1: its moments start at zero
-    whole.set_agent(1, fresh)
-    assert all(torch.count_nonzero(whole.get_agent(1)["adam"][name]["exp_avg_sq"]) == 0 for name in fresh["params"])
-    assert all(torch.count_nonzero(whole.get_agent(0)["adam"][name]["exp_avg_sq"]) > 0 for name in fresh["params"])
+        concat_states([parts[0], workers[1].state_dict()])
+    with pytest.raises(ValueError, match="seeds"):
+        concat_states([parts[0], PPOGroup(2, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=8).state_dict()])
 
+
+def assert_states_equal(a: dict, b: dict) -> None:
+    """Two PPO state dicts hold the same ids, counters, weights and Adam state, bit for bit."""
+    assert a["agent_ids"] == b["agent_ids"] and a["seed"] == b["seed"] and a["n_updates"] == b["n_updates"]
+    for name in ("act_count", "eval_count"):
+        np.testing.assert_array_equal(a[name], b[name])
+    assert a["policy"].keys() == b["policy"].keys()
+    assert all(torch.equal(a["policy"][n], b["policy"][n]) for n in a["policy"])
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    for index, entry in a["optimizer"]["state"].items():
+        assert all(torch.equal(t, b["optimizer"]["state"][index][k]) for k, t in entry.items())
+
+
+@pytest.mark.parametrize("policy", [SMALL_FNN, SMALL_GRU], ids=["fnn", "gru"])
+def test_an_actor_from_concatenated_states_acts_like_the_groups(policy: PolicyConfig) -> None:
+    """Evaluation acts with every group's policy at once: the same actions and counters as each group alone."""
+    ppo = PPO_FNN if policy.architecture == "fnn" else PPO_GRU
+    groups = [PPOGroup(2, 6, 3, policy, ppo, 10_000, seed=4, agent_ids=ids) for ids in ([0, 1], [2, 3])]
+    for g in groups:
+        toy_rollout(g, seed=2, n_steps=128, obs_dim=6)
+    actor = PolicyActor.from_state(concat_states([g.state_dict() for g in groups]), policy, 6, 3)
+    hidden, group_hidden = None, [None, None]
+    for t in range(20):
+        obs = np.cos(np.arange(24, dtype=np.float32).reshape(4, 6) * (t + 1))
+        actions, hidden = actor.act_eval(obs, hidden)
+        for i, g in enumerate(groups):
+            mine, group_hidden[i] = g.act_eval(obs[2 * i : 2 * i + 2], group_hidden[i])
+            np.testing.assert_array_equal(actions[2 * i : 2 * i + 2], mine)
+    np.testing.assert_array_equal(actor.eval_count, np.concatenate([g.eval_count for g in groups]))
+    assert actor.eval_count.min() == 20
+    with pytest.raises(ValueError, match=r"obs must have shape \(4, 6\)"):
+        actor.act_eval(np.zeros((3, 6)))
 
 def test_bad_input_raises_clear_errors() -> None:
     with pytest.raises(ValueError, match="policy architecture"):
@@ -517,3 +558,35 @@ def test_ppo_learns_to_control_one_traffic_region_with_fixed_inflows() -> None:
     assert ppo.mean() > random.mean() + 0.06, (ppo, random)
     assert (ppo > random).all(), (ppo, random)
     assert hand.mean() > random.mean() + 0.1, (hand, random)
+
+
+def test_train_steps_is_the_documented_loop_and_reports_the_episodes_return() -> None:
+    """`train_steps` on a GS gives the state of the loop in the module docstring, written out, bit for bit."""
+    from dials_lib.envs import make_global
+
+    hp = paper_hyperparameters("traffic")
+    n_steps = 2 * HORIZON + hp.ppo.buffer_size  # not a whole number of episodes: the last one is cut
+    n_steps -= n_steps % hp.ppo.buffer_size
+    spec = make_global("traffic", n_agents=4).spec
+    looped, trained = (PPOGroup(4, spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, 10_000, seed=2) for _ in range(2))
+    sim = make_global("traffic", n_agents=4, seed=9)
+    obs, returns, running = sim.reset(), [], np.zeros(4)
+    looped.reset_episodes()
+    for _ in range(n_steps):
+        actions = looped.act(obs)
+        obs, reward, done = sim.step(actions)
+        running += reward
+        if done:
+            returns.append(running.mean())
+            running[:] = 0.0
+            obs = sim.reset()
+        looped.observe(reward, done)
+        if looped.ready():
+            looped.update(obs)
+    out = train_steps(trained, make_global("traffic", n_agents=4, seed=9), n_steps)
+    assert out["train_return"] == pytest.approx(np.mean(returns), abs=0) and len(returns) == n_steps // HORIZON
+    assert {"policy_loss", "value_loss", "entropy"} <= out.keys()
+    a, b = looped.state_dict(), trained.state_dict()
+    assert all(torch.equal(a["policy"][n], b["policy"][n]) for n in a["policy"])
+    with pytest.raises(ValueError, match="multiple of buffer_size"):
+        train_steps(trained, sim, hp.ppo.buffer_size + 1)

@@ -3,7 +3,9 @@ worker death, run directories, domain metrics, the command line, and DIALS again
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -14,14 +16,15 @@ import pandas as pd
 import pytest
 import torch
 
-from dials_lib import runner
+from dials_lib import dials, runner
 from dials_lib.__main__ import main as cli_main
 from dials_lib.config import paper_hyperparameters, with_fields
 from dials_lib.envs import make_global
 from dials_lib.envs.traffic import hand_coded_actions
 from dials_lib.metrics import TrafficMetrics
-from dials_lib.run_config import RunConfig, config_from_preset
+from dials_lib.run_config import RunConfig, config_from_preset, derived_seed
 from dials_lib.runner import WorkerDiedError, train, train_dials, train_gs
+from tests.faults import DieInWorker, register_by_value
 from tests.reference_traffic import ReferenceTraffic
 
 torch.set_num_threads(1)
@@ -191,18 +194,26 @@ def test_dask_backend_runs_a_tiny_job(reference_run, tmp_path):
 
 
 # ---- run directories, resume, worker death --------------------------------------------------------------------
+def dying_chunk_1(config: RunConfig, record: Path, agent: int | None = None) -> DieInWorker:
+    """The agents' task wrapper whose worker process dies in chunk 1 (from step 640 per agent) if it holds
+    `agent` (None: whatever it holds; under loky a task may run in this process, which must not die)."""
+    register_by_value()
+    chunk_seed = derived_seed(config.seed, dials.IALS_CHUNK, 1)
+    return DieInWorker(dials.train_agents, chunk_seed, os.getpid(), str(record), agent)
+
+
 def test_worker_death_is_reported_and_the_run_resumes_to_the_same_result(reference_run, tmp_path, monkeypatch):
     config = tiny_config(tmp_path / "killed", n_workers=2)
-    monkeypatch.setattr(runner, "_FAULT", {"agent": 2, "where": "agents", "boundary": 1})
+    monkeypatch.setattr(dials, "train_agents", dying_chunk_1(config, tmp_path / "died.json"))
     start = time.perf_counter()
     with pytest.raises(WorkerDiedError) as err:
         train(config, progress=False)
     assert time.perf_counter() - start < 60
-    message = str(err.value)
-    assert "[2, 3]" in message and str(tmp_path / "killed" / "checkpoint.pt") in message
-    assert "step 640 per agent" in message
+    message, died = str(err.value), json.loads((tmp_path / "died.json").read_text())
+    assert str(died) in message and str(tmp_path / "killed" / "checkpoint.pt") in message
+    assert "training agents at step 640 per agent" in message and "(step 640 per agent)" in message
     assert len(pd.read_csv(tmp_path / "killed" / "metrics.csv")) == 2  # evaluations at steps 0 and 640
-    monkeypatch.setattr(runner, "_FAULT", None)
+    monkeypatch.undo()
     resumed = train(config, progress=False)
     pd.testing.assert_frame_equal(results_only(resumed.metrics), results_only(reference_run.metrics))
     assert resumed.runtime["sessions"] == 2
@@ -217,26 +228,27 @@ def test_a_dask_worker_death_is_reported_within_seconds_and_the_run_resumes(refe
             return train(config, progress=False)
 
     config = tiny_config(tmp_path / "dask_killed", n_workers=2)
-    monkeypatch.setattr(runner, "_FAULT", {"agent": 2, "where": "agents", "boundary": 1})
+    monkeypatch.setattr(dials, "train_agents", dying_chunk_1(config, tmp_path / "died.json", agent=2))
     call_starts = []  # when each parallel call of the run began: the last one is the call whose worker dies
-    parallel = runner._Run._parallel
+    map_tasks = dials.map_tasks
 
-    def timed_parallel(*args: object) -> object:
+    def timed_map_tasks(*args: object) -> object:
         call_starts.append(time.perf_counter())
-        return parallel(*args)
+        return map_tasks(*args)
 
-    monkeypatch.setattr(runner._Run, "_parallel", timed_parallel)
+    monkeypatch.setattr(dials, "map_tasks", timed_map_tasks)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster):
         with pytest.raises(WorkerDiedError) as err:
             call_within(120, train_on_dask)
         seconds_to_error = time.perf_counter() - call_starts[-1]
-        monkeypatch.setattr(runner, "_FAULT", None)
+        monkeypatch.undo()
         resumed = call_within(120, train_on_dask)
     # the scheduler reruns the task on 4 workers (allowed-failures 3) that each die as the task starts
     assert seconds_to_error < 20, seconds_to_error
     message = str(err.value)
-    assert "[2, 3]" in message and str(tmp_path / "dask_killed" / "checkpoint.pt") in message
+    assert "[2, 3]" in message and json.loads((tmp_path / "died.json").read_text()) == [2, 3]
+    assert str(tmp_path / "dask_killed" / "checkpoint.pt") in message
     assert "training agents at step 640 per agent" in message and "(step 640 per agent)" in message
     assert "KilledWorker" in type(err.value.__cause__).__name__
     pd.testing.assert_frame_equal(results_only(resumed.metrics), results_only(reference_run.metrics))
@@ -244,7 +256,7 @@ def test_a_dask_worker_death_is_reported_within_seconds_and_the_run_resumes(refe
 
 
 def test_a_finished_run_is_read_back_without_training(reference_run, monkeypatch):
-    monkeypatch.setattr(runner._Run, "_train_chunk", lambda *a: pytest.fail("a finished run must not train"))
+    monkeypatch.setattr(dials.Run, "train_chunk", lambda *a: pytest.fail("a finished run must not train"))
     again = train(reference_run.config, progress=False)
     pd.testing.assert_frame_equal(again.metrics, reference_run.metrics)
     for name in ("config.json", "metrics.csv", "runtime.json", "memory.json", "checkpoint.pt"):
@@ -348,25 +360,36 @@ def test_run_memory_totals_add_the_workers_of_one_call_and_keep_earlier_peaks():
 def test_ppo_states_wait_on_disk_while_aips_train(reference_run, tmp_path, monkeypatch):
     """Training AIPs does not need the agents' PPO states: the main process holds none of them meanwhile."""
     seen = []
-    parallel = runner._Run._parallel
+    retrain_aips = dials.Run.retrain_aips
 
-    def watching_parallel(self, function, *args):
-        if function is runner.train_aips_task:
-            seen.append([group["ppo"] is None for group in self.state["groups"]])
-        return parallel(self, function, *args)
+    def watching_map_tasks(function, tasks, n_workers):
+        run = watched[-1]
+        seen.append((function is dials.train_aips, [group["ppo"] is None for group in run.state["groups"]],
+                     (run.directory.path / "ppo_states.spill.pt").exists()))
+        return map_tasks(function, tasks, n_workers)
 
-    monkeypatch.setattr(runner._Run, "_parallel", watching_parallel)
+    def watching_retrain_aips(self, c, data):
+        watched.append(self)
+        return retrain_aips(self, c, data)
+
+    watched, map_tasks = [], dials.map_tasks
+    monkeypatch.setattr(dials, "map_tasks", watching_map_tasks)
+    monkeypatch.setattr(dials.Run, "retrain_aips", watching_retrain_aips)
     result = train(tiny_config(tmp_path / "spilled"), progress=False)
-    assert seen and all(all(held) for held in seen)  # every retraining, every group
+    during_aips = [(held, spilled) for is_aip, held, spilled in seen if is_aip]
+    assert len(during_aips) == 2 and all(all(held) and spilled for held, spilled in during_aips)
+    assert not any(any(held) for is_aip, held, _ in seen if not is_aip)  # agents train with their states
     assert not list((tmp_path / "spilled").glob("*.spill.pt"))
     pd.testing.assert_frame_equal(results_only(result.metrics), results_only(reference_run.metrics))
 
 
-def test_run_tasks_returns_every_result_once_and_raises_a_tasks_error():
-    from dials_lib.workers import run_tasks
+def test_map_tasks_returns_every_result_once_and_raises_a_tasks_error():
+    from dials_lib.parallel import map_tasks
 
-    kwargs = [{"a": i, "b": -i} for i in range(7)]
-    results = dict(run_tasks(dict, [dict(kw) for kw in kwargs], n_workers=2))  # dict(**kw) returns kw
-    assert results == dict(enumerate(kwargs))
-    with pytest.raises(TypeError):  # int(base=10) without a string: the task's own error, in this thread
-        list(run_tasks(int, [{"base": 10} for _ in range(3)], n_workers=2))
+    arguments = [{"a": i, "b": -i} for i in range(7)]
+    reports = dict(map_tasks(dict, [dict(a) for a in arguments], n_workers=2))  # dict(a) returns a copy of a
+    assert {i: r.value for i, r in reports.items()} == dict(enumerate(arguments))
+    assert {r.pid for r in reports.values()} >= {os.getpid()}  # this process is one of the workers
+    assert all(r.seconds >= 0 and r.peak_rss_mb > 10 for r in reports.values())
+    with pytest.raises(TypeError):  # int() of a dict: the task's own error, in this thread
+        list(map_tasks(int, [{"base": 10} for _ in range(3)], n_workers=2))

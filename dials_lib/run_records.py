@@ -1,0 +1,165 @@
+"""A run's bookkeeping, apart from the algorithm: its directory, checkpoint, records and clock.
+
+Run directory (`RunConfig.directory()`):
+- config.json: the config with its resolved worker groups. A directory holding another config (anything but
+  `n_workers` and `run_dir` differing) is refused with an error naming the differences.
+- metrics.csv: one row per evaluation (`metric_columns`): timestep = steps per agent so far, wall_time_s since
+  the run started over all sessions, mean_return, sem_return, aip_ce, the environment's domain metrics, and
+  train_return = the mean return of the training episodes completed in the chunk before (on the IALS for DIALS).
+- runtime.json: seconds of agents training, data collection, AIP training, evaluation and in total;
+  worker_busy_s and worker_cpu_s: wall and CPU seconds summed over worker tasks (their ratio shows how much of a
+  core the workers got); sessions: how many times the run was started or resumed.
+- memory.json: peak RSS and PSS in MiB of the main process, of each worker and in total (`dials_lib.memory`).
+- checkpoint.pt: the whole run state at the last boundary (written atomically); a run restarted with the same
+  config resumes from it, and a finished run is read back without training.
+- ppo_states.spill.pt: exists only while the AIPs retrain (the agents' PPO states wait there, see
+  `RunDirectory.ppo_states_on_disk`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from dials_lib.io import atomic_write, atomic_write_json, atomic_write_text, read_json
+from dials_lib.memory import release_free_memory
+from dials_lib.metrics import DOMAIN_METRICS
+from dials_lib.run_config import RunConfig, config_differences
+
+CHECKPOINT = "checkpoint.pt"
+SPILL = "ppo_states.spill.pt"
+RUNTIME_PARTS = ("agents_training_s", "data_collection_s", "aip_training_s", "evaluation_s", "total_s",
+                 "worker_busy_s", "worker_cpu_s")
+"""The seconds runtime.json accumulates over all sessions of a run."""
+
+
+@dataclass
+class RunResult:
+    """What a run leaves behind: its config, directory and records."""
+
+    config: RunConfig
+    """The run's configuration."""
+    run_dir: Path
+    """The run directory."""
+    metrics: pd.DataFrame
+    """One row per evaluation (metrics.csv)."""
+    runtime: dict[str, float]
+    """Seconds per activity (runtime.json)."""
+    memory: dict[str, Any]
+    """Peak resident memory in MiB (memory.json)."""
+
+
+def metric_columns(env: str) -> list[str]:
+    """Columns of metrics.csv for `env`."""
+    return ["timestep", "wall_time_s", "mean_return", "sem_return", "aip_ce", *DOMAIN_METRICS[env], "train_return"]
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """The records of a run directory: config (dict), metrics (DataFrame), runtime and memory (dicts)."""
+    run_dir = Path(run_dir)
+    out: dict[str, Any] = {"config": read_json(run_dir / "config.json")}
+    out["metrics"] = pd.read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else None
+    for name in ("runtime", "memory"):
+        path = run_dir / f"{name}.json"
+        out[name] = read_json(path) if path.exists() else {}
+    return out
+
+
+class RunDirectory:
+    """The directory of one run: opened (or created) for `config`, refusing one that holds another run."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config, self.path = config, config.directory()
+        record, config_path = config.record(), self.path / "config.json"
+        if config_path.exists():
+            diffs = config_differences(read_json(config_path), record)
+            if diffs:
+                raise ValueError(
+                    f"run directory {self.path} holds a run with a different config ({'; '.join(diffs)}); it is "
+                    "left untouched: choose another run_dir, or delete that directory to start over")
+        elif self.path.exists() and any(self.path.iterdir()):
+            raise ValueError(f"{self.path} exists, is not empty and has no config.json: not a run directory; "
+                             "choose another run_dir")
+        else:
+            atomic_write_json(config_path, record)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where the run state is checkpointed."""
+        return self.path / CHECKPOINT
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The run state of the last checkpoint, or None for a new run."""
+        path = self.checkpoint_path
+        return torch.load(path, weights_only=False) if path.exists() else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Checkpoint `state` and write the records it holds (metrics.csv, runtime.json, memory.json)."""
+        atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
+        runtime = dict(state["runtime"])
+        runtime["data_collection_plus_aip_training_s"] = runtime["data_collection_s"] + runtime["aip_training_s"]
+        runtime["sessions"] = state["sessions"]
+        atomic_write_json(self.path / "runtime.json", runtime)
+        atomic_write_json(self.path / "memory.json", state["memory"])
+        frame = pd.DataFrame(state["rows"], columns=metric_columns(self.config.env))
+        atomic_write_text(self.path / "metrics.csv", frame.to_csv(index=False))
+
+    def result(self) -> RunResult:
+        """The records as written, read back."""
+        records = load_run(self.path)
+        return RunResult(self.config, self.path, records["metrics"], records["runtime"], records["memory"])
+
+    @contextmanager
+    def ppo_states_on_disk(self, groups: list[dict[str, Any]]) -> Iterator[None]:
+        """Inside the block the groups' PPO states (weights and Adam moments) wait on disk, not in memory.
+
+        Training AIPs does not need them; at 100 warehouse agents they are ~190 MiB, held in this process while it
+        and the workers train AIPs, the run's memory peak otherwise. Writing and reading them takes a fraction of
+        a second."""
+        path = self.path / SPILL
+        atomic_write(path, lambda tmp: torch.save([g["ppo"] for g in groups], tmp))
+        for group in groups:
+            group["ppo"] = None
+        release_free_memory()
+        try:
+            yield
+        finally:
+            for group, ppo in zip(groups, torch.load(path, weights_only=False), strict=True):
+                group["ppo"] = ppo
+            path.unlink()
+
+
+class RunClock:
+    """Seconds per part of a run, accumulated into `runtime` (the checkpointed dict) over all sessions."""
+
+    def __init__(self, runtime: dict[str, float]) -> None:
+        self.runtime = runtime
+        self._base, self._start = runtime["total_s"], time.perf_counter()
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        """Add the block's wall-clock seconds to `part` (one of `RUNTIME_PARTS`)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.runtime[part] += time.perf_counter() - start
+
+    def elapsed(self) -> float:
+        """Seconds since the run started, over all its sessions."""
+        return self._base + time.perf_counter() - self._start
+
+    def add_tasks(self, seconds: float, cpu_seconds: float) -> None:
+        """Count a worker task's wall and CPU seconds."""
+        self.runtime["worker_busy_s"] += seconds
+        self.runtime["worker_cpu_s"] = self.runtime.get("worker_cpu_s", 0.0) + cpu_seconds
+
+
+__all__ = ["CHECKPOINT", "RUNTIME_PARTS", "RunClock", "RunDirectory", "RunResult", "load_run", "metric_columns"]

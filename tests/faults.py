@@ -1,0 +1,45 @@
+"""Fault injection for the runner's tests: a task wrapper whose worker process dies like a killed one.
+
+Production code knows nothing of this: the tests put `DieInWorker(...)` in place of the task function the DIALS
+loop sends to its workers (`dials_lib.dials.train_agents` or `train_aips`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DieInWorker:
+    """Run `function(task)`, except where the task's chunk seed is `chunk_seed`, it holds `agent` (None: any) and
+    it runs in a process other than `parent`: there, write the task's agent ids to `record` and end the process at
+    once (exit 17)."""
+
+    function: Callable[[Any], Any]
+    chunk_seed: int
+    parent: int
+    record: str
+    agent: int | None = None
+
+    def __call__(self, task: Any) -> Any:
+        holds = self.agent is None or self.agent in task.agent_ids
+        if os.getpid() != self.parent and task.on.seed == self.chunk_seed and holds:
+            Path(self.record).write_text(json.dumps(task.agent_ids))
+            os._exit(17)
+        return self.function(task)
+
+
+def register_by_value() -> None:
+    """Send this module's code to worker processes with the task (they may not have `tests` on their path).
+
+    loky and Dask both pickle tasks with cloudpickle."""
+    import sys
+
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
