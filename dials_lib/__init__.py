@@ -11,6 +11,8 @@ Modules, one concept each:
   workers, with run directories, checkpoints, memory records and GS evaluation (`python -m dials_lib train`);
 - `scaling`: timed short runs of GS and DIALS in fresh processes, extrapolated to full budgets and worker counts
   (runtime and memory against the number of agents);
+- `analysis`: statistics, run plans, report tables and figures, and the paper's claims with their evidence;
+- `paper`: every number taken from the paper (its tables are read from `paper/`);
 - `theory`, `theory_checks`: the appendix's Lemma 1, Proposition 1, Lemma 2 and Theorem 1 on exact tiny models;
 - `config`, `paths`, `io`, `plots`, `series`: hyperparameters and presets, repository paths, atomic writes,
   figures and tables, and the notebook pipeline (`python -m dials_lib.series`).

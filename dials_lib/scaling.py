@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from dials_lib import paper
 from dials_lib.config import ENV_NAMES, PRESETS, check_choice, get_preset, paper_hyperparameters, with_fields
 from dials_lib.envs import check_n_agents, get_spec
 from dials_lib.io import atomic_write_json, read_json
@@ -42,8 +43,6 @@ from dials_lib.run_config import SIMULATORS, RunConfig, config_from_preset
 
 MEASURED_RUNS: tuple[tuple[str, int], ...] = (("gs", 1), ("dials", 1), ("dials", 2), ("untrained-dials", 2))
 """(simulator, worker processes) of each timed run: GS is one process; DIALS with 1 and 2 workers."""
-PAPER_F: dict[str, int] = {"100K": 100_000, "500K": 500_000, "1M": 1_000_000, "4M": 4_000_000}
-"""The AIP retraining periods of the paper's Tables 1 and 2."""
 PROJECTION_WORKERS: tuple[int, ...] = (1, 2, 16, 128)
 """Worker counts of the wall-time projection (this machine has 2 cores, the paper's had 128)."""
 CACHE_FORMAT = 4
@@ -303,7 +302,7 @@ def paper_protocol_configs(env: str, n_agents: int) -> dict[str, RunConfig]:
                   agents_per_worker=agents_per_worker(n_agents))
     configs = {"GS": RunConfig(env, simulator="gs", **common)}
     configs.update({f"DIALS F={label}": RunConfig(env, simulator="dials", retrain_every=f, **common)
-                    for label, f in PAPER_F.items()})
+                    for label, f in paper.F_STEPS.items()})
     configs["untrained-DIALS"] = RunConfig(env, simulator="untrained-dials", **common)
     return configs
 
@@ -346,7 +345,7 @@ def training_runs_runtime(frame: pd.DataFrame, preset: str, workers: int) -> pd.
     """Projected wall time of every training run of `preset` (notebooks 04-06) on `workers` processes.
 
     NaN for runs whose size was not measured (`measured` False)."""
-    from dials_lib.experiments import ablation_configs, comparison_configs
+    from dials_lib.analysis.plans import ablation_configs, comparison_configs
 
     costs, configs = _costs_by_run(frame), {}
     for env in ENV_NAMES:
@@ -381,6 +380,6 @@ def projection_check(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["MEASURED_RUNS", "PAPER_F", "PROJECTION_WORKERS", "StepCosts", "agents_per_worker", "extrapolate",
+__all__ = ["MEASURED_RUNS", "PROJECTION_WORKERS", "StepCosts", "agents_per_worker", "extrapolate",
            "makespan", "measure", "measurements", "paper_protocol_configs", "preset_configs", "projection_check",
            "projections", "step_costs", "training_runs_runtime"]

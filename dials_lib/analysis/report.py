@@ -1,7 +1,7 @@
 """Tables and figures of the training experiments (notebooks 04-06, 09), always next to the paper's numbers.
 
-Every function takes the long frames of `dials_lib.experiments` (one row per evaluation of a run, or one row per
-run) and returns either a tidy table or draws on a given matplotlib axis, so a notebook decides the layout and
+Every function takes the long frames of `dials_lib.analysis.plans` (one row per evaluation of a run, or one row
+per run) and returns either a tidy table or draws on a given matplotlib axis, so the caller decides the layout and
 saves the figure itself. Statistics are the paper's: mean and standard error over seeds.
 """
 
@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
-from dials_lib.config import check_choice
+from dials_lib import paper
+from dials_lib.analysis.stats import mean_and_sem
 from dials_lib.controllers import HandCodedController
-from dials_lib.experiments import mean_and_sem
 from dials_lib.metrics import evaluate_controller
-from dials_lib.plots import SIMULATOR_COLOURS, read_paper_table
+from dials_lib.plots import SIMULATOR_COLOURS
 
 METHOD_LABELS: dict[str, str] = {"gs": "GS", "dials": "DIALS", "untrained-dials": "untrained-DIALS"}
 """Display name of each simulator, as in the paper's legends."""
@@ -26,8 +26,6 @@ METHOD_COLORS: dict[str, str] = SIMULATOR_COLOURS
 """The paper's colours: GS orange, DIALS green, untrained-DIALS blue (`plots.SIMULATOR_COLOURS`)."""
 METHOD_ORDER: tuple[str, ...] = ("GS", "DIALS", "untrained-DIALS")
 """Order of the methods in tables and bar charts."""
-PAPER_RESULT_COLUMNS: dict[str, str] = {"GS": "GS", "DIALS": "DIALS", "untrained-DIALS": "untrained_DIALS"}
-"""Column of paper/results.csv holding each method's final return."""
 
 
 def with_method(frame: pd.DataFrame) -> pd.DataFrame:
@@ -87,23 +85,12 @@ def hand_coded_baseline(env: str, sizes: Iterable[int], episodes: int, seed: int
     return pd.DataFrame(rows)
 
 
-def paper_final_returns(env: str) -> pd.DataFrame:
-    """The paper's final returns after 4M steps (paper/results.csv), one row per size and method."""
-    check_choice("env", env, ("traffic", "warehouse"))
-    table = read_paper_table("results")
-    table = table[table["env"] == env]
-    rows = [{"n_agents": int(r["agents"]), "method": method, "paper_return": float(r[column]),
-             "paper_hand_coded": float(r["hand_coded"]), "paper_start": float(r["random_policy_start"])}
-            for _, r in table.iterrows() for method, column in PAPER_RESULT_COLUMNS.items()]
-    return pd.DataFrame(rows)
-
-
 def final_comparison(finals: pd.DataFrame, env: str, column: str = "mean_return") -> pd.DataFrame:
     """Our final return (mean, SEM over seeds) and the first evaluation's, next to the paper's final return."""
     frame = with_method(finals)
     ours = mean_and_sem(frame, ["n_agents", "method"], column)
     ours = ours.rename(columns={"mean": "final (ours)", "sem": "SEM (ours)"})
-    table = ours.merge(paper_final_returns(env), on=["n_agents", "method"], how="left")
+    table = ours.merge(paper.final_returns(env), on=["n_agents", "method"], how="left")
     table["method"] = pd.Categorical(table["method"], METHOD_ORDER, ordered=True)
     table = table.sort_values(["n_agents", "method"]).rename(columns={"paper_return": "final (paper, 4M steps)"})
     return table[["n_agents", "method", "seeds", "final (ours)", "SEM (ours)", "final (paper, 4M steps)"]]
@@ -150,9 +137,8 @@ __all__ = [
     "final_comparison",
     "hand_coded_baseline",
     "learning_curves",
-    "paper_final_returns",
-    "plot_bars",
     "plain_log_axis",
+    "plot_bars",
     "plot_curves",
     "runtime_summary",
     "start_returns",

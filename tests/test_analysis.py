@@ -1,11 +1,11 @@
-"""The experiment plans of the notebook series, their statistics and the claim verdicts."""
+"""The experiment plans of the notebook series, their statistics and their report tables."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from dials_lib import claims, report
-from dials_lib import experiments as ex
+from dials_lib.analysis import plans, report
+from dials_lib.analysis.stats import bootstrap_ci, bootstrap_ratio_ci, mean_and_sem
 from dials_lib.config import get_preset, paper_hyperparameters
 
 
@@ -13,50 +13,50 @@ from dials_lib.config import get_preset, paper_hyperparameters
 @pytest.mark.parametrize("env", ["traffic", "warehouse"])
 def test_comparison_plan_covers_sizes_seeds_and_simulators(preset, env):
     budget = get_preset(preset).budget(env)
-    configs = ex.comparison_configs(preset, env)
+    configs = plans.comparison_configs(preset, env)
     keys = {(c.n_agents, c.simulator, c.seed) for c in configs}
     assert len(keys) == len(configs) == len(budget.sizes) * budget.n_seeds * 3
     assert all(c.total_timesteps == budget.total_timesteps for c in configs)
     assert len({c.directory() for c in configs}) == len(configs)
-    assert all(c.directory().parent == ex.preset_runs_dir(preset) for c in configs)
+    assert all(c.directory().parent == plans.preset_runs_dir(preset) for c in configs)
 
 
 @pytest.mark.parametrize("env", ["traffic", "warehouse"])
 def test_ablation_reuses_the_main_dials_runs(env):
     # The F of the paper's main figure is one of the ablation's F values: those runs must be the same directories.
-    main = {c.directory() for c in ex.comparison_configs("quick", env, ["dials"])}
-    ablation = ex.ablation_configs("quick", env)
+    main = {c.directory() for c in plans.comparison_configs("quick", env, ["dials"])}
+    ablation = plans.ablation_configs("quick", env)
     shared = [c for c in ablation if c.directory() in main]
     assert len(shared) == get_preset("quick").budget(env).ablation_seeds
-    fractions = {ex.run_identity(c)["f_fraction"] for c in ablation}
+    fractions = {plans.run_identity(c)["f_fraction"] for c in ablation}
     assert fractions == set(get_preset("quick").budget(env).f_fractions)
     hp = paper_hyperparameters(env)
-    assert {ex.run_identity(c)["f_fraction"] for c in shared} == {hp.retrain_every / hp.total_timesteps}
+    assert {plans.run_identity(c)["f_fraction"] for c in shared} == {hp.retrain_every / hp.total_timesteps}
 
 
 def test_unknown_simulator_and_preset_are_rejected():
     with pytest.raises(ValueError, match="simulator.*allowed values"):
-        ex.comparison_configs("smoke", "traffic", ["gs", "ials"])
+        plans.comparison_configs("smoke", "traffic", ["gs", "ials"])
     with pytest.raises(ValueError, match="preset.*allowed values"):
-        ex.comparison_configs("fast", "traffic")
+        plans.comparison_configs("fast", "traffic")
 
 
 def test_bootstrap_interval_is_deterministic_and_covers_the_difference():
     rng = np.random.default_rng(1)
     a, b = rng.normal(10, 1, 8), rng.normal(7, 1, 8)
-    first, second = ex.bootstrap_ci(a, b, seed=3), ex.bootstrap_ci(a, b, seed=3)
+    first, second = bootstrap_ci(a, b, seed=3), bootstrap_ci(a, b, seed=3)
     assert first == second
     est, lo, hi = first
     assert est == pytest.approx(a.mean() - b.mean())
     assert lo < est < hi and lo > 0  # a difference of 3 standard deviations is resolved by 8 seeds
     # Identical groups: the interval straddles 0; a wider confidence gives a wider interval.
-    _, lo90, hi90 = ex.bootstrap_ci(a, a, confidence=0.9)
-    _, lo99, hi99 = ex.bootstrap_ci(a, a, confidence=0.99)
+    _, lo90, hi90 = bootstrap_ci(a, a, confidence=0.9)
+    _, lo99, hi99 = bootstrap_ci(a, a, confidence=0.99)
     assert lo99 < lo90 < 0 < hi90 < hi99
-    ratio, rlo, rhi = ex.bootstrap_ratio_ci(a, b)
+    ratio, rlo, rhi = bootstrap_ratio_ci(a, b)
     assert ratio == pytest.approx(a.mean() / b.mean()) and rlo < ratio < rhi
     with pytest.raises(ValueError, match="confidence"):
-        ex.bootstrap_ci(a, confidence=1.5)
+        bootstrap_ci(a, confidence=1.5)
 
 
 def _metrics() -> pd.DataFrame:
@@ -72,7 +72,7 @@ def _metrics() -> pd.DataFrame:
 
 def test_final_evaluations_and_curves_use_the_last_evaluation_and_all_seeds():
     metrics = _metrics()
-    finals = ex.final_evaluations(metrics)
+    finals = plans.final_evaluations(metrics)
     assert len(finals) == 9 and set(finals["timestep"]) == {20}
     curves = report.learning_curves(metrics)
     gs_end = curves[(curves["method"] == "GS") & (curves["timestep"] == 20)].iloc[0]
@@ -84,20 +84,22 @@ def test_final_evaluations_and_curves_use_the_last_evaluation_and_all_seeds():
     assert paper["GS"] == 200 and paper["DIALS"] == 214 and paper["untrained-DIALS"] == 172
 
 
-def test_claim_rules():
-    assert claims.at_least(1.0, -0.5, 2.0, reference=100).verdict == "reproduced"  # -0.5 is within 5% of 100
-    assert claims.at_least(-3.0, -8.0, 2.0, reference=100).verdict == "partly"
-    assert claims.at_least(-9.0, -12.0, -6.0, reference=100).verdict == "not reproduced"
-    assert claims.clearly_worse(-5, -8, -2).verdict == "reproduced"
-    assert claims.clearly_worse(-5, -8, 1).verdict == "partly"
-    assert claims.clearly_worse(1, -2, 4).verdict == "not reproduced"
-    assert claims.both_hurt((-5, -8, -2), (-3, -6, -1)).verdict == "reproduced"
-    assert claims.both_hurt((-5, -8, -2), (3, 1, 6)).verdict == "partly"
-    assert claims.both_hurt((5, 2, 8), (3, 1, 6)).verdict == "not reproduced"
-    assert claims.grows_far_slower(2.0, 30.0).verdict == "reproduced"
-    assert claims.grows_far_slower(2.0, 3.0).verdict == "partly"
-    assert claims.grows_far_slower(3.0, 2.0).verdict == "not reproduced"
-    assert claims.stays_flat(1.1).verdict == "reproduced"
-    assert claims.stays_flat(2.0).verdict == "partly"
-    assert claims.stays_flat(4.0).verdict == "not reproduced"
-    assert all(v in claims.VERDICTS for v in ("reproduced", "partly", "not reproduced"))
+def test_mean_and_sem_counts_seeds_per_group():
+    frame = pd.DataFrame({"g": ["a", "a", "a", "b"], "mean_return": [1.0, 2.0, 3.0, 5.0]})
+    table = mean_and_sem(frame, ["g"]).set_index("g")
+    assert table.loc["a", "mean"] == 2.0 and table.loc["a", "seeds"] == 3
+    assert table.loc["a", "sem"] == pytest.approx(1 / np.sqrt(3))
+    assert table.loc["b", "seeds"] == 1 and np.isnan(table.loc["b", "sem"])
+
+
+def test_runs_of_picks_the_rows_of_a_plan_and_main_runs_keep_dials_at_the_main_f():
+    configs = plans.ablation_configs("quick", "traffic")
+    everything = configs + plans.comparison_configs("quick", "traffic")
+    rows = [{**plans.run_identity(c), "mean_return": 1.0} for c in everything]
+    frame = pd.DataFrame(rows)
+    picked = plans.runs_of(frame, configs)
+    assert len(picked.drop_duplicates(subset=list(plans.RUN_COLUMNS))) == len(configs)
+    assert set(picked["simulator"]) == {"dials"}
+    main = plans.main_comparison_runs(frame)
+    assert set(main.loc[main["simulator"] == "dials", "f_fraction"]) == {0.25}
+    assert (main["simulator"] == "gs").sum() == (frame["simulator"] == "gs").sum()

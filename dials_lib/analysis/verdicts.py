@@ -1,7 +1,7 @@
-"""Verdicts on the paper's claims, computed from measured evidence by fixed rules (never typed in).
+"""The rules that turn measured evidence into verdicts on the paper's claims (never typed in).
 
-Each rule takes an estimate with its 95% confidence interval (from `experiments.bootstrap_ci`) or a measured ratio
-and returns one of VERDICTS with the reason, so the claims notebook can show why a claim holds or not:
+Each rule takes an estimate with its 95% confidence interval (from `stats.bootstrap_ci`) or a measured ratio and
+returns one of VERDICTS with the reason, so a claim's row can show why it holds or not:
 
 - "reproduced": the evidence supports the claim with the stated margin and the interval agrees;
 - "partly": the point estimate goes the paper's way but the interval (or one of two sub-claims) does not;
@@ -38,6 +38,7 @@ class Verdict:
 
 
 def _interval(estimate: float, low: float, high: float) -> str:
+    """'+1.5 [95% CI -0.2, +3.1]'."""
     return f"{estimate:+.3g} [95% CI {low:+.3g}, {high:+.3g}]"
 
 
@@ -63,15 +64,28 @@ def clearly_worse(estimate: float, low: float, high: float) -> Verdict:
     return Verdict("not reproduced", text + ": the estimate is not below 0")
 
 
-def both_hurt(too_often: tuple[float, float, float], too_rarely: tuple[float, float, float]) -> Verdict:
-    """'Retraining too often can hurt and too rarely can too': both differences (vs the middle F) below 0."""
-    parts = [clearly_worse(*too_often), clearly_worse(*too_rarely)]
-    text = f"too often: {parts[0].reason}; too rarely: {parts[1].reason}"
-    if all(p.verdict == "reproduced" for p in parts):
+def all_of(parts: dict[str, Verdict]) -> Verdict:
+    """A claim made of sub-claims: reproduced when all are, not reproduced when all are not, else partly."""
+    text = "; ".join(f"{name}: {part.reason}" for name, part in parts.items())
+    if all(p.verdict == "reproduced" for p in parts.values()):
         return Verdict("reproduced", text)
-    if any(p.verdict != "not reproduced" for p in parts):
+    if any(p.verdict != "not reproduced" for p in parts.values()):
         return Verdict("partly", text)
     return Verdict("not reproduced", text)
+
+
+def both_hurt(too_often: tuple[float, float, float], too_rarely: tuple[float, float, float]) -> Verdict:
+    """'Retraining too often can hurt and too rarely can too': both differences (vs the middle F) below 0."""
+    return all_of({"too often": clearly_worse(*too_often), "too rarely": clearly_worse(*too_rarely)})
+
+
+def all_hold(conditions: dict[str, bool], evidence: str = "") -> Verdict:
+    """An exact check made of conditions that must all hold (the theory's statements): reproduced or not."""
+    failed = [name for name, holds in conditions.items() if not holds]
+    text = f"{evidence}; " if evidence else ""
+    if not failed:
+        return Verdict("reproduced", text + f"all {len(conditions)} conditions hold")
+    return Verdict("not reproduced", text + "fails: " + ", ".join(failed))
 
 
 def grows_far_slower(slow_growth: float, fast_growth: float, factor: float = FAR_SLOWER) -> Verdict:
@@ -100,6 +114,8 @@ __all__ = [
     "MATCH_TOLERANCE",
     "VERDICTS",
     "Verdict",
+    "all_hold",
+    "all_of",
     "at_least",
     "both_hurt",
     "clearly_worse",

@@ -1,4 +1,4 @@
-"""The paper's training experiments on a preset's budget: which runs, running them, and the paper's statistics.
+"""The paper's training experiments on a preset's budget: which runs, running them, and reading their records.
 
 The notebooks 04-06 and 09 share these runs. `comparison_configs` is the main experiment of the paper's Figures 5
 and 6 (GS, DIALS and untrained-DIALS for each size and seed); `ablation_configs` is the F ablation of Figures 7
@@ -6,9 +6,8 @@ and 8 (DIALS with F = 2.5%, 12.5%, 25% and 100% of the run, the paper's 100K, 50
 directories live under `runs/<preset>/`, so a notebook that finds a finished run reads it back instead of training
 again (and a run interrupted half-way resumes from its last checkpoint).
 
-Statistics follow the paper: the mean and standard error over seeds of the average return per agent. For the
-claims, `bootstrap_ci` gives a percentile bootstrap confidence interval over seeds (seeds resampled with
-replacement, each group on its own), with a fixed random stream so the same runs always give the same interval.
+The records come back as long frames: one row per evaluation of a run (`run_experiments`) or one row per run
+(`runtime_frame`, `final_evaluations`), each starting with the RUN_COLUMNS that say which run it is.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dials_lib import paper
 from dials_lib.config import check_choice, get_preset, paper_hyperparameters
 from dials_lib.paths import runs_dir
 from dials_lib.run_config import SIMULATORS, RunConfig, config_from_preset
@@ -36,6 +36,7 @@ def preset_runs_dir(preset: str) -> Path:
 
 
 def _config(preset: str, env: str, simulator: str, n_agents: int, seed: int, **changes: object) -> RunConfig:
+    """The preset's run of `simulator` at one size and seed, with its run directory under `runs/<preset>/`."""
     config = config_from_preset(preset, env, simulator, n_agents=n_agents, seed=seed, **changes)
     return dataclasses.replace(config, run_dir=str(preset_runs_dir(preset) / config.name()))
 
@@ -117,77 +118,36 @@ def final_evaluations(metrics: pd.DataFrame) -> pd.DataFrame:
     return metrics[metrics["timestep"] == last].reset_index(drop=True)
 
 
-def mean_and_sem(frame: pd.DataFrame, by: list[str], column: str = "mean_return") -> pd.DataFrame:
-    """Mean, standard error (ddof 1) and number of seeds of `column` in each group of `by`."""
-    grouped = frame.groupby(by, dropna=False)[column]
-    out = grouped.agg(mean="mean", sem="sem", seeds="count").reset_index()
-    return out
+def runs_of(frame: pd.DataFrame, configs: Iterable[RunConfig]) -> pd.DataFrame:
+    """The rows of `frame` that belong to one of `configs` (matched on the RUN_COLUMNS other than F in steps)."""
+    keys = ["env", "n_agents", "simulator", "f_fraction", "seed"]
+    wanted = {tuple(run_identity(c)[k] for k in keys) for c in configs}
+    mask = [any(_same_run(row, w) for w in wanted) for row in frame[keys].itertuples(index=False)]
+    return frame[mask]
 
 
-def _resampled_means(groups: list[np.ndarray], confidence: float, n_resamples: int, seed: int, what: str
-                     ) -> list[np.ndarray]:
-    """Bootstrap means of each group, resampled with replacement on its own, in order from one fixed stream."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1); got {confidence}")
-    if any(g.size == 0 for g in groups):
-        raise ValueError(f"{what} needs at least one sample in each group")
-    rng = np.random.default_rng(seed)
-    return [rng.choice(g, size=(n_resamples, g.size)).mean(axis=1) for g in groups]
+def _same_run(row: tuple, wanted: tuple) -> bool:
+    """Whether two run keys are equal, NaN (no F) equal to NaN."""
+    return all(a == b or (pd.isna(a) and pd.isna(b)) for a, b in zip(row, wanted, strict=True))
 
 
-def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def bootstrap_ci(
-    samples: Iterable[float] | np.ndarray,
-    baseline: Iterable[float] | np.ndarray | None = None,
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Mean of `samples` (minus the mean of `baseline`, if given) and its percentile bootstrap interval.
-
-    Each group is resampled with replacement on its own (seeds are independent runs); the random stream is fixed
-    by `seed`, so the same numbers always give the same interval. Returns (estimate, low, high).
-    """
-    groups = [np.asarray(list(samples), dtype=float)]
-    if baseline is not None:
-        groups.append(np.asarray(list(baseline), dtype=float))
-    means = _resampled_means(groups, confidence, n_resamples, seed, "bootstrap_ci")
-    if baseline is None:
-        return (float(groups[0].mean()), *_percentile_interval(means[0], confidence))
-    estimate = groups[0].mean() - groups[1].mean()
-    return (float(estimate), *_percentile_interval(means[0] - means[1], confidence))
-
-
-def bootstrap_ratio_ci(
-    samples: Iterable[float] | np.ndarray,
-    baseline: Iterable[float] | np.ndarray,
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Ratio of means (samples over baseline) with a percentile bootstrap interval, groups resampled apart."""
-    a, b = np.asarray(list(samples), dtype=float), np.asarray(list(baseline), dtype=float)
-    means = _resampled_means([a, b], confidence, n_resamples, seed, "bootstrap_ratio_ci")
-    return (float(a.mean() / b.mean()), *_percentile_interval(means[0] / means[1], confidence))
+def main_comparison_runs(finals: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the main comparison: every GS and untrained-DIALS run, and DIALS at the paper's main F only."""
+    main_f = finals["env"].map(paper.main_f_fraction)
+    return finals[(finals["simulator"] != "dials") | (finals["f_fraction"] == main_f)]
 
 
 __all__ = [
     "RUN_COLUMNS",
     "ablation_configs",
     "ablation_f_values",
-    "bootstrap_ci",
-    "bootstrap_ratio_ci",
     "comparison_configs",
     "final_evaluations",
-    "mean_and_sem",
+    "main_comparison_runs",
     "preset_runs_dir",
     "run_experiments",
     "run_identity",
     "run_seeds",
+    "runs_of",
     "runtime_frame",
 ]

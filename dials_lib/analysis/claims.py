@@ -1,0 +1,213 @@
+"""The paper's claims on training, each a function from run records to rows of evidence with a verdict.
+
+A claim function takes the records of our runs (final evaluations, timed runs, their projections) and the paper's
+table it is compared with, and returns one row per environment and size with the columns CLAIM_COLUMNS: the claim,
+where it was tested, our evidence, the paper's, the verdict and the rule that decided it. Verdicts come from the
+rules of `dials_lib.analysis.verdicts`, never typed in; a claim the preset gives no evidence for is
+"not measured".
+
+- `dials_matches_gs`: DIALS matches or beats training on the GS (Figures 5, 6);
+- `untrained_is_worse`: untrained-DIALS is clearly worse than DIALS (Figures 5, 6);
+- `runtime_grows_slower`: DIALS's runtime grows far slower than GS's with the number of agents (Tables 1, 2);
+- `extreme_f_hurts`: retraining the AIPs too often can hurt, and too rarely can too (Figures 7, 8);
+- `memory_stays_flat`: the memory of a DIALS process stays flat as the number of agents grows (Table 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from dials_lib import paper
+from dials_lib.analysis import verdicts
+from dials_lib.analysis.plans import main_comparison_runs
+from dials_lib.analysis.stats import bootstrap_ci
+from dials_lib.analysis.verdicts import Verdict
+from dials_lib.config import ENV_NAMES
+from dials_lib.plots import read_paper_table
+
+CLAIM_COLUMNS: tuple[str, ...] = ("claim", "env", "our evidence", "paper", "verdict", "rule")
+"""Columns of a claim's rows."""
+
+
+def claim_row(claim: str, where: str, evidence: str, paper_evidence: str, verdict: Verdict) -> dict[str, str]:
+    """One row of evidence: the claim, where it was tested, both sides' evidence, the verdict and its rule."""
+    return {"claim": claim, "env": where, "our evidence": evidence, "paper": paper_evidence,
+            "verdict": verdict.verdict, "rule": verdict.reason}
+
+
+def _frame(rows: list[dict[str, str]]) -> pd.DataFrame:
+    """Rows as a frame with the CLAIM_COLUMNS, also when there are none."""
+    return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
+
+
+def _envs(frame: pd.DataFrame) -> list[str]:
+    """The environments present in `frame`, in the series' order."""
+    return [env for env in ENV_NAMES if env in set(frame["env"])]
+
+
+def _returns(finals: pd.DataFrame, env: str, n_agents: int, simulator: str) -> np.ndarray:
+    """Final returns of the main comparison's runs of one simulator, one per seed."""
+    rows = finals[(finals["env"] == env) & (finals["n_agents"] == n_agents) & (finals["simulator"] == simulator)]
+    return rows["mean_return"].to_numpy()
+
+
+def _paper_row(results: pd.DataFrame, env: str, n_agents: int) -> pd.Series:
+    """The paper's final returns at one size (paper/results.csv)."""
+    return results[(results["env"] == env) & (results["agents"] == n_agents)].iloc[0]
+
+
+def _mean(values: np.ndarray) -> str:
+    """The mean of a group of seeds to 4 significant digits, or 'no runs'."""
+    return f"{values.mean():.4g}" if len(values) else "no runs"
+
+
+def _missing(*groups: np.ndarray) -> Verdict | None:
+    """'not measured' when one of the groups of seeds is empty, else None."""
+    if any(len(g) == 0 for g in groups):
+        return Verdict("not measured", "the preset has no finished run of one of the two sides")
+    return None
+
+
+def dials_matches_gs(finals: pd.DataFrame, sizes: Mapping[str, Iterable[int]], steps: Mapping[str, int],
+                     paper_results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """DIALS minus GS final return per environment and size; 'matches' allows DIALS a little below GS.
+
+    `finals`: one row per run (`plans.final_evaluations`), DIALS at the paper's main F among others; `sizes` and
+    `steps`: the sizes and steps per agent of the preset in each environment.
+    """
+    results = read_paper_table("results") if paper_results is None else paper_results
+    main, rows = main_comparison_runs(finals), []
+    for env in [e for e in ENV_NAMES if e in sizes]:
+        for n in sizes[env]:
+            dials, gs = _returns(main, env, n, "dials"), _returns(main, env, n, "gs")
+            p = _paper_row(results, env, n)
+            verdict = _missing(dials, gs) or verdicts.at_least(*bootstrap_ci(dials, gs), reference=float(gs.mean()))
+            rows.append(claim_row(
+                "DIALS matches or beats GS on return", f"{env}, {n} agents",
+                f"DIALS {_mean(dials)} vs GS {_mean(gs)} ({len(dials)} seeds each; {steps[env]:,} steps)",
+                f"DIALS {p['DIALS']:g} vs GS {p['GS']:g} (4M steps)", verdict))
+    return _frame(rows)
+
+
+def untrained_is_worse(finals: pd.DataFrame, sizes: Mapping[str, Iterable[int]],
+                       paper_results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Untrained-DIALS minus DIALS final return per environment and size: clearly below 0?"""
+    results = read_paper_table("results") if paper_results is None else paper_results
+    main, rows = main_comparison_runs(finals), []
+    for env in [e for e in ENV_NAMES if e in sizes]:
+        for n in sizes[env]:
+            untrained, dials = _returns(main, env, n, "untrained-dials"), _returns(main, env, n, "dials")
+            p = _paper_row(results, env, n)
+            verdict = _missing(untrained, dials) or verdicts.clearly_worse(*bootstrap_ci(untrained, dials))
+            rows.append(claim_row(
+                "untrained-DIALS is clearly worse than DIALS", f"{env}, {n} agents",
+                f"untrained-DIALS {_mean(untrained)} vs DIALS {_mean(dials)}",
+                f"untrained-DIALS {p['untrained_DIALS']:g} vs DIALS {p['DIALS']:g}", verdict))
+    return _frame(rows)
+
+
+def runtime_grows_slower(projected: pd.DataFrame, paper_runtimes: pd.DataFrame | None = None,
+                         workers: Iterable[int] = (paper.CPUS, 2)) -> pd.DataFrame:
+    """Growth of the projected runtime of the paper's protocol from the smallest to the largest measured size.
+
+    `projected`: `scaling.projections` of the timed runs (budget 'paper protocol', simulators labelled as in the
+    paper's tables); DIALS at each environment's main F. One row per environment and worker count.
+    """
+    table = read_paper_table("runtimes") if paper_runtimes is None else paper_runtimes
+    protocol, rows = projected[projected["budget"] == "paper protocol"], []
+    for env in _envs(protocol):
+        prot = protocol[protocol["env"] == env]
+        sizes = sorted(prot["n_agents"].unique())
+        small, large = sizes[0], sizes[-1]
+        dials = paper.main_dials_label(env)
+
+        def total(simulator: str, n: int, p: int, prot: pd.DataFrame = prot) -> float:
+            row = prot[(prot["simulator"] == simulator) & (prot["n_agents"] == n) & (prot["workers"] == p)]
+            return float(row["total_s"].iloc[0])
+
+        pr = table[table["env"] == env].set_index(["simulator", "agents"])["total_h"]
+        paper_growth = (f"GS {pr[('GS', large)] / pr[('GS', small)]:.3g}x, DIALS "
+                        f"{pr[(dials, large)] / pr[(dials, small)]:.3g}x ({paper.CPUS} CPUs)")
+        for p in workers:
+            gs_growth = total("GS", large, p) / total("GS", small, p)
+            dials_growth = total(dials, large, p) / total(dials, small, p)
+            rows.append(claim_row(
+                "DIALS runtime grows far slower than GS with the number of agents",
+                f"{env}, {small} -> {large} agents, {p} workers (projected)",
+                f"GS {gs_growth:.3g}x, DIALS {dials_growth:.3g}x", paper_growth,
+                verdicts.grows_far_slower(dials_growth, gs_growth)))
+    return _frame(rows)
+
+
+def extreme_f_hurts(ablation_finals: pd.DataFrame, paper_f: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The F ablation: final return with the most (too often) and least (too rarely) frequent F the preset runs,
+    each minus the return with the paper's middle F (1M of 4M steps, 25% of the run).
+
+    `ablation_finals`: the final evaluations of the ablation's DIALS runs (`plans.runs_of` the ablation plan).
+    A side without an F other than the middle one is "not measured".
+    """
+    table = read_paper_table("f_ablation") if paper_f is None else paper_f
+    middle, labels = paper.f_fraction(paper.MIDDLE_F), list(paper.F_STEPS)
+    rows = []
+    for env in _envs(ablation_finals):
+        part = ablation_finals[ablation_finals["env"] == env]
+        by_f = {f: g["mean_return"].to_numpy() for f, g in part.groupby("f_fraction")}
+        pf = table[table["env"] == env].set_index("F")["final_return"]
+        for side, f, paper_label in (("too often", min(by_f), labels[0]), ("too rarely", max(by_f), labels[-1])):
+            paper_text = f"F={paper_label}: {pf[paper_label]:g} vs F={paper.MIDDLE_F}: {pf[paper.MIDDLE_F]:g}"
+            claim, where = f"retraining the AIPs {side} can hurt", f"{env}, {part['n_agents'].iloc[0]} agents"
+            if middle not in by_f or f == middle:
+                runs = ", ".join(f"{x:.1%}" for x in sorted(by_f))
+                rows.append(claim_row(claim, where, f"F values run: {runs}", paper_text, Verdict(
+                    "not measured", f"the preset runs no F {side} next to {middle:.0%} of the run")))
+                continue
+            rows.append(claim_row(
+                claim, where, f"F={f:.1%}: {by_f[f].mean():.4g} vs F={middle:.0%}: {by_f[middle].mean():.4g}",
+                paper_text, verdicts.clearly_worse(*bootstrap_ci(by_f[f], by_f[middle]))))
+    return _frame(rows)
+
+
+def memory_stays_flat(measured: pd.DataFrame, paper_memory: pd.DataFrame | None = None,
+                      workers: int = 2) -> pd.DataFrame:
+    """Peak memory of the largest DIALS worker process at the largest measured size over the smallest.
+
+    `measured`: the timed runs (`scaling.measurements`), with their largest worker's peak RSS and agents per worker.
+    """
+    table = read_paper_table("memory") if paper_memory is None else paper_memory
+    rows = []
+    for env in _envs(measured):
+        runs = measured[(measured["env"] == env) & (measured["simulator"] == "dials")]
+        runs = runs[runs["workers"] == workers].sort_values("n_agents")
+        small, large = runs.iloc[0], runs.iloc[-1]
+        growth = large["max_worker_peak_rss_mib"] / small["max_worker_peak_rss_mib"]
+        pm = table[(table["env"] == env) & (table["simulator"] == "DIALS")].set_index("agents")["per_process_mb"]
+        rows.append(claim_row(
+            "memory per DIALS process stays flat",
+            f"{env}, {int(small['n_agents'])} -> {int(large['n_agents'])} agents",
+            f"largest worker {small['max_worker_peak_rss_mib']:.0f} -> {large['max_worker_peak_rss_mib']:.0f} MiB "
+            f"({int(small['agents_per_worker'])} -> {int(large['agents_per_worker'])} agents per worker)",
+            f"{pm.loc[small['n_agents']]:.0f} -> {pm.loc[large['n_agents']]:.0f} MB "
+            "(1 agent per process)",
+            verdicts.stays_flat(growth)))
+    return _frame(rows)
+
+
+def summary(table: pd.DataFrame) -> pd.Series:
+    """Per claim, how many rows got each verdict ('reproduced: 2, partly: 1')."""
+    return table.groupby("claim", sort=False)["verdict"].agg(
+        lambda v: ", ".join(f"{k}: {n}" for k, n in v.value_counts().items()))
+
+
+__all__ = [
+    "CLAIM_COLUMNS",
+    "claim_row",
+    "dials_matches_gs",
+    "extreme_f_hurts",
+    "memory_stays_flat",
+    "runtime_grows_slower",
+    "summary",
+    "untrained_is_worse",
+]
