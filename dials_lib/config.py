@@ -194,7 +194,7 @@ class RunBudget:
         """Evaluations per run, including the one before training."""
         return self.total_timesteps // self.eval_every + 1
 
-    def retrain_every(self, paper_f: int, paper_total: int = 4_000_000) -> int:
+    def scaled_f(self, paper_f: int, paper_total: int = 4_000_000) -> int:
         """F scaled to this budget: the same fraction of the run as `paper_f` is of the paper's 4M steps."""
         if paper_f <= 0:
             raise ValueError(f"F must be a positive number of timesteps, got {paper_f}")

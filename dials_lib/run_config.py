@@ -234,7 +234,7 @@ def config_from_preset(
 ) -> RunConfig:
     """A RunConfig on a preset's budget ('smoke', 'quick', 'paper'): steps, evaluation interval and episodes.
 
-    F is the paper's F scaled to the budget (`RunBudget.retrain_every`); the chunk is at most the evaluation
+    F is the paper's F scaled to the budget (`RunBudget.scaled_f`); the chunk is at most the evaluation
     interval, rounded to PPO buffers; the AIP data set and epochs come from the preset (`aip_dataset_steps`,
     `aip_epoch_fraction`). Any RunConfig field can be overridden through `changes`.
     """
@@ -252,7 +252,7 @@ def config_from_preset(
         n_agents=budget.sizes[0] if n_agents is None else n_agents,
         simulator=simulator,
         total_timesteps=budget.total_timesteps,
-        retrain_every=budget.retrain_every(hp.retrain_every),
+        retrain_every=budget.scaled_f(hp.retrain_every),
         eval_every=budget.eval_every,
         eval_episodes=budget.eval_episodes,
         seed=seed,

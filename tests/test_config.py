@@ -117,10 +117,10 @@ def test_every_config_field_has_a_docstring(cls):
 
 def test_retrain_every_scales_with_the_budget():
     quick = get_preset("quick").traffic
-    assert quick.retrain_every(1_000_000) == quick.total_timesteps // 4
-    assert quick.retrain_every(4_000_000) == quick.total_timesteps
+    assert quick.scaled_f(1_000_000) == quick.total_timesteps // 4
+    assert quick.scaled_f(4_000_000) == quick.total_timesteps
     with pytest.raises(ValueError, match="F must be a positive"):
-        quick.retrain_every(0)
+        quick.scaled_f(0)
 
 
 def test_use_preset_directs_figures(monkeypatch):

@@ -62,7 +62,7 @@ def ablation_f_values(preset: str, env: str) -> dict[float, int]:
     """F in steps per agent for each fraction of the F ablation, on the preset's budget."""
     budget = get_preset(preset).budget(env)
     paper_total = paper_hyperparameters(env).total_timesteps
-    return {fraction: budget.retrain_every(round(fraction * paper_total), paper_total)
+    return {fraction: budget.scaled_f(round(fraction * paper_total), paper_total)
             for fraction in budget.f_fractions}
 
 
