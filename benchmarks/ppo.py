@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from _common import time_calls, write_results
 
-from dials_lib.config import paper_hyperparameters
 from dials_lib.envs import get_spec, make_global
+from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.ppo import PPOGroup
 
 TOTAL_TIMESTEPS = 4_000_000  # the paper's run length: only sets the (irrelevant here) schedules

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dials_lib.config import paper_hyperparameters
 from dials_lib.envs import get_spec, make_global
+from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.ials import untrained_ials
 
 SIZES = (1, 25, 100)

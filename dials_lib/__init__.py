@@ -18,8 +18,9 @@ Modules, bottom-up (each imports only from the layers above it in this list):
 - `analysis`, `paper`, `scaling`: run plans, statistics, figures and the paper's claims with their evidence; the
   paper's numbers; timed runs extrapolated to full budgets;
 - `theory`, `theory_checks`: the appendix's Lemma 1, Proposition 1, Lemma 2 and Theorem 1 on exact tiny models;
-- `config`, `paths`, `io`, `plots`, `series`: hyperparameters and presets, repository paths, atomic writes,
-  figures and tables, and the notebook pipeline (`python -m dials_lib.series`).
+- `hyperparameters`, `presets`, `validation`, `paths`, `io`, `plots`, `series`: the paper's hyperparameters,
+  budgets, input checks, repository paths, atomic writes, figures and tables, and the notebook pipeline
+  (`python -m dials_lib.series`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ _ENTRY_POINTS = {
     "load_run": "dials_lib.runner",
     "make_global": "dials_lib.envs",
     "make_local": "dials_lib.envs",
-    "paper_hyperparameters": "dials_lib.config",
+    "paper_hyperparameters": "dials_lib.hyperparameters",
 }
 """Names importable from the package root, and the module each lives in (imported on first use: torch and the
 simulators load only when one of them is asked for)."""

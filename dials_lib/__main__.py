@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dials_lib.config import ENV_NAMES
+from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.run_config import SIMULATORS, RunConfig
 
 

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dials_lib.config import ENV_NAMES, check_choice
 from dials_lib.envs import get_spec
+from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.ppo import PPOGroup
 from dials_lib.ppo_core import agent_keys, counter_uniforms
+from dials_lib.validation import check_choice
 
 RANDOM_STREAM = 20
 """Random stream (with the seed and agent id) of the random controller."""

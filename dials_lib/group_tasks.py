@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from dials_lib.config import EnvHyperparameters
 from dials_lib.envs import get_spec, make_global
+from dials_lib.hyperparameters import EnvHyperparameters
 from dials_lib.ials import IALS
 from dials_lib.influence import InfluenceData, StackedPredictor, make_predictor, train_predictor
 from dials_lib.ppo import PPOGroup, train_steps

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dials_lib.config import AIPConfig
 from dials_lib.envs import get_spec, make_local
+from dials_lib.hyperparameters import AIPConfig
 from dials_lib.influence import StackedPredictor, make_predictor, sample_sources
 from dials_lib.ppo_core import agent_keys, counter_uniforms
 

@@ -31,9 +31,10 @@ import torch
 from torch import nn
 
 from dials_lib.adam import Adam
-from dials_lib.config import AIPConfig, check_choice
 from dials_lib.controllers import Controller
+from dials_lib.hyperparameters import AIPConfig
 from dials_lib.networks import GRUSequence, StackedGRUCell, StackedLinear, agent_generator
+from dials_lib.validation import check_choice
 
 AIP_ARCHITECTURES: tuple[str, ...] = ("fnn", "gru")
 INIT_STREAM = 10

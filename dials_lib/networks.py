@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dials_lib.config import PolicyConfig, check_choice
+from dials_lib.hyperparameters import PolicyConfig
+from dials_lib.validation import check_choice
 
 POLICY_ARCHITECTURES: tuple[str, ...] = ("fnn", "gru")
 

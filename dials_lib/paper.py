@@ -4,7 +4,7 @@ Suau et al., "Distributed Influence-Augmented Local Simulators for Parallel MARL
 (NeurIPS 2022). The paper's tables live as CSV files in `paper/` (`results`, `runtimes`, `memory`, `f_ablation`;
 see paper/README.md) and are read from there; the few numbers that have no table of their own are written down
 here once, each with the table or figure it comes from. The hyperparameters of its appendix I stay in
-`dials_lib.config`.
+`dials_lib.hyperparameters`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dials_lib.config import ENV_NAMES, check_choice
+from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.plots import read_paper_table
+from dials_lib.validation import check_choice
 
 TOTAL_STEPS = 4_000_000
 """Training steps per agent of every run in the paper (Section 5; '4M' in its tables)."""

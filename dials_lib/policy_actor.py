@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dials_lib.config import PolicyConfig
+from dials_lib.hyperparameters import PolicyConfig
 from dials_lib.networks import StackedPolicy, empty_policy
 from dials_lib.ppo_core import agent_keys, counter_uniforms, sample_actions
 

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from dials_lib.adam import Adam
-from dials_lib.config import PolicyConfig, PPOConfig
+from dials_lib.hyperparameters import PolicyConfig, PPOConfig
 from dials_lib.networks import StackedPolicy, make_policy
 from dials_lib.policy_actor import PolicyActor
 from dials_lib.ppo_core import (

@@ -36,27 +36,16 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.config import (
-    ENV_NAMES,
-    EnvHyperparameters,
-    check_choice,
-    get_preset,
-    paper_hyperparameters,
-    with_fields,
-)
 from dials_lib.envs import check_n_agents, get_spec
+from dials_lib.hyperparameters import ENV_NAMES, EnvHyperparameters, paper_hyperparameters
+from dials_lib.presets import get_preset
+from dials_lib.validation import check_choice, check_int
 
 SIMULATORS: tuple[str, ...] = ("gs", "dials", "untrained-dials")
 MIN_DEFAULT_CHUNK = 10_000
 """A default chunk has at least this many steps per agent, so each worker call outweighs its overhead."""
 RESUMABLE_FIELDS: tuple[str, ...] = ("n_workers", "run_dir")
 """Fields that may differ when a run is resumed (they do not change the results)."""
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -100,21 +89,21 @@ class RunConfig:
                              f"{getattr(hp, 'env', type(hp).__name__)!r}")
         object.__setattr__(self, "hyperparameters", hp)
         buffer = hp.ppo.buffer_size
-        total = _check_int("total_timesteps", hp.total_timesteps if self.total_timesteps is None
+        total = check_int("total_timesteps", hp.total_timesteps if self.total_timesteps is None
                            else self.total_timesteps, buffer)
         chunk = default_chunk_steps(self.env, buffer) if self.chunk_steps is None else self.chunk_steps
-        chunk = _check_int("chunk_steps", chunk, 1)
+        chunk = check_int("chunk_steps", chunk, 1)
         if chunk % buffer:
             raise ValueError(f"chunk_steps must be a positive multiple of PPO's buffer_size ({buffer}); got {chunk}")
         f = hp.retrain_every if self.retrain_every is None else self.retrain_every
-        f = _check_int("retrain_every (F)", f, 1)
+        f = check_int("retrain_every (F)", f, 1)
         eval_every = max(chunk, total // 20) if self.eval_every is None else self.eval_every
-        eval_every = _check_int("eval_every", eval_every, 1)
-        _check_int("eval_episodes", self.eval_episodes, 1)
-        _check_int("seed", self.seed, 0)
-        _check_int("n_workers", self.n_workers, 1)
+        eval_every = check_int("eval_every", eval_every, 1)
+        check_int("eval_episodes", self.eval_episodes, 1)
+        check_int("seed", self.seed, 0)
+        check_int("n_workers", self.n_workers, 1)
         if self.agents_per_worker is not None:
-            apw = _check_int("agents_per_worker", self.agents_per_worker, 1)
+            apw = check_int("agents_per_worker", self.agents_per_worker, 1)
             if self.n_agents % apw:
                 divisors = [d for d in range(1, self.n_agents + 1) if self.n_agents % d == 0]
                 raise ValueError(f"agents_per_worker must divide n_agents={self.n_agents}; got {apw}; allowed "
@@ -240,11 +229,7 @@ def config_from_preset(
     """
     p = get_preset(preset)
     budget = p.budget(env)
-    hp = paper_hyperparameters(env)
-    # The preset's AIP data set and epoch budget (the paper's for quick and paper; a sliver for smoke).
-    aip = with_fields(hp.aip, dataset_steps=p.aip_dataset_steps,
-                      epochs=max(1, round(hp.aip.epochs * p.aip_epoch_fraction)))
-    hp = with_fields(hp, aip=aip)
+    hp = p.hyperparameters(env)  # the preset's AIP data set and epoch budget
     buffer = hp.ppo.buffer_size
     chunk = min(buffer * max(1, budget.eval_every // buffer), default_chunk_steps(env, buffer))
     values: dict[str, Any] = dict(

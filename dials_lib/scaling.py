@@ -35,11 +35,13 @@ from typing import Any
 import pandas as pd
 
 from dials_lib import paper
-from dials_lib.config import ENV_NAMES, PRESETS, check_choice, get_preset, paper_hyperparameters, with_fields
 from dials_lib.envs import check_n_agents, get_spec
+from dials_lib.hyperparameters import ENV_NAMES, paper_hyperparameters
 from dials_lib.io import atomic_write_json, read_json
 from dials_lib.paths import runs_dir
+from dials_lib.presets import PRESETS, get_preset
 from dials_lib.run_config import SIMULATORS, RunConfig, config_from_preset
+from dials_lib.validation import check_choice, with_fields
 
 MEASURED_RUNS: tuple[tuple[str, int], ...] = (("gs", 1), ("dials", 1), ("dials", 2), ("untrained-dials", 2))
 """(simulator, worker processes) of each timed run: GS is one process; DIALS with 1 and 2 workers."""

@@ -78,7 +78,7 @@ def test_training_never_imports_torchs_compiler() -> None:
         """
         import sys
         import numpy as np
-        from dials_lib.config import AIPConfig, PolicyConfig, paper_hyperparameters
+        from dials_lib.hyperparameters import AIPConfig, paper_hyperparameters, PolicyConfig
         from dials_lib.influence import InfluenceData, make_predictor, train_predictor
         from dials_lib.ppo import PPOGroup
 

@@ -6,7 +6,8 @@ import pytest
 
 from dials_lib.analysis import plans, report
 from dials_lib.analysis.stats import bootstrap_ci, bootstrap_ratio_ci, mean_and_sem
-from dials_lib.config import get_preset, paper_hyperparameters
+from dials_lib.hyperparameters import paper_hyperparameters
+from dials_lib.presets import get_preset
 
 
 @pytest.mark.parametrize("preset", ["smoke", "quick", "paper"])

@@ -4,27 +4,18 @@ import dataclasses
 
 import pytest
 
-from dials_lib import config, paths
-from dials_lib.config import (
-    ENV_NAMES,
-    PAPER_REFERENCE,
-    PRESET_NAMES,
-    field_docs,
-    get_field,
-    get_preset,
-    hyperparameter_table,
-    paper_hyperparameters,
-    use_preset,
-    with_fields,
-)
+from dials_lib import hyperparameters, paths, presets
+from dials_lib.hyperparameters import ENV_NAMES, PAPER_REFERENCE, hyperparameter_table, paper_hyperparameters
+from dials_lib.presets import PRESET_NAMES, get_preset, use_preset
+from dials_lib.validation import field_docs, get_field, with_fields
 
 CONFIG_CLASSES = [
-    config.AIPConfig,
-    config.PolicyConfig,
-    config.PPOConfig,
-    config.EnvHyperparameters,
-    config.RunBudget,
-    config.Preset,
+    hyperparameters.AIPConfig,
+    hyperparameters.PolicyConfig,
+    hyperparameters.PPOConfig,
+    hyperparameters.EnvHyperparameters,
+    presets.RunBudget,
+    presets.Preset,
 ]
 
 
@@ -97,14 +88,14 @@ def test_hyperparameter_table_flags_known_code_deviations():
 
 
 def test_hyperparameter_table_flags_a_changed_value(monkeypatch):
-    original = config.paper_hyperparameters
+    original = hyperparameters.paper_hyperparameters
 
     def changed(env):
         base = original(env)
         return dataclasses.replace(base, ppo=with_fields(base.ppo, gamma=0.9))
 
-    monkeypatch.setattr(config, "paper_hyperparameters", changed)
-    rows = {r["parameter"]: r for r in config.hyperparameter_table("traffic")}
+    monkeypatch.setattr(hyperparameters, "paper_hyperparameters", changed)
+    rows = {r["parameter"]: r for r in hyperparameters.hyperparameter_table("traffic")}
     assert "differs from the paper's table" in rows["ppo.gamma"]["note"]
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dials_lib.config import AIPConfig, paper_hyperparameters, with_fields
 from dials_lib.controllers import HandCodedController, RandomController
 from dials_lib.envs import make_global, make_local
+from dials_lib.hyperparameters import AIPConfig, paper_hyperparameters
 from dials_lib.ials import IALS, CounterStream, FrozenPredictor, untrained_ials
 from dials_lib.influence import (
     InfluenceData,
@@ -20,6 +20,7 @@ from dials_lib.influence import (
 )
 from dials_lib.influence_eval import class_rates, simulator_statistics
 from dials_lib.ppo_core import counter_uniforms
+from dials_lib.validation import with_fields
 
 torch.set_num_threads(1)
 ENVS = ("traffic", "warehouse")

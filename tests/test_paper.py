@@ -3,7 +3,7 @@
 import pytest
 
 from dials_lib import paper
-from dials_lib.config import ENV_NAMES, paper_hyperparameters
+from dials_lib.hyperparameters import ENV_NAMES, paper_hyperparameters
 
 
 @pytest.mark.parametrize("env", ENV_NAMES)

@@ -18,12 +18,13 @@ import torch
 
 from dials_lib import dials, runner
 from dials_lib.__main__ import main as cli_main
-from dials_lib.config import paper_hyperparameters, with_fields
 from dials_lib.envs import make_global
 from dials_lib.envs.traffic import hand_coded_actions
+from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.metrics import TrafficMetrics
 from dials_lib.run_config import RunConfig, config_from_preset, derived_seed
 from dials_lib.runner import WorkerDiedError, train, train_dials, train_gs
+from dials_lib.validation import with_fields
 from tests.faults import DieInWorker, register_by_value
 from tests.reference_traffic import ReferenceTraffic
 

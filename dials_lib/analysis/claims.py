@@ -25,7 +25,7 @@ from dials_lib.analysis import verdicts
 from dials_lib.analysis.plans import main_comparison_runs
 from dials_lib.analysis.stats import bootstrap_ci
 from dials_lib.analysis.verdicts import Verdict
-from dials_lib.config import ENV_NAMES
+from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.plots import read_paper_table
 
 CLAIM_COLUMNS: tuple[str, ...] = ("claim", "env", "our evidence", "paper", "verdict", "rule")

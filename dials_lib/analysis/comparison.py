@@ -21,9 +21,9 @@ import pandas as pd
 from dials_lib import paper
 from dials_lib.analysis import plans, report
 from dials_lib.analysis.stats import bootstrap_ci
-from dials_lib.config import RunBudget, get_preset
 from dials_lib.paths import REPO_ROOT
 from dials_lib.plots import read_paper_table, save_figure, save_table
+from dials_lib.presets import RunBudget, get_preset
 
 DOMAIN_METRICS: dict[str, list[tuple[str, str]]] = {
     "traffic": [("delay_per_car", "delay per car (s)"), ("throughput", "throughput (cars/s)"),

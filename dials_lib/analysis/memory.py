@@ -16,7 +16,7 @@ import pandas as pd
 
 from dials_lib import paper
 from dials_lib.analysis.runtimes import run_of, worker_memory_fit
-from dials_lib.config import ENV_NAMES
+from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.plots import SIMULATOR_COLOURS
 
 

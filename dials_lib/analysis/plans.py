@@ -20,10 +20,12 @@ import numpy as np
 import pandas as pd
 
 from dials_lib import paper
-from dials_lib.config import check_choice, get_preset, paper_hyperparameters
+from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.paths import runs_dir
+from dials_lib.presets import get_preset
 from dials_lib.run_config import SIMULATORS, RunConfig, config_from_preset
 from dials_lib.runner import load_run, train
+from dials_lib.validation import check_choice
 
 RUN_COLUMNS: tuple[str, ...] = ("env", "n_agents", "simulator", "retrain_every", "f_fraction", "seed")
 """Columns that identify a run in the frames below (F is given in steps and as a fraction of the run)."""

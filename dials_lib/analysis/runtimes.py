@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dials_lib import paper
-from dials_lib.config import ENV_NAMES
+from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.plots import SIMULATOR_COLOURS
 
 HOUR = 3600.0

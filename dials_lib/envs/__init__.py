@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from dials_lib.config import ENV_NAMES, check_choice
+from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.validation import check_choice
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from dials_lib.config import ENV_NAMES, check_choice
 from dials_lib.envs import make_global
+from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.validation import check_choice
 
 CONTROLLERS = ("random", "hand-coded")
 

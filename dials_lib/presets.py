@@ -1,0 +1,173 @@
+"""Run presets: how much of the paper's protocol each budget runs (smoke for CI, quick the main job, paper).
+
+The one place that scales the paper's protocol to a budget: steps per agent, evaluation interval and episodes,
+sizes and seeds (`RunBudget`), F as the same fraction of the run as the paper's F is of its 4M steps
+(`RunBudget.scaled_f`), and the AIP data set and epochs (`Preset.hyperparameters`). Every field carries a one-line
+docstring that the overview notebook renders. `dials_lib.run_config.config_from_preset` turns a preset into a
+`RunConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dials_lib.hyperparameters import ENV_NAMES, EnvHyperparameters, paper_hyperparameters
+from dials_lib.validation import check_choice, with_fields
+
+PRESET_NAMES: tuple[str, ...] = ("smoke", "quick", "paper")
+
+
+@dataclass(frozen=True)
+class RunBudget:
+    """How much of the paper's protocol a preset runs: sizes, seeds and the per-agent step budget."""
+
+    sizes: tuple[int, ...]
+    """Numbers of agents trained (square numbers; the paper used 4, 25, 49, 100)."""
+    n_seeds: int
+    """Independent runs per configuration (mean and standard error are over these)."""
+    total_timesteps: int
+    """Training steps per agent (the paper: 4M)."""
+    eval_every: int
+    """Steps per agent between evaluations on the GS."""
+    eval_episodes: int
+    """GS episodes per evaluation."""
+    f_fractions: tuple[float, ...] = (0.025, 0.125, 0.25, 1.0)
+    """AIP retraining periods of the F ablation as fractions of the run (paper: 100K, 500K, 1M, 4M of 4M)."""
+    ablation_size: int = 4
+    """Number of agents in the F ablation (the paper: 49 for traffic, 4 for the warehouse)."""
+    ablation_seeds: int = 2
+    """Seeds per F value in the F ablation (the first seeds of the main comparison, whose runs are reused)."""
+
+    @property
+    def n_evaluations(self) -> int:
+        """Evaluations per run, including the one before training."""
+        return self.total_timesteps // self.eval_every + 1
+
+    def scaled_f(self, paper_f: int, paper_total: int = 4_000_000) -> int:
+        """F scaled to this budget: the same fraction of the run as `paper_f` is of the paper's 4M steps."""
+        if paper_f <= 0:
+            raise ValueError(f"F must be a positive number of timesteps, got {paper_f}")
+        return max(1, round(self.total_timesteps * paper_f / paper_total))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named budget for the whole notebook series: smoke (CI), quick (the main job), paper (full)."""
+
+    name: str
+    """Preset name, one of PRESET_NAMES."""
+    description: str
+    """What the preset is for and how long it takes on 2 cores."""
+    traffic: RunBudget
+    """Training budget for the traffic experiments."""
+    warehouse: RunBudget
+    """Training budget for the warehouse experiments."""
+    env_episodes: int
+    """GS episodes per size and controller in the environments notebook."""
+    n_workers: int = 2
+    """Parallel joblib workers (this machine has 2 cores)."""
+    seed: int = 0
+    """Base seed; run seeds are seed, seed+1, ..."""
+    env_sizes: tuple[int, ...] = field(default=(4, 25, 49, 100))
+    """Numbers of agents shown in the environments notebook."""
+    theory_models: int = 20
+    """Random tiny models (or IALM pairs per eps) in each check of the theory notebook."""
+    theory_mc_samples: tuple[int, ...] = (100, 1_000, 10_000, 100_000)
+    """GS episode counts of the Monte Carlo influence estimates in the theory notebook (Lemma 1)."""
+    aip_agents: int = 9
+    """Agents in the influence-predictor notebook's grid (9: it has corner, edge and centre agents)."""
+    aip_dataset_steps: int = 10_000
+    """GS steps per AIP data set in the influence-predictor notebook and in DIALS runs (the paper: 1e4)."""
+    aip_epoch_fraction: float = 1.0
+    """Fraction of the paper's AIP training epochs run in the influence-predictor notebook and in DIALS runs."""
+    scaling_sizes: tuple[int, ...] = (4, 25, 49, 100)
+    """Numbers of agents whose runtime and memory are measured (runtimes and memory notebooks)."""
+    scaling_steps: int = 2_560
+    """Steps per agent of each timed training run; longer budgets are extrapolated from it."""
+    scaling_aip_epochs: int = 5
+    """AIP epochs in each timed retraining; the paper's epoch count is extrapolated linearly from it."""
+
+    def hyperparameters(self, env: str) -> EnvHyperparameters:
+        """The paper's hyperparameters for `env` with this preset's AIP data set and share of the AIP epochs."""
+        hp = paper_hyperparameters(env)
+        aip = with_fields(hp.aip, dataset_steps=self.aip_dataset_steps,
+                          epochs=max(1, round(hp.aip.epochs * self.aip_epoch_fraction)))
+        return with_fields(hp, aip=aip)
+
+    def budget(self, env: str) -> RunBudget:
+        """The training budget of `env` ('traffic' or 'warehouse')."""
+        check_choice("env", env, ENV_NAMES)
+        return self.traffic if env == "traffic" else self.warehouse
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        name="smoke",
+        description="CI: every code path on a tiny budget, seconds per notebook; numbers are not meaningful.",
+        # Two F values only: on 2 chunks every F below half the run retrains at the same boundaries.
+        traffic=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
+                          f_fractions=(0.25, 1.0)),
+        warehouse=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
+                            f_fractions=(0.25, 1.0)),
+        env_episodes=1,
+        scaling_sizes=(4, 25),
+        scaling_steps=256,
+        scaling_aip_epochs=1,
+        env_sizes=(4, 25),
+        theory_models=3,
+        theory_mc_samples=(100, 1_000, 10_000),
+        aip_dataset_steps=1_200,
+        aip_epoch_fraction=0.05,
+    ),
+    "quick": Preset(
+        name="quick",
+        description="The main job: the whole series in at most 90 minutes on 2 cores, 4-agent variants, "
+        "several seeds, showing the paper's trends.",
+        # The F ablation keeps the F values that fit the 90 minutes: each warehouse AIP retraining (300 GRU
+        # epochs) costs about a minute, so its most frequent F values would take half an hour per seed.
+        traffic=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=153_600, eval_every=15_360, eval_episodes=4,
+                          f_fractions=(0.025, 0.25, 1.0)),
+        warehouse=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=81_920, eval_every=10_240, eval_episodes=10,
+                            f_fractions=(0.25, 1.0)),
+        env_episodes=10,
+        theory_models=20,
+        theory_mc_samples=(100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000),
+        scaling_steps=1_280,  # the fixed cost (10K GS data steps, AIP training) dominates the timed runs anyway
+    ),
+    "paper": Preset(
+        name="paper",
+        description="The authors' protocol: 4M steps per agent, 4 to 100 agents (days on 2 cores).",
+        traffic=RunBudget(
+            sizes=(4, 25, 49, 100), n_seeds=3, total_timesteps=4_000_000, eval_every=100_000, eval_episodes=5,
+            ablation_size=49, ablation_seeds=3,
+        ),
+        warehouse=RunBudget(
+            sizes=(4, 25, 49, 100), n_seeds=3, total_timesteps=4_000_000, eval_every=100_000, eval_episodes=10,
+            ablation_seeds=3,
+        ),
+        env_episodes=50,
+        theory_models=100,
+        theory_mc_samples=(100, 1_000, 10_000, 100_000, 1_000_000),
+        aip_agents=25,
+        scaling_steps=19_200,
+        scaling_aip_epochs=100,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called `name` ('smoke', 'quick' or 'paper')."""
+    check_choice("preset", name, PRESET_NAMES)
+    return PRESETS[name]
+
+
+def use_preset(name: str) -> Preset:
+    """The preset `name`, also sending figures and tables to its folder (`figures/` for quick)."""
+    from dials_lib import paths
+
+    preset = get_preset(name)
+    paths.set_figures_dir(paths.preset_figures_dir(name))
+    return preset
+
+
+__all__ = ["PRESETS", "PRESET_NAMES", "Preset", "RunBudget", "get_preset", "use_preset"]
