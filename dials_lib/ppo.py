@@ -53,14 +53,13 @@ from dials_lib.adam import Adam
 from dials_lib.config import PolicyConfig, PPOConfig
 from dials_lib.networks import StackedPolicy, make_policy
 from dials_lib.ppo_core import (
-    agent_keys,
     clip_grad_norm_per_agent,
-    counter_uniforms,
     linear_decay,
     ppo_losses,
     sample_actions,
     segment_gae,
 )
+from dials_lib.seeding import Stream, agent_keys, counter_uniforms
 
 ADAM_EPS = 1e-5
 """Adam epsilon of the policy optimiser (the value common PPO implementations use)."""
@@ -96,9 +95,9 @@ class PPOGroup:
         self._check_sizes()
         self.optimizer = Adam(self.policy.parameters(), lr=ppo_config.learning_rate, eps=ADAM_EPS, fused=True)
         self.n_updates = 0
-        self._action_keys = agent_keys(seed, self.agent_ids, stream=1)
-        self._shuffle_keys = agent_keys(seed, self.agent_ids, stream=2)
-        self._eval_keys = agent_keys(seed, self.agent_ids, stream=3)
+        self._action_keys = agent_keys(seed, self.agent_ids, Stream.ACTIONS)
+        self._shuffle_keys = agent_keys(seed, self.agent_ids, Stream.MINIBATCH_ORDER)
+        self._eval_keys = agent_keys(seed, self.agent_ids, Stream.EVAL_ACTIONS)
         self.act_count = np.zeros(n_agents, dtype=np.uint64)
         self.eval_count = np.zeros(n_agents, dtype=np.uint64)
         self._rollout_weights: list[Any] | None = None
@@ -317,9 +316,9 @@ class PPOGroup:
         if agent["n_updates"] != self.n_updates:
             raise ValueError(f"agent has done {agent['n_updates']} updates, this group {self.n_updates}")
         self.agent_ids[k] = int(agent["agent_id"])
-        self._action_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], 1)[0]
-        self._shuffle_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], 2)[0]
-        self._eval_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], 3)[0]
+        self._action_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], Stream.ACTIONS)[0]
+        self._shuffle_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], Stream.MINIBATCH_ORDER)[0]
+        self._eval_keys[k] = agent_keys(self.seed, [self.agent_ids[k]], Stream.EVAL_ACTIONS)[0]
         self.act_count[k], self.eval_count[k] = agent["act_count"], agent["eval_count"]
         self._rollout_weights = None
         steps = float(self.n_updates * self.config.epochs * (self.config.buffer_size // self.config.minibatch_size))

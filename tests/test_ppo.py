@@ -13,7 +13,8 @@ from torch import nn
 from dials_lib.config import PolicyConfig, paper_hyperparameters, with_fields
 from dials_lib.envs.traffic import HORIZON, LocalSimulator, hand_coded_actions
 from dials_lib.ppo import PPOGroup
-from dials_lib.ppo_core import clip_grad_norm_per_agent, counter_uniforms, linear_decay, ppo_losses, segment_gae
+from dials_lib.ppo_core import clip_grad_norm_per_agent, linear_decay, ppo_losses, segment_gae
+from dials_lib.seeding import counter_uniforms
 
 FNN = PolicyConfig(architecture="fnn", hidden_sizes=(256, 128), sequence_length=1)
 GRU = PolicyConfig(architecture="gru", hidden_sizes=(256, 128), sequence_length=8)
