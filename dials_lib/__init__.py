@@ -3,6 +3,7 @@
 Modules, one concept each:
 - `envs`: traffic grid and warehouse, each a global simulator and batched local simulators (`make_global`,
   `make_local`), plus PettingZoo/Gymnasium adapters and statistics;
+- `seeding`: every random stream and run-level purpose of a run, counter-based uniforms, the inverse-CDF sampler;
 - `networks`, `ppo_core`, `ppo`: independent PPO for groups of agents with stacked per-agent weights;
 - `influence`, `ials`, `influence_eval`: influence predictors, GS data sets (Algorithm 2), influence-augmented
   local simulators (Algorithm 3) and their evaluation;

@@ -161,6 +161,8 @@ def inverse_cdf(bounds: Array, uniforms: Array, side: str = "left") -> Array:
         raise ValueError(f"side must be 'left' or 'right'; got {side!r}")
     threshold = uniforms[..., None]
     below = bounds <= threshold if side == "right" else bounds < threshold
+    if bounds.shape[-1] == 1:  # two classes: the one comparison is the index (a sum over one value costs more)
+        return below[..., 0].long() if isinstance(below, torch.Tensor) else below[..., 0].astype(np.int64)
     return below.sum(-1)
 
 
