@@ -8,6 +8,7 @@ The entry points are importable from here:
 Modules, bottom-up (each imports only from the layers above it in this list):
 - `envs`: traffic grid and warehouse, each a global simulator and batched local simulators (`make_global`,
   `make_local`), plus PettingZoo/Gymnasium adapters and statistics;
+- `seeding`: every random stream and run-level purpose of a run, counter-based uniforms, the inverse-CDF sampler;
 - `networks`, `adam`, `ppo_core`, `ppo`, `policy_actor`: independent PPO for groups of agents with stacked
   per-agent weights, its training loop, and the acting part of the policies;
 - `influence`, `ials`, `influence_eval`, `controllers`, `metrics`: influence predictors and GS data sets

@@ -17,11 +17,8 @@ import numpy as np
 from dials_lib.envs import get_spec
 from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.ppo import PPOGroup
-from dials_lib.ppo_core import agent_keys, counter_uniforms
+from dials_lib.seeding import Stream, agent_keys, counter_uniforms
 from dials_lib.validation import check_choice
-
-RANDOM_STREAM = 20
-"""Random stream (with the seed and agent id) of the random controller."""
 
 
 class Controller(Protocol):
@@ -39,7 +36,7 @@ class RandomController:
 
     def __init__(self, n_actions: int, agent_ids: Sequence[int], seed: int = 0) -> None:
         self.n_actions = n_actions
-        self._keys = agent_keys(seed, agent_ids, RANDOM_STREAM)
+        self._keys = agent_keys(seed, agent_ids, Stream.RANDOM_ACTIONS)
         self._count = np.zeros(len(self._keys), dtype=np.uint64)
 
     def reset(self) -> None:

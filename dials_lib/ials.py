@@ -25,12 +25,7 @@ import torch
 from dials_lib.envs import get_spec, make_local
 from dials_lib.hyperparameters import AIPConfig
 from dials_lib.influence import StackedPredictor, make_predictor, sample_sources
-from dials_lib.ppo_core import agent_keys, counter_uniforms
-
-SAMPLE_STREAM = 12
-"""Random stream (with the run seed and agent id) of the influence sources sampled in the IALS."""
-NOISE_STREAM = 13
-"""Random stream of the local simulator's own draws (warehouse item spawns) in the IALS."""
+from dials_lib.seeding import CounterStream, Stream, agent_keys, inverse_cdf
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -85,39 +80,15 @@ class FrozenPredictor:
     def sample(self, dsets: np.ndarray, hidden: np.ndarray, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sampled sources int64 [K, n_sources] (one uniform each) and the next hidden state."""
         logits, hidden = self.logits(dsets, hidden)
-        if self._uniform_size == 2:  # all binary: inverse CDF, u = 1 when the uniform passes p(0)
-            return (uniforms >= _sigmoid(-logits)).astype(np.int64), hidden
-        if self._uniform_size is not None:  # all with c classes: inverse CDF over [K, n_sources, c]
+        if self._uniform_size == 2:  # all binary: the one bound is p(0); u = 1 when the uniform reaches it
+            return inverse_cdf(_sigmoid(-logits)[:, :, None], uniforms, side="right"), hidden
+        if self._uniform_size is not None:  # all with c classes: unnormalised cdf [K, n_sources, c], scaled uniforms
             z = logits.reshape(self.n_agents, len(self.source_sizes), self._uniform_size)
             e = np.exp(z - z.max(axis=2, keepdims=True))
             cdf = e.cumsum(axis=2)
-            u = (cdf < uniforms[:, :, None] * cdf[:, :, -1:]).sum(axis=2)
-            return np.minimum(u, self._uniform_size - 1), hidden
+            return inverse_cdf(cdf[:, :, :-1], uniforms * cdf[:, :, -1]), hidden
         u = sample_sources(torch.from_numpy(logits), torch.from_numpy(uniforms), self.source_sizes)
         return u.numpy(), hidden
-
-
-class CounterStream:
-    """The per-agent counter-based uniforms of one random stream, `width` per step, computed many steps at a time.
-
-    Step n's uniforms have counters n * width + 0..width-1, so a block of steps holds exactly the numbers that
-    step-by-step calls would give; hashing a block at once spreads the fixed cost of the hash over its steps.
-    """
-
-    def __init__(self, keys: np.ndarray, width: int, block_steps: int = 128) -> None:
-        self.keys, self.width, self.block_steps = keys, width, block_steps
-        self._first = self._end = 0
-        self._block = np.empty((0, len(keys), width))
-
-    def at(self, step: int) -> np.ndarray:
-        """Uniforms [K, width] of step `step` (any step, in any order)."""
-        if not self._first <= step < self._end:
-            counters = (np.arange(step * self.width, (step + self.block_steps) * self.width, dtype=np.uint64)
-                        .reshape(self.block_steps, self.width))
-            self._block = counter_uniforms(self.keys, np.broadcast_to(counters, (len(self.keys), *counters.shape)))
-            self._block = np.ascontiguousarray(self._block.transpose(1, 0, 2))  # [steps, K, width]
-            self._first, self._end = step, step + self.block_steps
-        return self._block[step - self._first]
 
 
 class IALS:
@@ -133,11 +104,11 @@ class IALS:
         self.spec = self.ls.spec
         self._n_steps = 0  # steps taken since construction: the counter of the random streams
         n_sources = len(self.spec.source_sizes)
-        self._sample_stream = CounterStream(agent_keys(seed, self.agent_ids, SAMPLE_STREAM), n_sources)
+        self._sample_stream = CounterStream(agent_keys(seed, self.agent_ids, Stream.IALS_SOURCES), n_sources)
         probe = self.ls.last_noise()
         self._noise_shape = None if probe is None else probe.shape
         self._noise_stream = None if probe is None else CounterStream(
-            agent_keys(seed, self.agent_ids, NOISE_STREAM), int(np.prod(probe.shape[1:])))
+            agent_keys(seed, self.agent_ids, Stream.IALS_NOISE), int(np.prod(probe.shape[1:])))
         self._u = np.zeros((self.n_agents, self.spec.n_sources), dtype=np.int64)
         self.set_predictor(predictor)
 

@@ -33,14 +33,11 @@ from torch import nn
 from dials_lib.adam import Adam
 from dials_lib.controllers import Controller
 from dials_lib.hyperparameters import AIPConfig
-from dials_lib.networks import GRUSequence, StackedGRUCell, StackedLinear, agent_generator
+from dials_lib.networks import GRUSequence, StackedGRUCell, StackedLinear
+from dials_lib.seeding import Stream, agent_generator, agent_rng, inverse_cdf
 from dials_lib.validation import check_choice
 
 AIP_ARCHITECTURES: tuple[str, ...] = ("fnn", "gru")
-INIT_STREAM = 10
-"""Random stream (with the run seed and agent id) of an AIP's initial weights."""
-SHUFFLE_STREAM = 11
-"""Random stream of the minibatch order during AIP training."""
 
 
 @dataclass
@@ -158,7 +155,7 @@ def make_predictor(
     """AIPs for the agents `agent_ids`, agent k's initial weights depending only on (seed, agent_ids[k])."""
     model = StackedPredictor(len(agent_ids), input_dim, source_sizes, config)
     for k, agent_id in enumerate(agent_ids):
-        generator = agent_generator(seed, int(agent_id), INIT_STREAM)
+        generator = agent_generator(seed, int(agent_id), Stream.AIP_INIT)
         for layer in model.layers_in_init_order():
             layer.init_agent(k, generator)
     return model
@@ -210,7 +207,7 @@ def sample_sources(logits: torch.Tensor, uniforms: torch.Tensor, source_sizes: S
     samples = []
     for j, probs in enumerate(source_probabilities(logits, source_sizes)):
         cdf = probs.cumsum(dim=-1)
-        samples.append((cdf < uniforms[..., j : j + 1]).sum(dim=-1).clamp_(max=probs.shape[-1] - 1))
+        samples.append(inverse_cdf(cdf[..., :-1], uniforms[..., j]))
     return torch.stack(samples, dim=-1)
 
 
@@ -274,8 +271,7 @@ def train_predictor(
     n_agents, n_samples = x.shape[:2]
     batch = min(config.batch_size, n_samples)
     n_batches = math.ceil(n_samples / batch)
-    rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(a), SHUFFLE_STREAM, round_index)))
-            for a in agent_ids]
+    rngs = [agent_rng(seed, a, Stream.AIP_MINIBATCH_ORDER, round_index) for a in agent_ids]
     optimiser = Adam(model.parameters(), lr=config.learning_rate)
     rows = torch.arange(n_agents)[:, None]
     train_loss = np.zeros((config.epochs, n_agents))

@@ -22,8 +22,8 @@ parameters change (`PPOGroup` does so after every optimiser step, load and `set_
 
 Initialisation (as in common PPO implementations): orthogonal weights with gain sqrt(2) for hidden layers, 0.01
 for the actor head and 1 for the critic head, zero biases; GRU input and recurrent matrices orthogonal per gate
-block with gain 1. Agent k's initial weights depend only on (seed, agent id), through a torch generator seeded
-from `numpy.random.SeedSequence(seed, spawn_key=(agent_id, 0))`, so a group of K agents starts exactly like K
+block with gain 1. Agent k's initial weights depend only on (seed, agent id), through the torch generator of its
+`Stream.POLICY_INIT` stream (`dials_lib.seeding.agent_generator`), so a group of K agents starts exactly like K
 groups of one agent each.
 """
 
@@ -33,11 +33,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from dials_lib.hyperparameters import PolicyConfig
+from dials_lib.seeding import Stream, agent_generator
 from dials_lib.validation import check_choice
 
 POLICY_ARCHITECTURES: tuple[str, ...] = ("fnn", "gru")
@@ -292,12 +292,6 @@ class StackedGRUPolicy(nn.Module):
 StackedPolicy = StackedFNNPolicy | StackedGRUPolicy
 
 
-def agent_generator(seed: int, agent_id: int, stream: int) -> torch.Generator:
-    """A torch generator that depends only on (seed, agent_id, stream)."""
-    state = np.random.SeedSequence(seed, spawn_key=(agent_id, stream)).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
-
-
 def empty_policy(config: PolicyConfig, n_agents: int, obs_dim: int, n_actions: int) -> StackedPolicy:
     """A stacked policy of the configured architecture with zero weights, to load a state dict into."""
     check_choice("policy architecture", config.architecture, POLICY_ARCHITECTURES)
@@ -313,7 +307,7 @@ def make_policy(
         raise ValueError(f"agent_ids must have n_agents={n_agents} entries; got {len(agent_ids)}")
     policy = empty_policy(config, n_agents, obs_dim, n_actions)
     for k, agent_id in enumerate(agent_ids):
-        generator = agent_generator(seed, int(agent_id), stream=0)
+        generator = agent_generator(seed, int(agent_id), Stream.POLICY_INIT)
         for layer in policy.layers_in_init_order():
             layer.init_agent(k, generator)
     return policy

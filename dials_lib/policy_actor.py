@@ -20,10 +20,8 @@ import torch
 
 from dials_lib.hyperparameters import PolicyConfig
 from dials_lib.networks import StackedPolicy, empty_policy
-from dials_lib.ppo_core import agent_keys, counter_uniforms, sample_actions
-
-EVAL_STREAM = 3
-"""Per-agent random stream of evaluation actions (1 is training actions, 2 minibatch order, 0 initial weights)."""
+from dials_lib.ppo_core import sample_actions
+from dials_lib.seeding import Stream, agent_keys, counter_uniforms
 
 
 class PolicyActor:
@@ -34,7 +32,7 @@ class PolicyActor:
         self.policy, self.obs_dim, self.seed = policy, obs_dim, seed
         self.agent_ids = [int(a) for a in agent_ids]
         self.n_agents = len(self.agent_ids)
-        self.eval_keys = agent_keys(seed, self.agent_ids, stream=EVAL_STREAM)
+        self.eval_keys = agent_keys(seed, self.agent_ids, Stream.EVAL_ACTIONS)
         self.eval_count = (np.zeros(self.n_agents, dtype=np.uint64) if eval_count is None
                            else np.array(eval_count, dtype=np.uint64))
         self._weights: list[Any] | None = None
@@ -93,4 +91,4 @@ class PolicyActor:
         return actions.numpy(), next_hidden
 
 
-__all__ = ["EVAL_STREAM", "PolicyActor"]
+__all__ = ["PolicyActor"]

@@ -59,14 +59,13 @@ from dials_lib.hyperparameters import PolicyConfig, PPOConfig
 from dials_lib.networks import StackedPolicy, make_policy
 from dials_lib.policy_actor import PolicyActor
 from dials_lib.ppo_core import (
-    agent_keys,
     clip_grad_norm_per_agent,
-    counter_uniforms,
     linear_decay,
     ppo_losses,
     sample_actions,
     segment_gae,
 )
+from dials_lib.seeding import Stream, agent_keys, counter_uniforms
 
 ADAM_EPS = 1e-5
 """Adam epsilon of the policy optimiser (the value common PPO implementations use)."""
@@ -102,8 +101,8 @@ class PPOGroup:
         self._check_sizes()
         self.optimizer = Adam(self.policy.parameters(), lr=ppo_config.learning_rate, eps=ADAM_EPS, fused=True)
         self.n_updates = 0
-        self._action_keys = agent_keys(seed, self.agent_ids, stream=1)
-        self._shuffle_keys = agent_keys(seed, self.agent_ids, stream=2)
+        self._action_keys = agent_keys(seed, self.agent_ids, Stream.ACTIONS)
+        self._shuffle_keys = agent_keys(seed, self.agent_ids, Stream.MINIBATCH_ORDER)
         self.act_count = np.zeros(n_agents, dtype=np.uint64)
         self.actor = PolicyActor(self.policy, obs_dim, seed, self.agent_ids)
         self._allocate_buffer()

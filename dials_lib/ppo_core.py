@@ -1,9 +1,7 @@
 """The stateless parts of PPO for a group of K agents (arrays with a leading agent axis).
 
-- Per-agent random streams: uniforms from a SplitMix64 hash of a per-agent key and a per-agent counter, with keys
-  from `numpy.random.SeedSequence(seed, spawn_key=(agent_id, stream))`. Vectorised over agents (no Python loop),
-  and each agent's draws depend only on (seed, agent id, counter), never on which other agents share its group.
-- Inverse-CDF action sampling with one such uniform per agent.
+- Action sampling from the policy's logits with one uniform per agent (the uniforms and the inverse-CDF rule
+  come from `dials_lib.seeding`).
 - Linear decay of the learning rate and clip epsilon.
 - GAE over consecutive segments of T steps (the paper's "rollout steps", the value-bootstrap horizon).
 - The clipped PPO losses, one per agent, and a per-agent gradient-norm clip.
@@ -11,34 +9,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
 
 from dials_lib.hyperparameters import PPOConfig
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def counter_uniforms(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
-    """Uniforms in [0, 1) from a SplitMix64 hash of (key, counter); keys [K], counters [K, ...] -> float64 [K, ...]."""
-    with np.errstate(over="ignore"):
-        z = keys.reshape((-1,) + (1,) * (counters.ndim - 1)) + counters.astype(np.uint64) * _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
-def agent_keys(seed: int, agent_ids: Sequence[int], stream: int) -> np.ndarray:
-    """One uint64 key per agent for random stream `stream`, depending only on (seed, agent id, stream)."""
-    return np.array(
-        [np.random.SeedSequence(seed, spawn_key=(int(a), stream)).generate_state(1, np.uint64)[0] for a in agent_ids],
-        dtype=np.uint64,
-    )
+from dials_lib.seeding import inverse_cdf
 
 
 def linear_decay(initial: float, update_index: int, total_updates: int) -> float:
@@ -81,7 +55,7 @@ def sample_actions(logits: torch.Tensor, uniforms: torch.Tensor) -> tuple[torch.
     """Inverse-CDF sampling, one uniform per row: logits [K, A], uniforms [K] -> actions [K] and log-probs [K]."""
     log_probs = torch.log_softmax(logits, dim=-1)
     cdf = log_probs.exp().cumsum(dim=-1)
-    actions = (cdf < uniforms[:, None]).sum(dim=-1).clamp_(max=logits.shape[-1] - 1)
+    actions = inverse_cdf(cdf[:, :-1], uniforms)
     return actions, log_probs.gather(-1, actions[:, None]).squeeze(-1)
 
 

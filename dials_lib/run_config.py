@@ -39,6 +39,7 @@ import numpy as np
 from dials_lib.envs import check_n_agents, get_spec
 from dials_lib.hyperparameters import ENV_NAMES, EnvHyperparameters, paper_hyperparameters
 from dials_lib.presets import get_preset
+from dials_lib.seeding import derived_seed  # re-exported: its home is dials_lib.seeding
 from dials_lib.validation import check_choice, check_int
 
 SIMULATORS: tuple[str, ...] = ("gs", "dials", "untrained-dials")
@@ -210,12 +211,6 @@ def default_chunk_steps(env: str, buffer_size: int) -> int:
     """The smallest multiple of both the horizon and the PPO buffer with at least MIN_DEFAULT_CHUNK steps."""
     period = math.lcm(get_spec(env).horizon, buffer_size)
     return period * math.ceil(MIN_DEFAULT_CHUNK / period)
-
-
-def derived_seed(seed: int, *tags: int) -> int:
-    """A 63-bit seed for one purpose of a run (e.g. the GS of evaluation 3), spawned from the run seed."""
-    words = np.random.SeedSequence([seed, *tags]).generate_state(2, dtype=np.uint32)
-    return int(words[0]) << 31 | int(words[1]) >> 1
 
 
 def config_from_preset(

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dials_lib.seeding import inverse_cdf
+
 Influence = list[np.ndarray]
 """One array per t = 0..H-1 of shape [A**t * S**(t+1), K]: I(u | l_t), rows indexed by ALSH code."""
 JointPolicy = list[np.ndarray]
@@ -286,8 +288,7 @@ def influence_by_filtering(model: TinyFPOSG, policy: JointPolicy, agent: int) ->
 
 def _sample_categorical(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw per leading index from the distributions in the last axis of `probs` (inverse CDF)."""
-    draws = rng.random(probs.shape[:-1] + (1,))
-    return np.minimum((np.cumsum(probs, -1) < draws).sum(-1), probs.shape[-1] - 1)
+    return inverse_cdf(np.cumsum(probs, -1)[..., :-1], rng.random(probs.shape[:-1]))
 
 
 def sample_rollouts(model: TinyFPOSG, policy: JointPolicy, n_episodes: int, seed: int) -> dict[str, np.ndarray]:

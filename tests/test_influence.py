@@ -7,7 +7,7 @@ import torch
 from dials_lib.controllers import HandCodedController, RandomController
 from dials_lib.envs import make_global, make_local
 from dials_lib.hyperparameters import AIPConfig, paper_hyperparameters
-from dials_lib.ials import IALS, CounterStream, FrozenPredictor, untrained_ials
+from dials_lib.ials import IALS, FrozenPredictor, untrained_ials
 from dials_lib.influence import (
     InfluenceData,
     collect_dataset,
@@ -19,7 +19,7 @@ from dials_lib.influence import (
     train_predictor,
 )
 from dials_lib.influence_eval import class_rates, simulator_statistics
-from dials_lib.ppo_core import counter_uniforms
+from dials_lib.seeding import CounterStream, counter_uniforms
 from dials_lib.validation import with_fields
 
 torch.set_num_threads(1)

@@ -19,6 +19,8 @@ import gymnasium
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from dials_lib.seeding import inverse_cdf
+
 InfluenceSampler = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
@@ -53,13 +55,14 @@ class FixedRateSampler:
                     raise ValueError(f"probabilities[{i}] must be {size} non-negative numbers summing to 1")
                 table[i, :size] = row
         self.probabilities = table
-        self._cumulative = np.cumsum(table, axis=1)
-        self._cumulative[np.arange(len(table)), np.array(self.source_sizes) - 1] = np.inf  # rounding guard
+        # Class bounds: each source's cdf up to its second to last class, then +inf (never passed) as padding.
+        bounds = np.cumsum(table[:, :-1], axis=1)
+        bounds[np.arange(width - 1)[None, :] >= np.array(self.source_sizes)[:, None] - 1] = np.inf
+        self._bounds = bounds
 
     def __call__(self, dset: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One u: int64 [n_sources]."""
-        draws = rng.random(len(self.source_sizes))
-        return np.argmax(draws[:, None] < self._cumulative, axis=1).astype(np.int64)
+        return inverse_cdf(self._bounds, rng.random(len(self.source_sizes)), side="right")
 
 
 class GlobalParallelEnv(ParallelEnv):
