@@ -8,14 +8,13 @@ actions do not depend on which other agents share its controller.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
 from dials_lib.config import ENV_NAMES, check_choice
-from dials_lib.envs import get_spec
+from dials_lib.envs import get_env, get_spec
 from dials_lib.ppo import PPOGroup
 from dials_lib.ppo_core import agent_keys, counter_uniforms
 
@@ -56,7 +55,7 @@ class HandCodedController:
 
     def __init__(self, env: str) -> None:
         check_choice("env", env, ENV_NAMES)
-        self._rule = importlib.import_module(f"dials_lib.envs.{env}").hand_coded_actions
+        self._rule = get_env(env).hand_coded
 
     def reset(self) -> None:
         """The hand-coded rules read only the current local state."""

@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.envs import EnvSpec, check_n_agents, check_n_regions
+from dials_lib.envs.contract import EnvSpec, check_n_agents, check_n_regions
 
 N_LANES = 4
 N_CELLS = 10

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.envs import EnvSpec, check_n_agents, check_n_regions
+from dials_lib.envs.contract import EnvSpec, check_n_agents, check_n_regions
 
 SPEC = EnvSpec(name="warehouse", obs_dim=37, n_actions=4, source_sizes=(4, 4, 4, 4), dset_dim=37, horizon=100)
 ITEM_PROBABILITY = 0.02
