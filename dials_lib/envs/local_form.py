@@ -67,9 +67,11 @@ class _Where:
     """The position of the check, for error messages."""
 
     def __init__(self, env: str) -> None:
+        """At the start of episode 0 of environment `env`."""
         self.env, self.episode, self.step = env, 0, 0
 
     def fail(self, quantity: str, agent: int | None, detail: str) -> LocalFormError:
+        """The error (to raise) for `quantity` of `agent` (None: not one agent's) at the current position."""
         who = "all agents" if agent is None else f"agent {agent}"
         when = "after load_states" if self.step == 0 else f"after step {self.step}"
         message = (f"{self.env}: the local simulator disagrees with the global one: {quantity} of {who}, "

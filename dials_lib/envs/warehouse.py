@@ -172,7 +172,9 @@ class GlobalSimulator:
     spec = SPEC
     EMPTY, NO_TARGET = -2, -1
 
-    def __init__(self, n_agents: int = 4, seed: int | None = None, item_probability: float = ITEM_PROBABILITY):
+    def __init__(
+        self, n_agents: int = 4, seed: int | None = None, item_probability: float = ITEM_PROBABILITY
+    ) -> None:
         """A warehouse with `n_agents` learning robots (a square number) inside a ring of hand-coded ones."""
         side = check_n_agents(n_agents)
         self.n_agents = n_agents
@@ -293,7 +295,9 @@ class LocalSimulator:
 
     spec = SPEC
 
-    def __init__(self, n_regions: int = 1, seed: int | None = None, item_probability: float = ITEM_PROBABILITY):
+    def __init__(
+        self, n_regions: int = 1, seed: int | None = None, item_probability: float = ITEM_PROBABILITY
+    ) -> None:
         """A batch of `n_regions` local regions, each with its own robot and 12 shelf cells."""
         self.n_regions = check_n_regions(n_regions)
         self.item_probability = _check_probability(item_probability)
