@@ -8,13 +8,12 @@ actions do not depend on which other agents share its controller.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from dials_lib.envs import get_spec
+from dials_lib.envs import get_env, get_spec
 from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.ppo import PPOGroup
 from dials_lib.seeding import Stream, agent_keys, counter_uniforms
@@ -54,7 +53,7 @@ class HandCodedController:
 
     def __init__(self, env: str) -> None:
         check_choice("env", env, ENV_NAMES)
-        self._rule = importlib.import_module(f"dials_lib.envs.{env}").hand_coded_actions
+        self._rule = get_env(env).hand_coded
 
     def reset(self) -> None:
         """The hand-coded rules read only the current local state."""

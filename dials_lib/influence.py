@@ -15,7 +15,7 @@ Architectures (`AIPConfig`): 'fnn' = `hidden_layers` ReLU layers of `hidden_size
 ReLU layers then one GRU layer of `hidden_size` (so the paper's "2 x 64" is a 64-unit encoder and a 64-unit GRU;
 the authors' code used the GRU alone). Inputs (binary d-sets) are scaled from [0, 1] to [-1, 1].
 
-Timing (DESIGN.md): the data set pairs the d-set at t (recorded before the GS step) with the u_t realised by
+Timing (docs/design.md): the data set pairs the d-set at t (recorded before the GS step) with the u_t realised by
 that step (read after it), so the AIP predicts u_t from the history up to and including x_t.
 """
 

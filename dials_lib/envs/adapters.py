@@ -5,8 +5,8 @@ built by `make_global` / `make_local`, so every environment of the registry gets
 
 An influence sampler stands in for the rest of the world in the Gymnasium adapter. It is a callable
 `sampler(dset, rng) -> u`, with `dset` the region's d-set at the current t (float32 [dset_dim]) and `u` an
-integer array [n_sources] of class indices, i.e. u_t drawn before the step that it enters (DESIGN.md's
-timing). A sampler with memory (e.g. a GRU AIP) may define `reset()`, called at every episode start.
+integer array [n_sources] of class indices, i.e. u_t drawn before the step that it enters (docs/design.md,
+"Timing convention"). A sampler with memory (e.g. a GRU AIP) may define `reset()`, called at every episode start.
 `FixedRateSampler` is the simplest one: every source draws its class independently at fixed rates.
 """
 

@@ -1,7 +1,7 @@
 """Environment statistics for the notebooks, generic over the registry: returns and influence-source statistics.
 
-A controller here is 'random' (uniform actions) or 'hand-coded' (the environment module's
-`hand_coded_actions(local_states)`), built by `dials_lib.controllers.make_controller`. Returns are
+A controller here is 'random' (uniform actions) or 'hand-coded' (the registry record's
+`hand_coded(local_states)`), built by `dials_lib.controllers.make_controller`. Returns are
 undiscounted per-agent episode returns on the GS, the paper's metric. Influence statistics describe what an
 AIP has to learn: how often each source is non-zero, how much that differs between agents, how persistent a
 source is from one step to the next, and how the sources co-vary.
@@ -9,13 +9,12 @@ source is from one step to the next, and how the sources co-vary.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from dials_lib.envs import make_global
+from dials_lib.envs import get_env, make_global
 from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.validation import check_choice
 
@@ -51,15 +50,13 @@ def returns_table(env: str, sizes: Sequence[int], episodes: int, seed: int = 0,
 
 
 def source_names(env: str) -> list[str]:
-    """Readable names of an environment's influence sources (`SOURCE_NAMES` of its module, else u0, u1, ..)."""
-    module = importlib.import_module(f"dials_lib.envs.{env}")
-    names = getattr(module, "SOURCE_NAMES", None)
-    return list(names) if names is not None else [f"u{i}" for i in range(module.SPEC.n_sources)]
+    """Readable names of an environment's influence sources, in the order of `influence_sources()`."""
+    return list(get_env(env).source_names)
 
 
 def idle_class(env: str) -> int:
-    """The class of a source meaning "nothing comes in" (`IDLE_SOURCE_CLASS` of the env module, else 0)."""
-    return int(getattr(importlib.import_module(f"dials_lib.envs.{env}"), "IDLE_SOURCE_CLASS", 0))
+    """The class of a source meaning "nothing comes in" (0 for traffic, "elsewhere" for the warehouse)."""
+    return get_env(env).idle_source_class
 
 
 def influence_statistics(sources: np.ndarray, names: Sequence[str] | None = None, idle: int = 0) -> pd.DataFrame:

@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.envs import EnvSpec, check_n_agents, check_n_regions
+from dials_lib.envs.contract import EnvSpec, check_n_agents, check_n_regions
 
 N_LANES = 4
 N_CELLS = 10
@@ -200,6 +200,7 @@ class _TrafficBase:
     spec = SPEC
 
     def __init__(self, n: int, seed: int | None) -> None:
+        """`n` regions with empty roads; `seed` seeds the random stream (None: fresh entropy)."""
         self._n = n
         self._rng = np.random.default_rng(seed)
         self.reset()
@@ -254,7 +255,10 @@ class _TrafficBase:
 class GlobalSimulator(_TrafficBase):
     """The whole grid: n_agents intersections (a square number) stepped together."""
 
-    def __init__(self, n_agents: int = 4, seed: int | None = None, inflow_probability: float = INFLOW_PROBABILITY):
+    def __init__(
+        self, n_agents: int = 4, seed: int | None = None, inflow_probability: float = INFLOW_PROBABILITY
+    ) -> None:
+        """A grid of `n_agents` intersections whose boundary lanes receive a car with `inflow_probability`."""
         self.side = check_n_agents(n_agents)
         self.n_agents = n_agents
         if not 0.0 <= inflow_probability <= 1.0:
@@ -311,6 +315,7 @@ class LocalSimulator(_TrafficBase):
     """K independent copies of one intersection; the world outside enters only through u."""
 
     def __init__(self, n_regions: int = 1, seed: int | None = None) -> None:
+        """A batch of `n_regions` intersections (`seed` is kept for the registry's signature: no draws)."""
         self.n_regions = check_n_regions(n_regions)
         super().__init__(n_regions, seed)
 

@@ -16,12 +16,12 @@ Actions: 0 up, 1 down, 2 left, 3 right. From an interior cell (1..3, 1..3) every
 is a dead end: only the move back to the interior cell next to it leaves it, any other action keeps the robot
 where it is. Robots never leave their region, never enter a corner and never collide.
 
-Step order (DESIGN.md): waiting times +1; all robots move; rewards; items under any robot are removed; new items
-spawn. A free shelf cell (no item, no robot on it after the move) spawns an item of age 0 when its uniform
-draw is below `item_probability`: one draw per physical shelf cell per step, so a robot parked on a shelf cell
-never gets items delivered under itself. Reward: standing on an item of its own region gives its age divided by
-the oldest age among the region's items (1.0 for the oldest), else 0; a shared item pays whichever robot (or
-both) stands on it. Episodes start empty, robots at their region's centre, and last 100 steps.
+Step order (docs/design.md, "Warehouse"): waiting times +1; all robots move; rewards; items under any robot are
+removed; new items spawn. A free shelf cell (no item, no robot on it after the move) spawns an item of age 0 when
+its uniform draw is below `item_probability`: one draw per physical shelf cell per step, so a robot parked on a
+shelf cell never gets items delivered under itself. Reward: standing on an item of its own region gives its age
+divided by the oldest age among the region's items (1.0 for the oldest), else 0; a shared item pays whichever
+robot (or both) stands on it. Episodes start empty, robots at their region's centre, and last 100 steps.
 
 Local state (`local_states()`, one row per region): `cell` int64 [n] robot cell, `items` bool [n, 12],
 `ages` int32 [n, 12] (0 where there is no item), `t` int64 [n] the time step. Influence source s of a region:
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.envs import EnvSpec, check_n_agents, check_n_regions
+from dials_lib.envs.contract import EnvSpec, check_n_agents, check_n_regions
 
 SPEC = EnvSpec(name="warehouse", obs_dim=37, n_actions=4, source_sizes=(4, 4, 4, 4), dset_dim=37, horizon=100)
 ITEM_PROBABILITY = 0.02
@@ -172,7 +172,9 @@ class GlobalSimulator:
     spec = SPEC
     EMPTY, NO_TARGET = -2, -1
 
-    def __init__(self, n_agents: int = 4, seed: int | None = None, item_probability: float = ITEM_PROBABILITY):
+    def __init__(
+        self, n_agents: int = 4, seed: int | None = None, item_probability: float = ITEM_PROBABILITY
+    ) -> None:
         """A warehouse with `n_agents` learning robots (a square number) inside a ring of hand-coded ones."""
         side = check_n_agents(n_agents)
         self.n_agents = n_agents
@@ -293,7 +295,9 @@ class LocalSimulator:
 
     spec = SPEC
 
-    def __init__(self, n_regions: int = 1, seed: int | None = None, item_probability: float = ITEM_PROBABILITY):
+    def __init__(
+        self, n_regions: int = 1, seed: int | None = None, item_probability: float = ITEM_PROBABILITY
+    ) -> None:
         """A batch of `n_regions` local regions, each with its own robot and 12 shelf cells."""
         self.n_regions = check_n_regions(n_regions)
         self.item_probability = _check_probability(item_probability)

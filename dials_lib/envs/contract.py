@@ -1,0 +1,222 @@
+"""The environment contract: what an environment of the registry provides and what the library relies on.
+
+- `EnvSpec`: the sizes every learner and predictor needs (observation, actions, influence sources, d-set, horizon).
+- `GlobalSimulator` / `LocalSimulator`: the core API of the two simulators as `typing.Protocol`s, exactly the
+  methods and attributes the library calls. Arrays have a leading axis of agents (GS) or regions (LS batch);
+  there are no per-agent Python objects.
+- `Metric` / `MetricTracker`: a domain metric (column name, label, unit) and the object that accumulates an
+  environment's domain metrics over GS episodes (`dials_lib.metrics.evaluate` drives it).
+- `EnvRecord`: one registry record per environment (`dials_lib.envs.registry.ENVS`) tying all of these together
+  with the hand-coded controller, the names of the influence sources and the picture function.
+
+The property that makes a local simulator a faithful piece of the global one (the local form, docs/design.md,
+"The local-form contract") is checked by `dials_lib.envs.check_local_form`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+LocalStates = dict[str, np.ndarray]
+"""All of each region's local state: a dict of arrays whose leading axis is the agent (GS) or region (LS)."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Sizes every learner and predictor needs to know about an environment."""
+
+    name: str
+    """Environment name ('traffic' or 'warehouse')."""
+    obs_dim: int
+    """Length of one agent's observation vector."""
+    n_actions: int
+    """Number of discrete actions per agent."""
+    source_sizes: tuple[int, ...]
+    """Number of classes of each influence source u_i (2 for a binary source)."""
+    dset_dim: int
+    """Length of the d-separating-set vector the AIP conditions on at one step."""
+    horizon: int
+    """Episode length in steps."""
+
+    @property
+    def n_sources(self) -> int:
+        """Number of influence sources per agent."""
+        return len(self.source_sizes)
+
+
+def check_n_agents(n_agents: Any) -> int:
+    """Validate a number of agents (a positive perfect square) and return its grid side."""
+    if isinstance(n_agents, bool) or not isinstance(n_agents, int) or n_agents < 1:
+        raise ValueError(f"n_agents must be a positive square integer such as 4, 25, 49 or 100; got {n_agents!r}")
+    side = math.isqrt(n_agents)
+    if side * side != n_agents:
+        raise ValueError(
+            f"n_agents must be a square number (the agents form a square grid), e.g. 4, 25, 49 or 100; "
+            f"got {n_agents}"
+        )
+    return side
+
+
+def check_n_regions(n_regions: Any) -> int:
+    """Validate a number of local regions (a positive integer)."""
+    if isinstance(n_regions, bool) or not isinstance(n_regions, int) or n_regions < 1:
+        raise ValueError(f"n_regions must be a positive integer; got {n_regions!r}")
+    return n_regions
+
+
+@runtime_checkable
+class GlobalSimulator(Protocol):
+    """The whole system: every agent's region stepped together (built by `make_global(name, n_agents, seed)`)."""
+
+    spec: EnvSpec
+    n_agents: int
+    t: int
+    """Time step of the episode (the number of steps taken since the last reset)."""
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start an episode (a new random stream if `seed` is given); observations float32 [n_agents, obs_dim]."""
+        ...
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Step with int actions [n_agents]: observations, rewards float32 [n_agents], done (horizon reached)."""
+        ...
+
+    def influence_sources(self) -> np.ndarray:
+        """u_t realised by the step just taken, int64 [n_agents, n_sources] (class indices)."""
+        ...
+
+    def dsets(self) -> np.ndarray:
+        """The d-separating set at the current t, float32 [n_agents, dset_dim]."""
+        ...
+
+    def local_states(self) -> LocalStates:
+        """Copies of every agent region's local state (the format `LocalSimulator.load_states` takes)."""
+        ...
+
+    def last_noise(self) -> np.ndarray | None:
+        """The local random draws of the step just taken, per region; None if the local rules draw none."""
+        ...
+
+
+@runtime_checkable
+class LocalSimulator(Protocol):
+    """K independent copies of one region; the rest of the world enters only through u (`make_local`)."""
+
+    spec: EnvSpec
+    n_regions: int
+    t: int
+    """Time step of the episode, shared by all K regions."""
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start an episode in every region; observations float32 [K, obs_dim]."""
+        ...
+
+    def step(self, actions: np.ndarray, u: np.ndarray, noise: np.ndarray | None = None) -> tuple[
+        np.ndarray, np.ndarray, bool
+    ]:
+        """Step with actions [K], influence sources u int [K, n_sources] and the local random draws `noise`
+        (None: the simulator draws its own); returns observations, rewards float32 [K], done."""
+        ...
+
+    def load_states(self, states: LocalStates) -> Any:
+        """Put the K regions into the given local states (e.g. a GS's `local_states()`)."""
+        ...
+
+    def local_states(self) -> LocalStates:
+        """Copies of the K regions' local states, in the format of `GlobalSimulator.local_states()`."""
+        ...
+
+    def influence_sources(self) -> np.ndarray:
+        """The u the step just taken received, int64 [K, n_sources]."""
+        ...
+
+    def dsets(self) -> np.ndarray:
+        """The d-separating set at the current t, float32 [K, dset_dim]."""
+        ...
+
+    def last_noise(self) -> np.ndarray | None:
+        """The local random draws used by the step just taken; None if the local rules draw none."""
+        ...
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One domain metric: its column in `metrics.csv`, a readable label and its unit."""
+
+    name: str
+    label: str
+    unit: str
+
+    @property
+    def axis_label(self) -> str:
+        """'label (unit)', for a plot axis or a table header."""
+        return f"{self.label} ({self.unit})"
+
+
+class MetricTracker(Protocol):
+    """Accumulates an environment's domain metrics over GS episodes (see `dials_lib.influence.collect_dataset`)."""
+
+    def step(self, before: LocalStates, rewards: np.ndarray, sim: GlobalSimulator) -> None:
+        """Record one GS step from the local states before it, its rewards and the simulator after it."""
+        ...
+
+    def end_episode(self, sim: GlobalSimulator) -> None:
+        """Close an episode."""
+        ...
+
+    def summary(self) -> dict[str, float]:
+        """The metrics over all recorded episodes, keyed by `Metric.name`."""
+        ...
+
+
+@dataclass(frozen=True)
+class EnvRecord:
+    """Everything the library needs of one environment; `dials_lib.envs.registry.ENVS` holds one per name."""
+
+    spec: EnvSpec
+    global_simulator: Callable[..., GlobalSimulator]
+    """The GS class, called as `global_simulator(n_agents=..., seed=..., **options)`."""
+    local_simulator: Callable[..., LocalSimulator]
+    """The LS class, called as `local_simulator(n_regions=..., seed=..., **options)`."""
+    hand_coded: Callable[[LocalStates], np.ndarray]
+    """The hand-coded controller: int64 actions [n] from local states (the 'hand-coded' baseline)."""
+    source_names: tuple[str, ...]
+    """Readable names of the influence sources, in the order of `influence_sources()`."""
+    idle_source_class: int
+    """The class of a source meaning "nothing comes in" (what `stats` counts a source as inactive in)."""
+    metrics: tuple[Metric, ...]
+    """The domain metrics, in the column order of `metrics.csv`."""
+    tracker: Callable[[int], MetricTracker]
+    """The domain-metric tracker class, called with the number of agents."""
+    render: Callable[..., Any]
+    """`render(sim, ax=None, region=...)`: a picture of a GS or of one LS region on matplotlib axes."""
+
+    def __post_init__(self) -> None:
+        """Check that the names of the sources and the metrics fit the spec and the tracker."""
+        if len(self.source_names) != self.spec.n_sources:
+            raise ValueError(f"{self.spec.name}: {len(self.source_names)} source names for "
+                             f"{self.spec.n_sources} influence sources")
+        if not 0 <= self.idle_source_class < min(self.spec.source_sizes):
+            raise ValueError(f"{self.spec.name}: idle_source_class {self.idle_source_class} is not a class of "
+                             f"every source")
+
+    @property
+    def name(self) -> str:
+        """The environment's name (its registry key)."""
+        return self.spec.name
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The domain metric columns, in the order of `metrics.csv`."""
+        return tuple(m.name for m in self.metrics)
+
+
+__all__ = [
+    "EnvRecord", "EnvSpec", "GlobalSimulator", "LocalSimulator", "LocalStates", "Metric", "MetricTracker",
+    "check_n_agents", "check_n_regions",
+]

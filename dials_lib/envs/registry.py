@@ -1,0 +1,74 @@
+"""The environment registry: one `EnvRecord` per environment, and the constructors that go through it.
+
+`ENVS` maps an environment's name to its record (spec, simulators, hand-coded controller, influence-source
+names, domain metrics and their tracker, picture function). Everything else in the library that needs an
+environment-specific part looks it up here with `get_env(name)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dials_lib.envs import traffic, traffic_metrics, warehouse, warehouse_metrics
+from dials_lib.envs.contract import (
+    EnvRecord,
+    EnvSpec,
+    GlobalSimulator,
+    LocalSimulator,
+    check_n_agents,
+    check_n_regions,
+)
+from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.validation import check_choice
+
+ENVS: dict[str, EnvRecord] = {
+    "traffic": EnvRecord(
+        spec=traffic.SPEC,
+        global_simulator=traffic.GlobalSimulator,
+        local_simulator=traffic.LocalSimulator,
+        hand_coded=traffic.hand_coded_actions,
+        source_names=traffic.SOURCE_NAMES,
+        idle_source_class=0,
+        metrics=traffic_metrics.METRICS,
+        tracker=traffic_metrics.TrafficMetrics,
+        render=traffic.render,
+    ),
+    "warehouse": EnvRecord(
+        spec=warehouse.SPEC,
+        global_simulator=warehouse.GlobalSimulator,
+        local_simulator=warehouse.LocalSimulator,
+        hand_coded=warehouse.hand_coded_actions,
+        source_names=warehouse.SOURCE_NAMES,
+        idle_source_class=warehouse.IDLE_SOURCE_CLASS,
+        metrics=warehouse_metrics.METRICS,
+        tracker=warehouse_metrics.WarehouseMetrics,
+        render=warehouse.render,
+    ),
+}
+"""Every environment of the library, by name (the names of `dials_lib.hyperparameters.ENV_NAMES`)."""
+
+
+def get_env(name: str) -> EnvRecord:
+    """The registry record of environment `name`; a ValueError lists the known names for any other."""
+    check_choice("env", name, ENV_NAMES)
+    return ENVS[name]
+
+
+def make_global(name: str, n_agents: int = 4, seed: int | None = None, **kwargs: Any) -> GlobalSimulator:
+    """The global simulator of environment `name` with `n_agents` learning agents (a square number)."""
+    check_n_agents(n_agents)
+    return get_env(name).global_simulator(n_agents=n_agents, seed=seed, **kwargs)
+
+
+def make_local(name: str, n_regions: int = 1, seed: int | None = None, **kwargs: Any) -> LocalSimulator:
+    """A batch of `n_regions` independent local simulators of environment `name`."""
+    check_n_regions(n_regions)
+    return get_env(name).local_simulator(n_regions=n_regions, seed=seed, **kwargs)
+
+
+def get_spec(name: str) -> EnvSpec:
+    """The spec of environment `name` without building a simulator."""
+    return get_env(name).spec
+
+
+__all__ = ["ENVS", "get_env", "get_spec", "make_global", "make_local"]
