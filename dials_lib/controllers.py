@@ -15,6 +15,7 @@ import numpy as np
 
 from dials_lib.envs import get_env, get_spec
 from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.policy_actor import PolicyActor
 from dials_lib.ppo import PPOGroup
 from dials_lib.seeding import Stream, agent_keys, counter_uniforms
 from dials_lib.validation import check_choice
@@ -64,9 +65,10 @@ class HandCodedController:
 
 
 class PolicyController:
-    """A PPO group's current policies, sampled (or greedy) without touching its training buffer."""
+    """Policies acting through `act_eval` (a `PolicyActor`, or a `PPOGroup` without touching its training buffer),
+    sampled from their evaluation streams or greedy."""
 
-    def __init__(self, group: PPOGroup, greedy: bool = False) -> None:
+    def __init__(self, group: PolicyActor | PPOGroup, greedy: bool = False) -> None:
         self.group = group
         self.greedy = greedy
         self._hidden = None

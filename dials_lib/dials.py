@@ -17,8 +17,9 @@ Evaluation and data collection act with the concatenated states of all groups (`
 
 Randomness: every agent's streams (initial weights, actions, minibatch order, AIP initialisation and minibatch
 order, IALS influence and noise) come from (run seed, agent id, stream), and the GS episodes of each purpose and
-boundary from `derived_seed(seed, purpose, boundary)`. So results do not depend on the number of worker processes
-or where a task runs; they depend on the grouping of agents only through the rounding of stacked arithmetic.
+boundary from `derived_seed(seed, purpose, boundary)` (all in `dials_lib.seeding`). So results do not depend on
+the number of worker processes or where a task runs; they depend on the grouping of agents only through the
+rounding of stacked arithmetic.
 """
 
 from __future__ import annotations
@@ -49,11 +50,9 @@ from dials_lib.metrics import evaluate
 from dials_lib.parallel import WorkerLostError, map_tasks
 from dials_lib.policy_actor import PolicyActor
 from dials_lib.ppo import concat_states, slice_state
-from dials_lib.run_config import RunConfig, derived_seed
+from dials_lib.run_config import RunConfig
 from dials_lib.run_records import RUNTIME_PARTS, RunClock, RunDirectory, RunResult
-
-GS_TRAINING, DATA_COLLECTION, EVALUATION, IALS_CHUNK = 1, 2, 3, 4
-"""Purposes of `derived_seed`: GS training episodes, AIP data collection, evaluation, IALS chunks."""
+from dials_lib.seeding import Purpose, derived_seed
 
 
 class WorkerDiedError(RuntimeError):
@@ -80,8 +79,8 @@ class Run:
         self.state = state if state is not None else self.initial_state(with_aips=not on_gs)
         # where each group trains in chunk c: the GS for GS training, its IALS for (untrained-)DIALS
         self.simulator: Callable[[int, dict[str, Any]], OnGlobal | OnIALS] = (
-            (lambda c, group: OnGlobal(derived_seed(config.seed, GS_TRAINING, c))) if on_gs else
-            (lambda c, group: OnIALS(group["aip"], derived_seed(config.seed, IALS_CHUNK, c))))
+            (lambda c, group: OnGlobal(derived_seed(config.seed, Purpose.GS_TRAINING, c))) if on_gs else
+            (lambda c, group: OnIALS(group["aip"], derived_seed(config.seed, Purpose.IALS, c))))
         self.memory = RunMemory()
 
     def initial_state(self, with_aips: bool) -> dict[str, Any]:
@@ -140,7 +139,7 @@ class Run:
     def collect_gs_data(self, c: int) -> InfluenceData:
         """Algorithm 2: the joint policy on the GS for `aip.dataset_steps` steps (compact arrays)."""
         sim = make_global(self.config.env, n_agents=self.config.n_agents,
-                          seed=derived_seed(self.config.seed, DATA_COLLECTION, c))
+                          seed=derived_seed(self.config.seed, Purpose.DATA_COLLECTION, c))
         actor = self.joint_actor()
         data = collect_compact_dataset(sim, PolicyController(actor), self.hp.aip.dataset_steps)
         self.keep_eval_counts(actor)
@@ -165,7 +164,7 @@ class Run:
             predictor.load_state_dict(concat_predictor_states(aips))
         actor = self.joint_actor()
         row = evaluate(self.config.env, actor, self.config.eval_episodes,
-                       derived_seed(self.config.seed, EVALUATION, c), predictor)
+                       derived_seed(self.config.seed, Purpose.EVALUATION, c), predictor)
         self.keep_eval_counts(actor)
         row.update(timestep=self.schedule.starts[c], wall_time_s=self.clock.elapsed(),
                    train_return=self.state["train_return"])

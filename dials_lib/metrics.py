@@ -24,6 +24,7 @@ from dials_lib.envs import ENVS, get_env, make_global
 from dials_lib.envs.traffic_metrics import TrafficMetrics
 from dials_lib.envs.warehouse_metrics import WarehouseMetrics
 from dials_lib.influence import StackedPredictor, collect_dataset, cross_entropy
+from dials_lib.policy_actor import PolicyActor
 from dials_lib.ppo import PPOGroup
 
 DOMAIN_METRICS: dict[str, tuple[str, ...]] = {name: record.metric_names for name, record in ENVS.items()}
@@ -31,9 +32,10 @@ DOMAIN_METRICS: dict[str, tuple[str, ...]] = {name: record.metric_names for name
 
 
 def evaluate(
-    env: str, group: PPOGroup, episodes: int, seed: int, predictor: StackedPredictor | None = None
+    env: str, group: PolicyActor | PPOGroup, episodes: int, seed: int, predictor: StackedPredictor | None = None
 ) -> dict[str, float]:
-    """Run `group`'s policies (all agents of the GS, stochastic) for `episodes` GS episodes; see module docstring."""
+    """Run the policies of `group` (a `PolicyActor` or a learner holding all agents of the GS; stochastic, from
+    their evaluation streams) for `episodes` GS episodes; see module docstring."""
     return evaluate_controller(env, PolicyController(group), group.n_agents, episodes, seed, predictor)
 
 

@@ -33,9 +33,9 @@ The group's loss is the SUM of the agents' losses, so agent k's gradient is exac
 alone, and one Adam over the stacked tensors (elementwise) equals K separate Adams. Learning rate and clip
 epsilon decay linearly from their initial values towards 0 over `total_timesteps // buffer_size` updates.
 
-Randomness is per agent (counter-based streams, see `dials_lib.ppo_core`): action sampling, minibatch shuffling
+Randomness is per agent (counter-based streams, see `dials_lib.seeding`): action sampling, minibatch shuffling
 and initial weights depend only on (seed, agent id), so results do not depend on how agents are grouped into
-workers. The stateless pieces (GAE, losses, schedules, sampling) live in `dials_lib.ppo_core`.
+workers. The stateless PPO math (GAE, losses, schedules, action sampling) lives in `dials_lib.ppo_core`.
 
 Choices where neither the paper nor its hyperparameter table says (common PPO practice, e.g. OpenAI baselines'
 ppo2): actor and critic share the body; the 0.5 factor in the value loss; advantages normalised with the

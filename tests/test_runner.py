@@ -22,8 +22,9 @@ from dials_lib.envs import make_global
 from dials_lib.envs.traffic import hand_coded_actions
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.metrics import TrafficMetrics
-from dials_lib.run_config import RunConfig, config_from_preset, derived_seed
+from dials_lib.run_config import RunConfig, config_from_preset
 from dials_lib.runner import WorkerDiedError, train, train_dials, train_gs
+from dials_lib.seeding import Purpose, derived_seed
 from dials_lib.validation import with_fields
 from tests.faults import DieInWorker, register_by_value
 from tests.reference_traffic import ReferenceTraffic
@@ -199,7 +200,7 @@ def dying_chunk_1(config: RunConfig, record: Path, agent: int | None = None) -> 
     """The agents' task wrapper whose worker process dies in chunk 1 (from step 640 per agent) if it holds
     `agent` (None: whatever it holds; under loky a task may run in this process, which must not die)."""
     register_by_value()
-    chunk_seed = derived_seed(config.seed, dials.IALS_CHUNK, 1)
+    chunk_seed = derived_seed(config.seed, Purpose.IALS, 1)
     return DieInWorker(dials.train_agents, chunk_seed, os.getpid(), str(record), agent)
 
 
