@@ -15,7 +15,7 @@ if str(REPO_ROOT) not in sys.path:  # the per-car/per-robot references live in t
 
 import pandas as pd  # noqa: E402
 
-from dials_lib.io import atomic_write_json, atomic_write_text  # noqa: E402
+from dials_lib.files import atomic_write_json, atomic_write_text  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 

@@ -28,7 +28,7 @@ from _common import time_calls, write_results
 
 from dials_lib.envs import get_spec, make_global
 from dials_lib.hyperparameters import paper_hyperparameters
-from dials_lib.ppo import PPOGroup
+from dials_lib.learning.ppo import PPOGroup
 
 TOTAL_TIMESTEPS = 4_000_000  # the paper's run length: only sets the (irrelevant here) schedules
 REPEATS = 3  # timings per row; the row reports the fastest

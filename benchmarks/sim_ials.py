@@ -16,7 +16,7 @@ import torch
 
 from dials_lib.envs import get_spec, make_global
 from dials_lib.hyperparameters import paper_hyperparameters
-from dials_lib.ials import untrained_ials
+from dials_lib.learning.ials import untrained_ials
 
 SIZES = (1, 25, 100)
 GOAL_RATIO = 2.0

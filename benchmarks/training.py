@@ -11,7 +11,7 @@ the CPU time of the worker tasks over their wall time: about 1 when each worker 
 other processes on the machine took CPU from them (the load average is recorded too), which caps the speed-up.
 
 Budgets are reduced so the default run takes about 15 minutes on 2 cores: few steps per agent in two chunks
-(`dials_lib.scaling.MEASURED_CHUNKS`: DIALS retrains its AIPs at the start and again after the first chunk, when
+(`scaling.MEASURED_CHUNKS`: DIALS retrains its AIPs at the start and again after the first chunk, when
 the main process holds every agent's Adam moments, as in a long run), AIP data sets of `DATASET_STEPS` GS steps (the
 paper's 1e4) but `AIP_EPOCHS` training epochs instead of 100/300, and one evaluation episode at every boundary.
 Throughput and memory are what is measured here, not learning.
@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_results  # noqa: E402
 
-from dials_lib import scaling  # noqa: E402
-from dials_lib.memory import MB  # noqa: E402
+from dials_lib.analysis import scaling  # noqa: E402
+from dials_lib.training.memory import MB  # noqa: E402
 
 SIZES = (4, 25, 100)
 STEPS_PER_AGENT = {"traffic": {4: 5120, 25: 2560, 100: 1280}, "warehouse": {4: 2560, 25: 1280, 100: 1280}}
@@ -57,13 +57,13 @@ COLUMNS = {"env": "env", "n_agents": "agents", "simulator": "simulator", "worker
            "simultaneous_peak_rss_mib": "simultaneous peak RSS MiB",
            "simultaneous_peak_pss_mib": "simultaneous peak PSS MiB", "total_peak_rss_mib": "sum of peaks RSS MiB",
            "total_peak_pss_mib": "sum of peaks PSS MiB", "load_avg": "load avg"}
-"""Columns of the results table, from the fields of `dials_lib.scaling.measure`."""
+"""Columns of the results table, from the fields of `dials_lib.analysis.scaling.measure`."""
 
 
 def measure(env: str, n_agents: int, simulator: str, workers: int) -> dict[str, Any]:
-    """One timed run in a fresh Python process (`dials_lib.scaling.measure` on this benchmark's budget).
+    """One timed run in a fresh Python process (`dials_lib.analysis.scaling.measure` on this benchmark's budget).
 
-    Agents are grouped one grid row per worker task (`dials_lib.scaling.agents_per_worker`: 2, 5, 10)."""
+    Agents are grouped one grid row per worker task (`dials_lib.analysis.scaling.agents_per_worker`: 2, 5, 10)."""
     row = scaling.measure(env, n_agents, simulator, workers, "quick", steps=STEPS_PER_AGENT[env][n_agents],
                           aip_epochs=AIP_EPOCHS, dataset_steps=DATASET_STEPS)
     out = {}

@@ -32,12 +32,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _ENTRY_POINTS = {
-    "RunConfig": "dials_lib.run_config",
-    "config_from_preset": "dials_lib.run_config",
-    "train": "dials_lib.runner",
-    "train_gs": "dials_lib.runner",
-    "train_dials": "dials_lib.runner",
-    "load_run": "dials_lib.runner",
+    "RunConfig": "dials_lib.training.run_config",
+    "config_from_preset": "dials_lib.training.run_config",
+    "train": "dials_lib.training.runner",
+    "train_gs": "dials_lib.training.runner",
+    "train_dials": "dials_lib.training.runner",
+    "load_run": "dials_lib.training.runner",
     "make_global": "dials_lib.envs",
     "make_local": "dials_lib.envs",
     "paper_hyperparameters": "dials_lib.hyperparameters",

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from dials_lib.hyperparameters import ENV_NAMES
-from dials_lib.run_config import SIMULATORS, RunConfig
+from dials_lib.training.run_config import SIMULATORS, RunConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as err:
         parser.error(str(err))
-    from dials_lib.runner import WorkerDiedError, train
+    from dials_lib.training.runner import WorkerDiedError, train
 
     try:
         result = train(config, progress=args.progress)

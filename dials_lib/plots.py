@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # headless runs get matplotlib's own fallback b
 import pandas as pd
 import seaborn as sns
 
-from dials_lib.io import atomic_write, atomic_write_text
+from dials_lib.files import atomic_write, atomic_write_text
 from dials_lib.paths import figures_dir
 
 PNG_METADATA = {"Software": None}

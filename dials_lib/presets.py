@@ -3,7 +3,7 @@
 The one place that scales the paper's protocol to a budget: steps per agent, evaluation interval and episodes,
 sizes and seeds (`RunBudget`), F as the same fraction of the run as the paper's F is of its 4M steps
 (`RunBudget.scaled_f`), and the AIP data set and epochs (`Preset.hyperparameters`). Every field carries a one-line
-docstring that the overview notebook renders. `dials_lib.run_config.config_from_preset` turns a preset into a
+docstring that the overview notebook renders. `dials_lib.training.run_config.config_from_preset` turns a preset into a
 `RunConfig`.
 """
 

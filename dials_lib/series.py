@@ -18,7 +18,7 @@ from typing import Any
 
 import nbformat
 
-from dials_lib.io import atomic_write, atomic_write_json
+from dials_lib.files import atomic_write, atomic_write_json
 from dials_lib.paths import build_dir, notebooks_dir
 from dials_lib.presets import PRESET_NAMES
 from dials_lib.validation import check_choice

@@ -1,7 +1,7 @@
 """Fault injection for the runner's tests: a task wrapper whose worker process dies like a killed one.
 
 Production code knows nothing of this: the tests put `DieInWorker(...)` in place of the task function the DIALS
-loop sends to its workers (`dials_lib.dials.train_agents` or `train_aips`).
+loop sends to its workers (`dials_lib.training.dials.train_agents` or `train_aips`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""dials_lib.adam: torch.optim.Adam's numbers and state layout, without importing torch's compiler."""
+"""dials_lib.learning.adam: torch.optim.Adam's numbers and state layout, without importing torch's compiler."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from dials_lib.adam import Adam
+from dials_lib.learning.adam import Adam
 
 
 def stacked_params(seed: int) -> list[torch.nn.Parameter]:
@@ -79,8 +79,8 @@ def test_training_never_imports_torchs_compiler() -> None:
         import sys
         import numpy as np
         from dials_lib.hyperparameters import AIPConfig, paper_hyperparameters, PolicyConfig
-        from dials_lib.influence import InfluenceData, make_predictor, train_predictor
-        from dials_lib.ppo import PPOGroup
+        from dials_lib.learning.influence import InfluenceData, make_predictor, train_predictor
+        from dials_lib.learning.ppo import PPOGroup
 
         group = PPOGroup(2, 3, 2, PolicyConfig(architecture="fnn", hidden_sizes=(8, 8), sequence_length=1),
                          paper_hyperparameters("traffic").ppo, 1_000, seed=0)

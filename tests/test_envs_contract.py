@@ -53,8 +53,8 @@ def test_simulators_follow_the_protocols(env: str) -> None:
 @pytest.mark.parametrize("env", ENV_LIST)
 def test_record_parts_fit_the_spec(env: str) -> None:
     """Hand-coded actions, source names, metrics and tracker agree with the spec and with one another."""
-    from dials_lib.controllers import HandCodedController
-    from dials_lib.metrics import DOMAIN_METRICS, evaluate_controller
+    from dials_lib.learning.controllers import HandCodedController
+    from dials_lib.training.evaluation import DOMAIN_METRICS, evaluate_controller
 
     record = get_env(env)
     gs = make_global(env, n_agents=9, seed=1)

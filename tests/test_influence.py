@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from dials_lib.controllers import HandCodedController, RandomController
 from dials_lib.envs import make_global, make_local
 from dials_lib.hyperparameters import AIPConfig, paper_hyperparameters
-from dials_lib.ials import IALS, FrozenPredictor, untrained_ials
-from dials_lib.influence import (
+from dials_lib.learning.controllers import HandCodedController, RandomController
+from dials_lib.learning.ials import IALS, FrozenPredictor, untrained_ials
+from dials_lib.learning.influence import (
     InfluenceData,
     collect_dataset,
     cross_entropy,
@@ -18,7 +18,7 @@ from dials_lib.influence import (
     source_probabilities,
     train_predictor,
 )
-from dials_lib.influence_eval import class_rates, simulator_statistics
+from dials_lib.learning.influence_eval import class_rates, simulator_statistics
 from dials_lib.seeding import CounterStream, counter_uniforms
 from dials_lib.validation import with_fields
 

@@ -12,8 +12,8 @@ import dials_lib
 
 def test_entry_points_are_the_library_objects() -> None:
     from dials_lib.envs import make_global, make_local
-    from dials_lib.run_config import RunConfig, config_from_preset
-    from dials_lib.runner import train
+    from dials_lib.training.run_config import RunConfig, config_from_preset
+    from dials_lib.training.runner import train
 
     assert dials_lib.RunConfig is RunConfig and dials_lib.config_from_preset is config_from_preset
     assert dials_lib.train is train and dials_lib.make_global is make_global and dials_lib.make_local is make_local

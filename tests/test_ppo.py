@@ -12,9 +12,9 @@ from torch import nn
 
 from dials_lib.envs.traffic import HORIZON, LocalSimulator, hand_coded_actions
 from dials_lib.hyperparameters import PolicyConfig, paper_hyperparameters
-from dials_lib.policy_actor import PolicyActor
-from dials_lib.ppo import PPOGroup, concat_states, slice_state, train_steps
-from dials_lib.ppo_core import clip_grad_norm_per_agent, linear_decay, ppo_losses, segment_gae
+from dials_lib.learning.policy_actor import PolicyActor
+from dials_lib.learning.ppo import PPOGroup, concat_states, slice_state, train_steps
+from dials_lib.learning.ppo_core import clip_grad_norm_per_agent, linear_decay, ppo_losses, segment_gae
 from dials_lib.seeding import counter_uniforms
 from dials_lib.validation import with_fields
 

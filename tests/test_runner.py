@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 import torch
 
-from dials_lib import dials, runner
 from dials_lib.__main__ import main as cli_main
 from dials_lib.envs import make_global
 from dials_lib.envs.traffic import hand_coded_actions
 from dials_lib.hyperparameters import paper_hyperparameters
-from dials_lib.metrics import TrafficMetrics
-from dials_lib.run_config import RunConfig, config_from_preset
-from dials_lib.runner import WorkerDiedError, train, train_dials, train_gs
 from dials_lib.seeding import Purpose, derived_seed
+from dials_lib.training import dials, runner
+from dials_lib.training.evaluation import TrafficMetrics
+from dials_lib.training.run_config import RunConfig, config_from_preset
+from dials_lib.training.runner import WorkerDiedError, train, train_dials, train_gs
 from dials_lib.validation import with_fields
 from tests.faults import DieInWorker, register_by_value
 from tests.reference_traffic import ReferenceTraffic
@@ -160,7 +160,7 @@ def test_tree_memory_sampler_adds_the_memory_of_child_processes():
     import subprocess
     import sys
 
-    from dials_lib.memory import MB, TreeMemorySampler
+    from dials_lib.training.memory import MB, TreeMemorySampler
 
     code = "import time; block = bytearray(200 * 2**20); print('ready', flush=True); time.sleep(30)"
     with TreeMemorySampler(interval=0.02) as alone:
@@ -344,7 +344,7 @@ def test_run_memory_totals_add_the_workers_of_one_call_and_keep_earlier_peaks():
     """Sum of peaks = main + the largest call's workers; tasks run in this process are not counted twice."""
     import os
 
-    from dials_lib.memory import RunMemory
+    from dials_lib.training.memory import RunMemory
 
     memory = RunMemory()
     task = {"peak_rss_mb": 100.0, "peak_pss_mb": 80.0}
@@ -386,7 +386,7 @@ def test_ppo_states_wait_on_disk_while_aips_train(reference_run, tmp_path, monke
 
 
 def test_map_tasks_returns_every_result_once_and_raises_a_tasks_error():
-    from dials_lib.parallel import map_tasks
+    from dials_lib.training.parallel import map_tasks
 
     arguments = [{"a": i, "b": -i} for i in range(7)]
     reports = dict(map_tasks(dict, [dict(a) for a in arguments], n_workers=2))  # dict(a) returns a copy of a

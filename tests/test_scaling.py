@@ -9,9 +9,8 @@ import math
 import pandas as pd
 import pytest
 
-from dials_lib import scaling
-from dials_lib.io import read_json
-from dials_lib.scaling import (
+from dials_lib.analysis import scaling
+from dials_lib.analysis.scaling import (
     extrapolate,
     makespan,
     measure,
@@ -20,6 +19,7 @@ from dials_lib.scaling import (
     projection_check,
     step_costs,
 )
+from dials_lib.files import read_json
 
 
 def made_up_row(env: str = "traffic", n_agents: int = 4, simulator: str = "dials", workers: int = 1,

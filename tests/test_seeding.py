@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dials_lib.envs.adapters import FixedRateSampler
-from dials_lib.ppo_core import sample_actions
+from dials_lib.learning.ppo_core import sample_actions
 from dials_lib.seeding import (
     Purpose,
     Stream,
@@ -131,7 +131,7 @@ def test_derived_seed_differs_per_purpose_and_index() -> None:
 
 
 def test_derived_seed_is_still_importable_from_run_config() -> None:
-    from dials_lib.run_config import derived_seed as from_run_config
+    from dials_lib.training.run_config import derived_seed as from_run_config
 
     assert from_run_config is derived_seed
 

@@ -5,7 +5,8 @@ import json
 import nbformat
 import pytest
 
-from dials_lib import io, series
+from dials_lib import files as io
+from dials_lib import series
 
 
 def test_notebooks_are_numbered_and_have_a_parameters_cell():

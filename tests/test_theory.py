@@ -4,9 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-
-from dials_lib import theory_checks as checks
-from dials_lib.theory import (
+from dials_lib.theory.models import (
     ExactInfluence,
     deterministic_policies,
     extend_history,
@@ -23,6 +21,8 @@ from dials_lib.theory import (
     sample_rollouts,
     weighted_tv,
 )
+
+from dials_lib.theory import checks
 
 
 def test_random_model_tables_are_distributions():

@@ -359,7 +359,7 @@ def test_render_draws_cars_and_lights() -> None:
 
 def test_environment_statistics_on_traffic() -> None:
     """Returns and influence statistics agree with the raw episodes they summarise."""
-    from dials_lib.envs import stats
+    from dials_lib.analysis import env_stats as stats
 
     run = stats.run_episodes("traffic", 4, "random", episodes=2, seed=0)
     assert run["rewards"].shape == (2, tr.HORIZON, 4) and run["influence_sources"].shape == (2, tr.HORIZON, 4, 8)

@@ -306,7 +306,7 @@ def test_render_global_and_local_pictures() -> None:
 
 def test_generic_statistics_on_the_warehouse() -> None:
     """`stats` on the warehouse: hand-coded far above random; rates count neighbours on a shared cell (u != 3)."""
-    from dials_lib.envs import stats
+    from dials_lib.analysis import env_stats as stats
 
     table = stats.returns_table("warehouse", (4,), episodes=2, seed=0)
     returns = dict(zip(table["controller"], table["average return"], strict=True))

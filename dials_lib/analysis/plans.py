@@ -23,8 +23,8 @@ from dials_lib import paper
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.paths import runs_dir
 from dials_lib.presets import get_preset
-from dials_lib.run_config import SIMULATORS, RunConfig, config_from_preset
-from dials_lib.runner import load_run, train
+from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset
+from dials_lib.training.runner import load_run, train
 from dials_lib.validation import check_choice
 
 RUN_COLUMNS: tuple[str, ...] = ("env", "n_agents", "simulator", "retrain_every", "f_fraction", "seed")

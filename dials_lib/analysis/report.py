@@ -16,9 +16,9 @@ from matplotlib.ticker import FuncFormatter
 
 from dials_lib import paper
 from dials_lib.analysis.stats import mean_and_sem
-from dials_lib.controllers import HandCodedController
-from dials_lib.metrics import evaluate_controller
+from dials_lib.learning.controllers import HandCodedController
 from dials_lib.plots import SIMULATOR_COLOURS
+from dials_lib.training.evaluation import evaluate_controller
 
 METHOD_LABELS: dict[str, str] = {"gs": "GS", "dials": "DIALS", "untrained-dials": "untrained-DIALS"}
 """Display name of each simulator, as in the paper's legends."""

@@ -1,6 +1,6 @@
 """Runtimes of the timed runs against the paper's Tables 1 and 2 (notebook 07), and the lookups notebook 08 shares.
 
-`dials_lib.scaling` times short runs at each size and projects them to full budgets; here they become tables next
+`scaling` times short runs at each size and projects them to full budgets; here they become tables next
 to the paper's numbers. Every function takes the frame of `scaling.measurements` (one row per timed run) or of
 `scaling.projections` (one row per size, budget, simulator and worker count) and returns a tidy table. Simulators
 of a projection are labelled as in the paper's tables ('GS', 'DIALS F=1M', 'untrained-DIALS').

@@ -1,6 +1,6 @@
 """The appendix's statements as claims: each a function from the exact checks' tables to a row with a verdict.
 
-Notebook 01 runs the checks of `dials_lib.theory_checks` (exact tiny models) and hands their tables here. Each
+Notebook 01 runs the checks of `dials_lib.theory.checks` (exact tiny models) and hands their tables here. Each
 function returns a row with the statement, a short evidence line, the verdict (by `verdicts.all_hold`: reproduced
 only when every condition holds) and the rule, a longer account of the numbers that decided it. `summary_table`
 keeps the statement, evidence and verdict of each row.
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dials_lib import theory_checks as checks
 from dials_lib.analysis.verdicts import Verdict, all_hold
+from dials_lib.theory import checks
 
 EXACT = 1e-12
 """Largest difference two exact routes to the same number may have (rounding only)."""

@@ -5,7 +5,7 @@
   methods and attributes the library calls. Arrays have a leading axis of agents (GS) or regions (LS batch);
   there are no per-agent Python objects.
 - `Metric` / `MetricTracker`: a domain metric (column name, label, unit) and the object that accumulates an
-  environment's domain metrics over GS episodes (`dials_lib.metrics.evaluate` drives it).
+  environment's domain metrics over GS episodes (`dials_lib.training.evaluation.evaluate` drives it).
 - `EnvRecord`: one registry record per environment (`dials_lib.envs.registry.ENVS`) tying all of these together
   with the hand-coded controller, the names of the influence sources and the picture function.
 
@@ -159,7 +159,7 @@ class Metric:
 
 
 class MetricTracker(Protocol):
-    """Accumulates an environment's domain metrics over GS episodes (see `dials_lib.influence.collect_dataset`)."""
+    """Accumulates an environment's domain metrics over GS episodes (`learning.influence.collect_dataset`)."""
 
     def step(self, before: LocalStates, rewards: np.ndarray, sim: GlobalSimulator) -> None:
         """Record one GS step from the local states before it, its rewards and the simulator after it."""

@@ -9,7 +9,7 @@ Each task is one typed argument (a small dataclass) and a function of it:
 
 A task builds its group's networks afresh and loads the state dict into them (tens of milliseconds for 10 agents,
 against seconds for a chunk): nothing stays in a process between tasks. Timing, memory and single-threading are the
-runner's business (`dials_lib.parallel.run_measured`), not the task's.
+runner's business (`dials_lib.training.parallel.run_measured`), not the task's.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch
 
 from dials_lib.envs import get_spec, make_global
 from dials_lib.hyperparameters import EnvHyperparameters
-from dials_lib.ials import IALS
-from dials_lib.influence import InfluenceData, StackedPredictor, make_predictor, train_predictor
-from dials_lib.ppo import PPOGroup, train_steps
+from dials_lib.learning.ials import IALS
+from dials_lib.learning.influence import InfluenceData, StackedPredictor, make_predictor, train_predictor
+from dials_lib.learning.ppo import PPOGroup, train_steps
 
 
 def new_learners(hp: EnvHyperparameters, agent_ids: list[int], seed: int, total_timesteps: int) -> PPOGroup:

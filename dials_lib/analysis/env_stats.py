@@ -1,7 +1,7 @@
 """Environment statistics for the notebooks, generic over the registry: returns and influence-source statistics.
 
 A controller here is 'random' (uniform actions) or 'hand-coded' (the registry record's
-`hand_coded(local_states)`), built by `dials_lib.controllers.make_controller`. Returns are
+`hand_coded(local_states)`), built by `dials_lib.learning.controllers.make_controller`. Returns are
 undiscounted per-agent episode returns on the GS, the paper's metric. Influence statistics describe what an
 AIP has to learn: how often each source is non-zero, how much that differs between agents, how persistent a
 source is from one step to the next, and how the sources co-vary.
@@ -23,7 +23,7 @@ CONTROLLERS = ("random", "hand-coded")
 
 def run_episodes(env: str, n_agents: int, controller: str, episodes: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Run `episodes` GS episodes; returns per-step rewards [E, H, n] and influence sources [E, H, n, S]."""
-    from dials_lib.controllers import make_controller, rollout  # controllers imports the envs package
+    from dials_lib.learning.controllers import make_controller, rollout  # controllers imports the envs package
 
     check_choice("env", env, ENV_NAMES)
     check_choice("controller", controller, CONTROLLERS)

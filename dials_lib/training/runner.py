@@ -1,17 +1,17 @@
 """Training runs, the entry points: `train` (any simulator), `train_gs`, `train_dials`, and `load_run`.
 
-    from dials_lib.run_config import RunConfig
-    from dials_lib.runner import train
+    from dials_lib.training.run_config import RunConfig
+    from dials_lib.training.runner import train
     result = train(RunConfig("traffic", n_agents=4, simulator="dials", total_timesteps=200_000, seed=0))
     result.metrics            # pandas DataFrame, one row per evaluation
 
 Where things are:
-- `dials_lib.dials`: Algorithm 1, the loop every run follows (GS training is the same loop with one group on the
+- `dials`: Algorithm 1, the loop every run follows (GS training is the same loop with one group on the
   GS), and `WorkerDiedError`.
-- `dials_lib.group_tasks`: what a worker does for one group of agents (a chunk of PPO; an AIP retraining).
-- `dials_lib.parallel`: how tasks are spread over processes (loky with this process as one of the workers, Dask,
+- `group_tasks`: what a worker does for one group of agents (a chunk of PPO; an AIP retraining).
+- `parallel`: how tasks are spread over processes (loky with this process as one of the workers, Dask,
   any joblib backend), measured, and how a dead worker is reported.
-- `dials_lib.run_records`: the run directory (config.json, metrics.csv, runtime.json, memory.json,
+- `run_records`: the run directory (config.json, metrics.csv, runtime.json, memory.json,
   checkpoint.pt), checkpoint and resume, the run's clock.
 
 Restarting a killed run with the same config resumes from its last checkpoint (work after it is redone, with the
@@ -22,9 +22,9 @@ checkpoint; rerun the same command to resume.
 
 from __future__ import annotations
 
-from dials_lib.dials import WorkerDiedError, train
-from dials_lib.run_config import RunConfig
-from dials_lib.run_records import CHECKPOINT, RunResult, load_run, metric_columns
+from dials_lib.training.dials import WorkerDiedError, train
+from dials_lib.training.run_config import RunConfig
+from dials_lib.training.run_records import CHECKPOINT, RunResult, load_run, metric_columns
 
 
 def train_gs(config: RunConfig, progress: bool | None = None) -> RunResult:

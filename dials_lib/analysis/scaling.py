@@ -36,11 +36,11 @@ import pandas as pd
 
 from dials_lib import paper
 from dials_lib.envs import check_n_agents, get_spec
+from dials_lib.files import atomic_write_json, read_json
 from dials_lib.hyperparameters import ENV_NAMES, paper_hyperparameters
-from dials_lib.io import atomic_write_json, read_json
 from dials_lib.paths import runs_dir
 from dials_lib.presets import PRESETS, get_preset
-from dials_lib.run_config import SIMULATORS, RunConfig, config_from_preset
+from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset
 from dials_lib.validation import check_choice, with_fields
 
 MEASURED_RUNS: tuple[tuple[str, int], ...] = (("gs", 1), ("dials", 1), ("dials", 2), ("untrained-dials", 2))
@@ -113,8 +113,8 @@ def _warm_up() -> int:
     """Import the worker code and run torch's lazily initialised parts once (seconds in a new process)."""
     import torch
 
-    import dials_lib.group_tasks  # noqa: F401 - the import is most of the warm-up
-    from dials_lib.adam import Adam
+    import dials_lib.training.group_tasks  # noqa: F401 - the import is most of the warm-up
+    from dials_lib.learning.adam import Adam
 
     torch.set_num_threads(1)
     weights = torch.nn.init.orthogonal_(torch.empty(8, 8)).requires_grad_()
@@ -129,8 +129,8 @@ def measure_in_this_process(env: str, n_agents: int, simulator: str, workers: in
     """One timed run in this process (`measure` calls it in a fresh one); returns its measurements."""
     import torch
 
-    from dials_lib.parallel import loky_executor
-    from dials_lib.runner import train
+    from dials_lib.training.parallel import loky_executor
+    from dials_lib.training.runner import train
 
     torch.set_num_threads(1)
     _warm_up()
@@ -177,7 +177,7 @@ def measure(env: str, n_agents: int, simulator: str, workers: int, preset: str, 
             "dataset_steps": settings["dataset_steps"] if dataset_steps is None else dataset_steps}
     if not fresh_process:
         return measure_in_this_process(**spec)
-    code = ("import json, sys; from dials_lib.scaling import measure_in_this_process as m; "
+    code = ("import json, sys; from dials_lib.analysis.scaling import measure_in_this_process as m; "
             "print(json.dumps(m(**json.loads(sys.argv[1]))))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True)
     if out.returncode != 0:

@@ -2,7 +2,7 @@
 
 Each check returns a pandas table whose rows are the evidence; the notebook `01_theory_checks` plots them and
 derives its verdicts from them. Bounds and conditions are passed in as functions so that a deliberately wrong
-constant can be shown to fail (the checks are able to fail). The models come from `dials_lib.theory`.
+constant can be shown to fail (the checks are able to fail). The models come from `dials_lib.theory.models`.
 Conventions: total variation between influences is the paper's sum_u |I1(u|l) - I2(u|l)| (an L1 distance,
 up to 2), R = max |R(x, a)|, and t = 0..H-1 counts decisions already taken, so Q at t sums H-t rewards.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from dials_lib.theory import (
+from dials_lib.theory.models import (
     IALM,
     Influence,
     TinyFPOSG,

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from dials_lib.adam import Adam
-from dials_lib.controllers import Controller
 from dials_lib.hyperparameters import AIPConfig
-from dials_lib.networks import GRUSequence, StackedGRUCell, StackedLinear
+from dials_lib.learning.adam import Adam
+from dials_lib.learning.controllers import Controller
+from dials_lib.learning.networks import GRUSequence, StackedGRUCell, StackedLinear
 from dials_lib.seeding import Stream, agent_generator, agent_rng, inverse_cdf
 from dials_lib.validation import check_choice
 
@@ -306,7 +306,7 @@ def collect_dataset(
 
     At every step t the d-set is recorded before the step and the influence sources u_t after it, so each
     pair is (d-set at t, u_t). `keep_noise` also stores the GS's local random draws (exact replay in tests).
-    `tracker` (optional, e.g. a `dials_lib.metrics` tracker) is told every step, as
+    `tracker` (optional, e.g. a `dials_lib.training.evaluation` tracker) is told every step, as
     `tracker.step(local states before the step, rewards, sim)`, and every episode end, as
     `tracker.end_episode(sim)`.
     """

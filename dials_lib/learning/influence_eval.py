@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dials_lib.controllers import Controller, rollout
-from dials_lib.influence import InfluenceData, StackedPredictor, as_tensors, source_probabilities
+from dials_lib.learning.controllers import Controller, rollout
+from dials_lib.learning.influence import InfluenceData, StackedPredictor, as_tensors, source_probabilities
 
 
 def predicted_probabilities(model: StackedPredictor, data: InfluenceData) -> list[np.ndarray]:

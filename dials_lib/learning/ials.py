@@ -24,7 +24,7 @@ import torch
 
 from dials_lib.envs import get_spec, make_local
 from dials_lib.hyperparameters import AIPConfig
-from dials_lib.influence import StackedPredictor, make_predictor, sample_sources
+from dials_lib.learning.influence import StackedPredictor, make_predictor, sample_sources
 from dials_lib.seeding import CounterStream, Stream, agent_keys, inverse_cdf
 
 

@@ -35,7 +35,7 @@ import torch
 from joblib import Parallel, delayed
 from joblib.parallel import get_active_backend
 
-from dials_lib.memory import MemoryProbe, TreeMemorySampler, release_free_memory
+from dials_lib.training.memory import MemoryProbe, TreeMemorySampler, release_free_memory
 
 LOKY_MEMORY_GROWTH_LIMIT = 2**36
 """Memory growth (bytes) after which a loky worker counts as leaking; loky's own limit is 300 MB."""
@@ -59,7 +59,7 @@ class TaskReport:
     seconds: float
     """Wall-clock seconds of the call."""
     cpu_seconds: float
-    """CPU seconds of the process during the call."""
+    """CPU seconds of the thread that ran the call (torch runs single-threaded in it)."""
     pid: int
     """Process the call ran in."""
     peak_rss_mb: float
@@ -91,10 +91,11 @@ def run_measured(index: int, function: Callable[[Any], Any], argument: Any) -> t
     """`function(argument)`, single-threaded, with its time and this process's peak memory; tagged with `index`."""
     with single_threaded():
         probe = MemoryProbe()
-        start, cpu_start = time.perf_counter(), time.process_time()
-        with TreeMemorySampler(interval=0.05, own=probe, children=False):
+        # CPU time of this thread only: the memory sampler's thread must not count as the task's work
+        start, cpu_start = time.perf_counter(), time.thread_time()
+        with TreeMemorySampler(interval=0.1, pss_every=20, own=probe, children=False):
             value = function(argument)
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        seconds, cpu_seconds = time.perf_counter() - start, time.thread_time() - cpu_start
     del argument
     release_free_memory()  # the call's transient tensors are gone: hand their pages back
     return index, TaskReport(value, seconds, cpu_seconds, os.getpid(), probe.peak_mb, probe.peak_pss_mb)

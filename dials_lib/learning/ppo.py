@@ -1,8 +1,8 @@
 """Independent PPO for a group of K agents, as the paper ran it (Table 6 and the authors' code).
 
 `PPOGroup` trains K agents at once, each with its own parameters, optimiser state and random streams; agents
-never share parameters (see `dials_lib.networks`: weights are stacked [K, ...] for speed only). Its acting part
-is a `PolicyActor` (`dials_lib.policy_actor`). The training loop, `train_steps(group, sim, n_steps)`:
+never share parameters (see `dials_lib.learning.networks`: weights are stacked [K, ...] for speed only). Its acting part
+is a `PolicyActor` (`dials_lib.learning.policy_actor`). The training loop, `train_steps(group, sim, n_steps)`:
 
     group = PPOGroup(n_agents, obs_dim, n_actions, hp.policy, hp.ppo, total_timesteps, seed)
     obs = sim.reset()
@@ -35,13 +35,13 @@ epsilon decay linearly from their initial values towards 0 over `total_timesteps
 
 Randomness is per agent (counter-based streams, see `dials_lib.seeding`): action sampling, minibatch shuffling
 and initial weights depend only on (seed, agent id), so results do not depend on how agents are grouped into
-workers. The stateless PPO math (GAE, losses, schedules, action sampling) lives in `dials_lib.ppo_core`.
+workers. The stateless PPO math (GAE, losses, schedules, action sampling) lives in `dials_lib.learning.ppo_core`.
 
 Choices where neither the paper nor its hyperparameter table says (common PPO practice, e.g. OpenAI baselines'
 ppo2): actor and critic share the body; the 0.5 factor in the value loss; advantages normalised with the
 population standard deviation + 1e-8; Adam epsilon 1e-5; an episode end at the horizon is treated as terminal
 (no bootstrap from the value of the last state, as those implementations do for time limits); orthogonal
-initialisation (see `dials_lib.networks`). Acting uses a transposed copy of the weights (rebuilt after every change
+initialisation (see `networks`). Acting uses a transposed copy of the weights (rebuilt after every change
 of the parameters) because batched matrix-vector products are faster in that layout.
 """
 
@@ -54,11 +54,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from dials_lib.adam import Adam
 from dials_lib.hyperparameters import PolicyConfig, PPOConfig
-from dials_lib.networks import StackedPolicy, make_policy
-from dials_lib.policy_actor import PolicyActor
-from dials_lib.ppo_core import (
+from dials_lib.learning.adam import Adam
+from dials_lib.learning.networks import StackedPolicy, make_policy
+from dials_lib.learning.policy_actor import PolicyActor
+from dials_lib.learning.ppo_core import (
     clip_grad_norm_per_agent,
     linear_decay,
     ppo_losses,

@@ -15,8 +15,8 @@ import numpy as np
 
 from dials_lib.envs import get_env, get_spec
 from dials_lib.hyperparameters import ENV_NAMES
-from dials_lib.policy_actor import PolicyActor
-from dials_lib.ppo import PPOGroup
+from dials_lib.learning.policy_actor import PolicyActor
+from dials_lib.learning.ppo import PPOGroup
 from dials_lib.seeding import Stream, agent_keys, counter_uniforms
 from dials_lib.validation import check_choice
 

@@ -9,7 +9,7 @@ Run directory (`RunConfig.directory()`):
 - runtime.json: seconds of agents training, data collection, AIP training, evaluation and in total;
   worker_busy_s and worker_cpu_s: wall and CPU seconds summed over worker tasks (their ratio shows how much of a
   core the workers got); sessions: how many times the run was started or resumed.
-- memory.json: peak RSS and PSS in MiB of the main process, of each worker and in total (`dials_lib.memory`).
+- memory.json: peak RSS and PSS in MiB of the main process, of each worker and in total (`dials_lib.training.memory`).
 - checkpoint.pt: the whole run state at the last boundary (written atomically); a run restarted with the same
   config resumes from it, and a finished run is read back without training.
 - ppo_states.spill.pt: exists only while the AIPs retrain (the agents' PPO states wait there, see
@@ -28,10 +28,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from dials_lib.io import atomic_write, atomic_write_json, atomic_write_text, read_json
-from dials_lib.memory import release_free_memory
-from dials_lib.metrics import DOMAIN_METRICS
-from dials_lib.run_config import RunConfig, config_differences
+from dials_lib.files import atomic_write, atomic_write_json, atomic_write_text, read_json
+from dials_lib.training.evaluation import DOMAIN_METRICS
+from dials_lib.training.memory import release_free_memory
+from dials_lib.training.run_config import RunConfig, config_differences
 
 CHECKPOINT = "checkpoint.pt"
 SPILL = "ppo_states.spill.pt"

@@ -35,12 +35,13 @@ class MemoryProbe:
 
     def sample(self, full: bool = False) -> None:
         """Take one reading of RSS; `full` also reads PSS (where the platform provides it)."""
+        self.take(self._process.memory_full_info() if full else self._process.memory_info(), full)
+
+    def take(self, info: Any, full: bool) -> None:
+        """Count a psutil reading of this process taken elsewhere (`full`: it holds PSS)."""
+        self.peak = max(self.peak, info.rss)
         if full:
-            info = self._process.memory_full_info()
-            self.peak = max(self.peak, info.rss)
             self.peak_pss = max(self.peak_pss, getattr(info, "pss", info.rss))
-        else:
-            self.peak = max(self.peak, self._process.memory_info().rss)
 
     @property
     def peak_mb(self) -> float:
@@ -89,16 +90,14 @@ class TreeMemorySampler:
 
     def sample(self, main: psutil.Process, full: bool) -> None:
         """One reading of the summed RSS (and, if `full`, PSS) of `main` and its descendants."""
-        if self.own is not None:
-            self.own.sample(full)
-        if not self.children and self.own is not None:
-            return
         rss = pss = 0
         for process in [main, *main.children(recursive=True)] if self.children else [main]:
             try:
                 info = process.memory_full_info() if full else process.memory_info()
             except psutil.Error:  # a worker that ended between listing and reading
                 continue
+            if process is main and self.own is not None:
+                self.own.take(info, full)  # the same reading: this process alone
             rss += info.rss
             pss += getattr(info, "pss", info.rss) if full else 0
         self.peak_rss = max(self.peak_rss, rss)

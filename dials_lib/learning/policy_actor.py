@@ -1,6 +1,6 @@
 """The acting part of K agents' policies: weights and evaluation streams, no rollout buffer, no optimiser.
 
-`PPOGroup` (the learner, `dials_lib.ppo`) owns one `PolicyActor` over its live parameters and samples its
+`PPOGroup` (the learner, `dials_lib.learning.ppo`) owns one `PolicyActor` over its live parameters and samples its
 training actions through it. Evaluation and GS data collection need only the acting part: they build a
 `PolicyActor.from_state` over the concatenated PPO states of all worker groups (`ppo.concat_states`), taking the
 weights as they are (no initialisation, no copy per parameter), and hand the advanced evaluation counters back
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from dials_lib.hyperparameters import PolicyConfig
-from dials_lib.networks import StackedPolicy, empty_policy
-from dials_lib.ppo_core import sample_actions
+from dials_lib.learning.networks import StackedPolicy, empty_policy
+from dials_lib.learning.ppo_core import sample_actions
 from dials_lib.seeding import Stream, agent_keys, counter_uniforms
 
 

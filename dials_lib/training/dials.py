@@ -1,12 +1,12 @@
 """Algorithm 1 of the paper, top to bottom: DIALS, untrained-DIALS and GS training in one loop.
 
-A run walks through the chunk boundaries of its `Schedule` (`dials_lib.run_config`). At boundary c:
+A run walks through the chunk boundaries of its `Schedule` (`dials_lib.training.run_config`). At boundary c:
 1. At a retraining point (DIALS only): run the current joint policy on the GS for `aip.dataset_steps` steps
    (Algorithm 2), then retrain every group's AIPs on its agents' slice of that data, warm-started, one task per
    group. Timed as data collection and AIP training (the paper's Tables 1 and 2).
-2. At an evaluation point: run the joint policy on the GS (`dials_lib.metrics.evaluate`: average return, domain
+2. At an evaluation point: run the joint policy on the GS (`evaluation.evaluate`: average return, domain
    metrics, AIP cross-entropy on those fresh GS trajectories); a row of metrics.csv.
-3. Checkpoint the run state and write the records (`dials_lib.run_records`).
+3. Checkpoint the run state and write the records (`dials_lib.training.run_records`).
 Then chunk c runs: every group of agents trains with PPO on its simulator (Algorithm 3), one task per group,
 in parallel. Timed as agents training.
 
@@ -32,9 +32,19 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
-from dials_lib.controllers import PolicyController
 from dials_lib.envs import get_spec, make_global
-from dials_lib.group_tasks import (
+from dials_lib.learning.controllers import PolicyController
+from dials_lib.learning.influence import (
+    InfluenceData,
+    collect_compact_dataset,
+    concat_predictor_states,
+    slice_predictor_state,
+)
+from dials_lib.learning.policy_actor import PolicyActor
+from dials_lib.learning.ppo import concat_states, slice_state
+from dials_lib.seeding import Purpose, derived_seed
+from dials_lib.training.evaluation import evaluate
+from dials_lib.training.group_tasks import (
     OnGlobal,
     OnIALS,
     TrainAgents,
@@ -44,15 +54,10 @@ from dials_lib.group_tasks import (
     train_agents,
     train_aips,
 )
-from dials_lib.influence import InfluenceData, collect_compact_dataset, concat_predictor_states, slice_predictor_state
-from dials_lib.memory import RunMemory, TreeMemorySampler, release_free_memory
-from dials_lib.metrics import evaluate
-from dials_lib.parallel import WorkerLostError, map_tasks
-from dials_lib.policy_actor import PolicyActor
-from dials_lib.ppo import concat_states, slice_state
-from dials_lib.run_config import RunConfig
-from dials_lib.run_records import RUNTIME_PARTS, RunClock, RunDirectory, RunResult
-from dials_lib.seeding import Purpose, derived_seed
+from dials_lib.training.memory import RunMemory, TreeMemorySampler, release_free_memory
+from dials_lib.training.parallel import WorkerLostError, map_tasks
+from dials_lib.training.run_config import RunConfig
+from dials_lib.training.run_records import RUNTIME_PARTS, RunClock, RunDirectory, RunResult
 
 
 class WorkerDiedError(RuntimeError):

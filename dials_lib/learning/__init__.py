@@ -1,0 +1,11 @@
+"""The learning core: stacked per-agent networks, independent PPO, influence predictors, local simulators.
+
+- `networks`, `adam`: stacked [K, ...] networks (one batched matmul per layer) and their optimiser;
+- `ppo_core`, `ppo`, `policy_actor`: PPO math; `PPOGroup` (the learner of K agents), its training loop
+  `train_steps` and states that join and split by agent; the acting part of the policies;
+- `influence`: approximate influence predictors (AIPs) and their GS data sets (Algorithm 2);
+- `ials`: influence-augmented local simulators (Algorithm 3); `influence_eval`: how well AIPs predict;
+- `controllers`: random, hand-coded and policy controllers.
+
+Imports only the foundation modules and `dials_lib.envs`.
+"""
