@@ -21,7 +21,7 @@ from dials_lib.envs import make_global
 from dials_lib.envs.traffic import hand_coded_actions
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.seeding import Purpose, derived_seed
-from dials_lib.training import dials, runner
+from dials_lib.training import dials, group_tasks, runner
 from dials_lib.training.evaluation import TrafficMetrics
 from dials_lib.training.run_config import RunConfig, config_from_preset
 from dials_lib.training.runner import WorkerDiedError, train, train_dials, train_gs
@@ -201,12 +201,12 @@ def dying_chunk_1(config: RunConfig, record: Path, agent: int | None = None) -> 
     `agent` (None: whatever it holds; under loky a task may run in this process, which must not die)."""
     register_by_value()
     chunk_seed = derived_seed(config.seed, Purpose.IALS, 1)
-    return DieInWorker(dials.train_agents, chunk_seed, os.getpid(), str(record), agent)
+    return DieInWorker(group_tasks.train_agents, chunk_seed, os.getpid(), str(record), agent)
 
 
 def test_worker_death_is_reported_and_the_run_resumes_to_the_same_result(reference_run, tmp_path, monkeypatch):
     config = tiny_config(tmp_path / "killed", n_workers=2)
-    monkeypatch.setattr(dials, "train_agents", dying_chunk_1(config, tmp_path / "died.json"))
+    monkeypatch.setattr(group_tasks, "train_agents", dying_chunk_1(config, tmp_path / "died.json"))
     start = time.perf_counter()
     with pytest.raises(WorkerDiedError) as err:
         train(config, progress=False)
@@ -230,7 +230,7 @@ def test_a_dask_worker_death_is_reported_within_seconds_and_the_run_resumes(refe
             return train(config, progress=False)
 
     config = tiny_config(tmp_path / "dask_killed", n_workers=2)
-    monkeypatch.setattr(dials, "train_agents", dying_chunk_1(config, tmp_path / "died.json", agent=2))
+    monkeypatch.setattr(group_tasks, "train_agents", dying_chunk_1(config, tmp_path / "died.json", agent=2))
     call_starts = []  # when each parallel call of the run began: the last one is the call whose worker dies
     map_tasks = dials.map_tasks
 
@@ -366,7 +366,7 @@ def test_ppo_states_wait_on_disk_while_aips_train(reference_run, tmp_path, monke
 
     def watching_map_tasks(function, tasks, n_workers):
         run = watched[-1]
-        seen.append((function is dials.train_aips, [group["ppo"] is None for group in run.state["groups"]],
+        seen.append((function is group_tasks.train_aips, [group["ppo"] is None for group in run.state["groups"]],
                      (run.directory.path / "ppo_states.spill.pt").exists()))
         return map_tasks(function, tasks, n_workers)
 

@@ -4,6 +4,8 @@ import itertools
 
 import numpy as np
 import pytest
+
+from dials_lib.theory import checks
 from dials_lib.theory.models import (
     ExactInfluence,
     deterministic_policies,
@@ -21,8 +23,6 @@ from dials_lib.theory.models import (
     sample_rollouts,
     weighted_tv,
 )
-
-from dials_lib.theory import checks
 
 
 def test_random_model_tables_are_distributions():

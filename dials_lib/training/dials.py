@@ -43,25 +43,12 @@ from dials_lib.learning.influence import (
 from dials_lib.learning.policy_actor import PolicyActor
 from dials_lib.learning.ppo import concat_states, slice_state
 from dials_lib.seeding import Purpose, derived_seed
+from dials_lib.training import group_tasks as tasks
 from dials_lib.training.evaluation import evaluate
-from dials_lib.training.group_tasks import (
-    OnGlobal,
-    OnIALS,
-    TrainAgents,
-    TrainAIPs,
-    new_learners,
-    new_predictors,
-    train_agents,
-    train_aips,
-)
 from dials_lib.training.memory import RunMemory, TreeMemorySampler, release_free_memory
 from dials_lib.training.parallel import WorkerLostError, map_tasks
 from dials_lib.training.run_config import RunConfig
-from dials_lib.training.run_records import RUNTIME_PARTS, RunClock, RunDirectory, RunResult
-
-
-class WorkerDiedError(RuntimeError):
-    """A worker process died (killed, out of memory) while holding some agents; the run can be resumed."""
+from dials_lib.training.run_records import RUNTIME_PARTS, RunClock, RunDirectory, RunResult, WorkerDiedError
 
 
 def train(config: RunConfig, progress: bool | None = None) -> RunResult:
@@ -83,16 +70,16 @@ class Run:
         self.groups = [list(range(config.n_agents))] if on_gs else config.groups()
         self.state = state if state is not None else self.initial_state(with_aips=not on_gs)
         # where each group trains in chunk c: the GS for GS training, its IALS for (untrained-)DIALS
-        self.simulator: Callable[[int, dict[str, Any]], OnGlobal | OnIALS] = (
-            (lambda c, group: OnGlobal(derived_seed(config.seed, Purpose.GS_TRAINING, c))) if on_gs else
-            (lambda c, group: OnIALS(group["aip"], derived_seed(config.seed, Purpose.IALS, c))))
+        self.simulator: Callable[[int, dict[str, Any]], tasks.OnGlobal | tasks.OnIALS] = (
+            (lambda c, group: tasks.OnGlobal(derived_seed(config.seed, Purpose.GS_TRAINING, c))) if on_gs else
+            (lambda c, group: tasks.OnIALS(group["aip"], derived_seed(config.seed, Purpose.IALS, c))))
         self.memory = RunMemory()
 
     def initial_state(self, with_aips: bool) -> dict[str, Any]:
         """Boundary 0 of a new run: every agent's initial PPO (and AIP) state, sliced into the groups."""
         n, seed, all_ids = self.config.n_agents, self.config.seed, list(range(self.config.n_agents))
-        ppo = new_learners(self.hp, all_ids, seed, self.schedule.steps_per_agent).state_dict()
-        aip = new_predictors(self.hp, all_ids, seed).state_dict() if with_aips else None
+        ppo = tasks.new_learners(self.hp, all_ids, seed, self.schedule.steps_per_agent).state_dict()
+        aip = tasks.new_predictors(self.hp, all_ids, seed).state_dict() if with_aips else None
         groups = [{"ppo": slice_state(ppo, ids[0], ids[-1] + 1),
                    "aip": slice_predictor_state(aip, ids[0], ids[-1] + 1) if aip is not None else None}
                   for ids in self.groups]
@@ -153,11 +140,11 @@ class Run:
     def retrain_aips(self, c: int, data: InfluenceData) -> None:
         """Every group's AIPs trained on its agents' slice of the GS data, while the PPO states wait on disk."""
         groups, round_index = self.state["groups"], sum(self.schedule.retrain[:c])
-        tasks = [TrainAIPs(self.hp, ids, self.config.seed, group["aip"], data.agent_range(ids[0], ids[-1] + 1),
-                           round_index) for ids, group in zip(self.groups, groups, strict=True)]
+        jobs = [tasks.TrainAIPs(self.hp, ids, self.config.seed, group["aip"], data.agent_range(ids[0], ids[-1] + 1),
+                                round_index) for ids, group in zip(self.groups, groups, strict=True)]
         del data
         with self.directory.ppo_states_on_disk(groups):
-            for i, result in self.map(train_aips, tasks, "training AIPs", c):
+            for i, result in self.map(tasks.train_aips, jobs, "training AIPs", c):
                 groups[i]["aip"] = result["aip_state"]
 
     def evaluate(self, c: int) -> None:
@@ -165,7 +152,7 @@ class Run:
         aips = [group["aip"] for group in self.state["groups"]]
         predictor = None
         if aips[0] is not None:
-            predictor = new_predictors(self.hp, list(range(self.config.n_agents)), self.config.seed)
+            predictor = tasks.new_predictors(self.hp, list(range(self.config.n_agents)), self.config.seed)
             predictor.load_state_dict(concat_predictor_states(aips))
         actor = self.joint_actor()
         row = evaluate(self.config.env, actor, self.config.eval_episodes,
@@ -178,11 +165,11 @@ class Run:
     def train_chunk(self, c: int) -> None:
         """Chunk c: every group trains with PPO on its simulator (Algorithm 3 for DIALS)."""
         groups = self.state["groups"]
-        tasks = [TrainAgents(self.hp, ids, self.config.seed, self.schedule.steps_per_agent, group["ppo"],
-                             self.simulator(c, group), self.schedule.chunk_length(c))
-                 for ids, group in zip(self.groups, groups, strict=True)]
+        jobs = [tasks.TrainAgents(self.hp, ids, self.config.seed, self.schedule.steps_per_agent, group["ppo"],
+                                  self.simulator(c, group), self.schedule.chunk_length(c))
+                for ids, group in zip(self.groups, groups, strict=True)]
         returns = [0.0] * len(groups)
-        for i, result in self.map(train_agents, tasks, "training agents", c):
+        for i, result in self.map(tasks.train_agents, jobs, "training agents", c):
             groups[i]["ppo"], returns[i] = result["ppo_state"], result["metrics"]["train_return"]
         sizes = [len(ids) for ids in self.groups]  # one group: its own value, not an average's rounding of it
         self.state["train_return"] = returns[0] if len(returns) == 1 else float(np.average(returns, weights=sizes))
@@ -198,23 +185,20 @@ class Run:
         for ids, group in zip(self.groups, self.state["groups"], strict=True):
             group["ppo"]["eval_count"] = actor.eval_count[ids[0] : ids[-1] + 1].copy()
 
-    def map(self, function: Callable[[Any], dict[str, Any]], tasks: list[Any], what: str, c: int
+    def map(self, function: Callable[[Any], dict[str, Any]], jobs: list[Any], what: str, c: int
             ) -> Iterator[tuple[int, dict[str, Any]]]:
         """One task per group on the run's workers; yields (group index, result) as each arrives, to be taken in
         at once: `map_tasks` lets go of a task when it is handed out, so this process holds one group's old and
         new state at a time, not every group's."""
         reports = []
         try:
-            for i, report in map_tasks(function, tasks, self.config.n_workers):
+            for i, report in map_tasks(function, jobs, self.config.n_workers):
                 reports.append({"pid": report.pid, "peak_rss_mb": report.peak_rss_mb,
                                 "peak_pss_mb": report.peak_pss_mb})
                 self.clock.add_tasks(report.seconds, report.cpu_seconds)
                 yield i, report.value
         except WorkerLostError as err:
-            lost = [self.groups[i] for i in err.pending]
-            step, saved = self.schedule.starts[c], self.schedule.starts[self.state["boundary"]]
-            raise WorkerDiedError(
-                f"a worker process died while {what} at step {step} per agent (boundary {c}); tasks that had not "
-                f"returned held agents {lost}. Last checkpoint: {self.directory.checkpoint_path} (step {saved} per "
-                "agent). Run the same command again to resume from it.") from err.__cause__
+            raise WorkerDiedError.of_call(what, self.schedule.starts[c], c, [self.groups[i] for i in err.pending],
+                                          self.directory.checkpoint_path,
+                                          self.schedule.starts[self.state["boundary"]]) from err.__cause__
         self.memory.add_call(reports)

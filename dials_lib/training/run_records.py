@@ -40,6 +40,19 @@ RUNTIME_PARTS = ("agents_training_s", "data_collection_s", "aip_training_s", "ev
 """The seconds runtime.json accumulates over all sessions of a run."""
 
 
+class WorkerDiedError(RuntimeError):
+    """A worker process died (killed, out of memory) while holding some agents; the run can be resumed."""
+
+    @classmethod
+    def of_call(cls, what: str, step: int, boundary: int, lost: list[list[int]], checkpoint: Path,
+                saved_step: int) -> WorkerDiedError:
+        """The error for a parallel call (`what`, from `step` per agent) whose tasks for the agents `lost` had not
+        returned, with where the run can resume from."""
+        return cls(f"a worker process died while {what} at step {step} per agent (boundary {boundary}); tasks that "
+                   f"had not returned held agents {lost}. Last checkpoint: {checkpoint} (step {saved_step} per agent). "
+                   "Run the same command again to resume from it.")
+
+
 @dataclass
 class RunResult:
     """What a run leaves behind: its config, directory and records."""
@@ -162,4 +175,5 @@ class RunClock:
         self.runtime["worker_cpu_s"] = self.runtime.get("worker_cpu_s", 0.0) + cpu_seconds
 
 
-__all__ = ["CHECKPOINT", "RUNTIME_PARTS", "RunClock", "RunDirectory", "RunResult", "load_run", "metric_columns"]
+__all__ = ["CHECKPOINT", "RUNTIME_PARTS", "RunClock", "RunDirectory", "RunResult", "WorkerDiedError", "load_run",
+           "metric_columns"]

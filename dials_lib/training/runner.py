@@ -22,9 +22,9 @@ checkpoint; rerun the same command to resume.
 
 from __future__ import annotations
 
-from dials_lib.training.dials import WorkerDiedError, train
+from dials_lib.training.dials import train
 from dials_lib.training.run_config import RunConfig
-from dials_lib.training.run_records import CHECKPOINT, RunResult, load_run, metric_columns
+from dials_lib.training.run_records import CHECKPOINT, RunResult, WorkerDiedError, load_run, metric_columns
 
 
 def train_gs(config: RunConfig, progress: bool | None = None) -> RunResult:
