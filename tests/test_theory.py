@@ -6,17 +6,13 @@ import numpy as np
 import pytest
 
 from dials_lib.theory import checks
+from dials_lib.theory.ialm import deterministic_policies, ialm_expected_return, ialm_q_values, initial_value, make_ialm
 from dials_lib.theory.models import (
     ExactInfluence,
-    deterministic_policies,
     extend_history,
-    ialm_expected_return,
-    ialm_q_values,
     influence_by_counting,
     influence_by_enumeration,
     influence_by_filtering,
-    initial_value,
-    make_ialm,
     n_histories,
     random_joint_policy,
     random_model,

@@ -15,17 +15,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from dials_lib.theory.ialm import IALM, deterministic_policies, greedy_policy, ialm_q_values, make_ialm
 from dials_lib.theory.models import (
-    IALM,
     Influence,
     TinyFPOSG,
-    deterministic_policies,
-    greedy_policy,
-    ialm_q_values,
     influence_by_counting,
     influence_by_enumeration,
     influence_by_filtering,
-    make_ialm,
     n_histories,
     random_joint_policy,
     random_model,
