@@ -5,23 +5,21 @@ The entry points are importable from here:
     from dials_lib import RunConfig, config_from_preset, train, make_global, make_local
     result = train(config_from_preset("quick", "traffic", "dials", seed=0))
 
-Modules, bottom-up (each imports only from the layers above it in this list):
-- `envs`: traffic grid and warehouse, each a global simulator and batched local simulators (`make_global`,
-  `make_local`), plus PettingZoo/Gymnasium adapters and statistics;
-- `seeding`: every random stream and run-level purpose of a run, counter-based uniforms, the inverse-CDF sampler;
-- `networks`, `adam`, `ppo_core`, `ppo`, `policy_actor`: independent PPO for groups of agents with stacked
-  per-agent weights, its training loop, and the acting part of the policies;
-- `influence`, `ials`, `influence_eval`, `controllers`, `metrics`: influence predictors and GS data sets
-  (Algorithm 2), influence-augmented local simulators (Algorithm 3), their evaluation, controllers, GS evaluation;
-- `dials` (Algorithm 1), `group_tasks`, `parallel`, `run_records`, `run_config`, `runner`, `memory`: training
-  runs of GS, DIALS and untrained-DIALS over worker processes, with run directories, checkpoints and records
-  (`python -m dials_lib train`);
-- `analysis`, `paper`, `scaling`: run plans, statistics, figures and the paper's claims with their evidence; the
-  paper's numbers; timed runs extrapolated to full budgets;
-- `theory`, `theory_checks`: the appendix's Lemma 1, Proposition 1, Lemma 2 and Theorem 1 on exact tiny models;
-- `hyperparameters`, `presets`, `validation`, `paths`, `io`, `plots`, `series`: the paper's hyperparameters,
-  budgets, input checks, repository paths, atomic writes, figures and tables, and the notebook pipeline
-  (`python -m dials_lib.series`).
+Layers, bottom-up (each imports only from the layers before it in this list; `tests/test_layers.py` checks it):
+- the foundation modules here: `paths`, `files` (atomic writes), `validation` (input checks), `hyperparameters`
+  (the paper's Tables 4-6), `presets` (smoke / quick / paper budgets), `paper` (its numbers), `plots`, `seeding`
+  (every random stream and run-level purpose);
+- `envs`: traffic grid and warehouse, each a global simulator and batched local simulators, with their contract
+  (Protocols, registry, the local-form checker) and PettingZoo/Gymnasium adapters; `theory`: the appendix's
+  Lemma 1, Proposition 1, Lemma 2 and Theorem 1 on exact tiny models;
+- `learning`: stacked per-agent networks, independent PPO and its training loop, the acting part of the
+  policies, influence predictors and GS data sets (Algorithm 2), influence-augmented local simulators
+  (Algorithm 3), controllers;
+- `training`: Algorithm 1 (`training.dials`) over worker processes, run configs, directories, checkpoints and
+  records, GS evaluation (`python -m dials_lib train`);
+- `analysis`: run plans, statistics, figures, timed runs extrapolated to full budgets, and the paper's claims
+  with their evidence;
+- `series`: the notebook pipeline (`python -m dials_lib.series`).
 """
 
 from __future__ import annotations
