@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dials_lib import paper
-from dials_lib.analysis.runtimes import run_of, worker_memory_fit
+from dials_lib.analysis.runtimes import timed_runs_by_size, worker_memory_fit
 from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.plots import SIMULATOR_COLOURS
 
@@ -24,26 +24,23 @@ def memory_table(frame: pd.DataFrame, sizes: Iterable[int], table: pd.DataFrame)
     """Peak memory (MiB) of GS and of DIALS on 2 workers per size, next to the paper's MB (paper/memory.csv)."""
     one_agent_mib = {env: intercept + slope for env, (intercept, slope) in worker_memory_fit(frame).items()}
     rows = []
-    for env in ENV_NAMES:
-        for n in sizes:
-            gs, one, two = run_of(frame, env, n, "gs", 1), run_of(frame, env, n, "dials", 1), run_of(
-                frame, env, n, "dials", 2)
-            rows.append({
-                "env": env, "agents": n,
-                "GS RSS": gs["main_peak_rss_mib"], "GS PSS": gs["main_peak_pss_mib"],
-                "paper GS MB": paper.table_value(table, env, n, "GS", "total_mb"),
-                "DIALS main RSS": two["main_peak_rss_mib"], "DIALS worker RSS": two["max_worker_peak_rss_mib"],
-                "DIALS worker PSS": two["max_worker_peak_pss_mib"],
-                "paper DIALS per process MB": paper.table_value(table, env, n, "DIALS", "per_process_mb"),
-                "DIALS total RSS": two["simultaneous_peak_rss_mib"],
-                "DIALS total PSS": two["simultaneous_peak_pss_mib"],
-                "DIALS sum of peaks RSS": two["total_peak_rss_mib"],
-                "DIALS sum of peaks PSS": two["total_peak_pss_mib"],
-                "DIALS 1 worker total RSS": one["total_peak_rss_mib"],
-                "one process per agent RSS (worker peak x N)": two["max_worker_peak_rss_mib"] * n,
-                "one process per agent RSS (fit x N)": one_agent_mib[env] * n,
-                "paper DIALS total MB": paper.table_value(table, env, n, "DIALS", "total_mb"),
-            })
+    for env, n, gs, one, two in timed_runs_by_size(frame, sizes):
+        rows.append({
+            "env": env, "agents": n,
+            "GS RSS": gs["main_peak_rss_mib"], "GS PSS": gs["main_peak_pss_mib"],
+            "paper GS MB": paper.table_value(table, env, n, "GS", "total_mb"),
+            "DIALS main RSS": two["main_peak_rss_mib"], "DIALS worker RSS": two["max_worker_peak_rss_mib"],
+            "DIALS worker PSS": two["max_worker_peak_pss_mib"],
+            "paper DIALS per process MB": paper.table_value(table, env, n, "DIALS", "per_process_mb"),
+            "DIALS total RSS": two["simultaneous_peak_rss_mib"],
+            "DIALS total PSS": two["simultaneous_peak_pss_mib"],
+            "DIALS sum of peaks RSS": two["total_peak_rss_mib"],
+            "DIALS sum of peaks PSS": two["total_peak_pss_mib"],
+            "DIALS 1 worker total RSS": one["total_peak_rss_mib"],
+            "one process per agent RSS (worker peak x N)": two["max_worker_peak_rss_mib"] * n,
+            "one process per agent RSS (fit x N)": one_agent_mib[env] * n,
+            "paper DIALS total MB": paper.table_value(table, env, n, "DIALS", "total_mb"),
+        })
     return pd.DataFrame(rows)
 
 

@@ -8,7 +8,7 @@ of a projection are labelled as in the paper's tables ('GS', 'DIALS F=1M', 'untr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -33,6 +33,15 @@ def run_of(frame: pd.DataFrame, env: str, n_agents: int, simulator: str, workers
     rows = frame[(frame["env"] == env) & (frame["n_agents"] == n_agents) & (frame["simulator"] == simulator)
                  & (frame["workers"] == workers)]
     return rows.iloc[0]
+
+
+def timed_runs_by_size(frame: pd.DataFrame, sizes: Iterable[int]
+                       ) -> Iterator[tuple[str, int, pd.Series, pd.Series, pd.Series]]:
+    """(env, size, GS run, DIALS on 1 worker, DIALS on 2 workers) for every environment and size, in order."""
+    for env in ENV_NAMES:
+        for n in sizes:
+            yield (env, n, run_of(frame, env, n, "gs", 1), run_of(frame, env, n, "dials", 1),
+                   run_of(frame, env, n, "dials", 2))
 
 
 def worker_memory_fit(frame: pd.DataFrame) -> dict[str, tuple[float, float]]:
@@ -75,20 +84,17 @@ def agents_training_speedup(frame: pd.DataFrame, sizes: Iterable[int], table: pd
     `table`: the paper's runtimes (paper/runtimes.csv); its speed-up is GS hours over DIALS agents-training hours.
     """
     rows = []
-    for env in ENV_NAMES:
-        for n in sizes:
-            gs, one, two = run_of(frame, env, n, "gs", 1), run_of(frame, env, n, "dials", 1), run_of(
-                frame, env, n, "dials", 2)
-            rows.append({
-                "env": env, "agents": n,
-                "GS agent-steps/s": gs["agent_steps_per_s"], "DIALS 1 worker agent-steps/s": one["agent_steps_per_s"],
-                "DIALS 2 workers agent-steps/s": two["agent_steps_per_s"],
-                "2 workers over 1 (ours)": one["agents_training_s"] / two["agents_training_s"],
-                "DIALS over GS, agents training (ours, 2 workers)": gs["agents_training_s"] / two["agents_training_s"],
-                "DIALS over GS, agents training (paper, 128 CPUs)":
-                    paper.table_value(table, env, n, "GS", "agents_training_h")
-                    / paper.table_value(table, env, n, "untrained-DIALS", "agents_training_h"),
-            })
+    for env, n, gs, one, two in timed_runs_by_size(frame, sizes):
+        rows.append({
+            "env": env, "agents": n,
+            "GS agent-steps/s": gs["agent_steps_per_s"], "DIALS 1 worker agent-steps/s": one["agent_steps_per_s"],
+            "DIALS 2 workers agent-steps/s": two["agent_steps_per_s"],
+            "2 workers over 1 (ours)": one["agents_training_s"] / two["agents_training_s"],
+            "DIALS over GS, agents training (ours, 2 workers)": gs["agents_training_s"] / two["agents_training_s"],
+            "DIALS over GS, agents training (paper, 128 CPUs)":
+                paper.table_value(table, env, n, "GS", "agents_training_h")
+                / paper.table_value(table, env, n, "untrained-DIALS", "agents_training_h"),
+        })
     return pd.DataFrame(rows)
 
 

@@ -77,13 +77,12 @@ class Run:
 
     def initial_state(self, with_aips: bool) -> dict[str, Any]:
         """Boundary 0 of a new run: every agent's initial PPO (and AIP) state, sliced into the groups."""
-        n, seed, all_ids = self.config.n_agents, self.config.seed, list(range(self.config.n_agents))
+        seed, all_ids = self.config.seed, list(range(self.config.n_agents))
         ppo = tasks.new_learners(self.hp, all_ids, seed, self.schedule.steps_per_agent).state_dict()
         aip = tasks.new_predictors(self.hp, all_ids, seed).state_dict() if with_aips else None
         groups = [{"ppo": slice_state(ppo, ids[0], ids[-1] + 1),
                    "aip": slice_predictor_state(aip, ids[0], ids[-1] + 1) if aip is not None else None}
                   for ids in self.groups]
-        assert sum(len(ids) for ids in self.groups) == n
         return {"boundary": 0, "prepared": False, "groups": groups, "rows": [], "sessions": 0,
                 "runtime": dict.fromkeys(RUNTIME_PARTS, 0.0), "memory": {}, "train_return": math.nan}
 
