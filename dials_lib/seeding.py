@@ -80,10 +80,38 @@ def agent_seed_sequence(seed: int, agent_id: int, stream: Stream, *more: int) ->
     return np.random.SeedSequence(seed, spawn_key=(int(agent_id), int(stream), *(int(m) for m in more)))
 
 
-def agent_keys(seed: int, agent_ids: Sequence[int], stream: Stream) -> np.ndarray:
-    """One uint64 key per agent for `counter_uniforms`, each depending only on (seed, agent id, stream)."""
+def agent_seeds(seed: int | Sequence[int], n_agents: int) -> list[int]:
+    """The run seed of each of `n_agents` agents: one int for all of them, or one per agent (a stacked group that
+    holds the agents of several runs of different seeds, `dials_lib.training.seed_batch`)."""
+    if isinstance(seed, int | np.integer):
+        return [int(seed)] * n_agents
+    seeds = [int(s) for s in seed]
+    if len(seeds) != n_agents:
+        raise ValueError(f"seed must be one int or one per agent ({n_agents}); got {len(seeds)} seeds")
+    return seeds
+
+
+def run_blocks(seed: int | Sequence[int], n_agents: int) -> list[int]:
+    """Sizes of the consecutive blocks of agents with one run seed (one block when `seed` is an int)."""
+    sizes: list[int] = []
+    previous = None
+    for s in agent_seeds(seed, n_agents):
+        if sizes and s == previous:
+            sizes[-1] += 1
+        else:
+            sizes.append(1)
+        previous = s
+    return sizes
+
+
+def agent_keys(seed: int | Sequence[int], agent_ids: Sequence[int], stream: Stream) -> np.ndarray:
+    """One uint64 key per agent for `counter_uniforms`, each depending only on (seed, agent id, stream); `seed` is
+    the run seed of every agent or one per agent (`agent_seeds`)."""
+    seeds = agent_seeds(seed, len(agent_ids))
     return np.array(
-        [agent_seed_sequence(seed, a, stream).generate_state(1, np.uint64)[0] for a in agent_ids], dtype=np.uint64
+        [agent_seed_sequence(s, a, stream).generate_state(1, np.uint64)[0]
+         for s, a in zip(seeds, agent_ids, strict=True)],
+        dtype=np.uint64,
     )
 
 
@@ -174,7 +202,9 @@ __all__ = [
     "agent_keys",
     "agent_rng",
     "agent_seed_sequence",
+    "agent_seeds",
     "counter_uniforms",
     "derived_seed",
     "inverse_cdf",
+    "run_blocks",
 ]

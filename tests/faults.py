@@ -28,7 +28,7 @@ class DieInWorker:
 
     def __call__(self, task: Any) -> Any:
         holds = self.agent is None or self.agent in task.agent_ids
-        if os.getpid() != self.parent and task.on.seed == self.chunk_seed and holds:
+        if os.getpid() != self.parent and self.chunk_seed in task.on.seeds and holds:
             Path(self.record).write_text(json.dumps(task.agent_ids))
             os._exit(17)
         return self.function(task)

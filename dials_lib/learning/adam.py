@@ -19,7 +19,7 @@ so either optimiser can load the other's.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -31,12 +31,18 @@ BETAS = (0.9, 0.999)
 class Adam:
     """Adam (no weight decay, no AMSGrad) over one group of parameters; `torch.optim.Adam`'s numbers and state."""
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, eps: float = 1e-8, fused: bool = False):
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, eps: float = 1e-8, fused: bool = False,
+                 blocks: Sequence[int] | None = None):
+        """Adam over `params` with learning rate `lr`; `blocks` (sizes along the first axis of every parameter) has
+        each block stepped as a tensor of its own, e.g. the agents of each run in a group stacking several runs."""
         self.params = list(params)
+        self.blocks = None if blocks is None or len(blocks) < 2 else list(blocks)
         if not self.params:
             raise ValueError("Adam got an empty parameter list")
         if lr < 0 or eps < 0:
             raise ValueError(f"lr and eps must be >= 0; got lr={lr}, eps={eps}")
+        if self.blocks is not None and not fused:
+            raise ValueError("blocks are only supported by the fused Adam (fused=True)")
         self.fused = fused
         self.param_groups = [{"lr": float(lr), "betas": BETAS, "eps": float(eps), "weight_decay": 0.0,
                               "amsgrad": False, "maximize": False, "fused": fused or None}]
@@ -74,9 +80,16 @@ class Adam:
         steps = [s["step"] for s in states]
         if self.fused:
             torch._foreach_add_(steps, 1)
+            tensors = [params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                       [s["exp_avg_sq"] for s in states]]
+            if self.blocks is not None:
+                # The kernel runs the vectorised body and the scalar tail of a tensor with different roundings,
+                # and which elements land in the tail depends on the tensor's length: stepping each block as its
+                # own tensor gives every run exactly the numbers it gets when trained alone.
+                tensors = [[block for t in ts for block in t.split(self.blocks)] for ts in tensors]
+                steps = [step for step in steps for _ in self.blocks]
             torch._fused_adam_(
-                params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                [], steps, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps,
+                *tensors, [], steps, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps,
                 maximize=False, grad_scale=None, found_inf=None,
             )
             return

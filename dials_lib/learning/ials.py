@@ -25,7 +25,7 @@ import torch
 from dials_lib.envs import get_spec, make_local
 from dials_lib.hyperparameters import AIPConfig
 from dials_lib.learning.influence import StackedPredictor, make_predictor, sample_sources
-from dials_lib.seeding import CounterStream, Stream, agent_keys, inverse_cdf
+from dials_lib.seeding import CounterStream, Stream, agent_keys, agent_seeds, inverse_cdf
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -94,13 +94,15 @@ class FrozenPredictor:
 class IALS:
     """K influence-augmented local simulators: local regions whose influence sources come from AIPs."""
 
-    def __init__(self, env: str, predictor: StackedPredictor, seed: int, agent_ids: Sequence[int]) -> None:
+    def __init__(self, env: str, predictor: StackedPredictor, seed: int | Sequence[int], agent_ids: Sequence[int]
+                 ) -> None:
         if len(agent_ids) != predictor.n_agents:
             raise ValueError(f"agent_ids has {len(agent_ids)} entries but the predictor holds {predictor.n_agents}")
         self.env = env
         self.n_agents = predictor.n_agents
         self.agent_ids = [int(a) for a in agent_ids]
-        self.ls = make_local(env, n_regions=self.n_agents, seed=seed)
+        # the LS's own generator is never drawn from here (its noise comes from the IALS_NOISE stream)
+        self.ls = make_local(env, n_regions=self.n_agents, seed=agent_seeds(seed, self.n_agents)[0])
         self.spec = self.ls.spec
         self._n_steps = 0  # steps taken since construction: the counter of the random streams
         n_sources = len(self.spec.source_sizes)

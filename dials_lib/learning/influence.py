@@ -34,7 +34,7 @@ from dials_lib.hyperparameters import AIPConfig
 from dials_lib.learning.adam import Adam
 from dials_lib.learning.controllers import Controller
 from dials_lib.learning.networks import GRUSequence, StackedGRUCell, StackedLinear
-from dials_lib.seeding import Stream, agent_generator, agent_rng, inverse_cdf
+from dials_lib.seeding import Stream, agent_generator, agent_rng, agent_seeds, inverse_cdf
 from dials_lib.validation import check_choice
 
 AIP_ARCHITECTURES: tuple[str, ...] = ("fnn", "gru")
@@ -150,12 +150,17 @@ class StackedPredictor(nn.Module):
 
 
 def make_predictor(
-    config: AIPConfig, input_dim: int, source_sizes: Sequence[int], seed: int, agent_ids: Sequence[int]
+    config: AIPConfig,
+    input_dim: int,
+    source_sizes: Sequence[int],
+    seed: int | Sequence[int],
+    agent_ids: Sequence[int],
 ) -> StackedPredictor:
-    """AIPs for the agents `agent_ids`, agent k's initial weights depending only on (seed, agent_ids[k])."""
+    """AIPs for the agents `agent_ids`, agent k's initial weights depending only on (seed, agent_ids[k]) (`seed`:
+    the run seed, or one per agent)."""
     model = StackedPredictor(len(agent_ids), input_dim, source_sizes, config)
-    for k, agent_id in enumerate(agent_ids):
-        generator = agent_generator(seed, int(agent_id), Stream.AIP_INIT)
+    for k, (agent_seed, agent_id) in enumerate(zip(agent_seeds(seed, len(agent_ids)), agent_ids, strict=True)):
+        generator = agent_generator(agent_seed, int(agent_id), Stream.AIP_INIT)
         for layer in model.layers_in_init_order():
             layer.init_agent(k, generator)
     return model

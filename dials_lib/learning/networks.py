@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from dials_lib.hyperparameters import PolicyConfig
-from dials_lib.seeding import Stream, agent_generator
+from dials_lib.seeding import Stream, agent_generator, agent_seeds
 from dials_lib.validation import check_choice
 
 POLICY_ARCHITECTURES: tuple[str, ...] = ("fnn", "gru")
@@ -300,14 +300,20 @@ def empty_policy(config: PolicyConfig, n_agents: int, obs_dim: int, n_actions: i
 
 
 def make_policy(
-    config: PolicyConfig, n_agents: int, obs_dim: int, n_actions: int, seed: int, agent_ids: Sequence[int]
+    config: PolicyConfig,
+    n_agents: int,
+    obs_dim: int,
+    n_actions: int,
+    seed: int | Sequence[int],
+    agent_ids: Sequence[int],
 ) -> StackedPolicy:
-    """A stacked policy for `n_agents` agents, agent k initialised from (seed, agent_ids[k]) only."""
+    """A stacked policy for `n_agents` agents, agent k initialised from (seed, agent_ids[k]) only (`seed`: the run
+    seed, or one per agent)."""
     if len(agent_ids) != n_agents:
         raise ValueError(f"agent_ids must have n_agents={n_agents} entries; got {len(agent_ids)}")
     policy = empty_policy(config, n_agents, obs_dim, n_actions)
-    for k, agent_id in enumerate(agent_ids):
-        generator = agent_generator(seed, int(agent_id), Stream.POLICY_INIT)
+    for k, (agent_seed, agent_id) in enumerate(zip(agent_seeds(seed, n_agents), agent_ids, strict=True)):
+        generator = agent_generator(agent_seed, int(agent_id), Stream.POLICY_INIT)
         for layer in policy.layers_in_init_order():
             layer.init_agent(k, generator)
     return policy

@@ -27,7 +27,7 @@ from dials_lib.seeding import Stream, agent_keys, counter_uniforms
 class PolicyActor:
     """K agents' policies for acting: `act_eval` samples (or takes the greedy action) from a separate stream."""
 
-    def __init__(self, policy: StackedPolicy, obs_dim: int, seed: int, agent_ids: Sequence[int],
+    def __init__(self, policy: StackedPolicy, obs_dim: int, seed: int | Sequence[int], agent_ids: Sequence[int],
                  eval_count: np.ndarray | None = None) -> None:
         self.policy, self.obs_dim, self.seed = policy, obs_dim, seed
         self.agent_ids = [int(a) for a in agent_ids]

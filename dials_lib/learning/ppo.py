@@ -65,7 +65,7 @@ from dials_lib.learning.ppo_core import (
     sample_actions,
     segment_gae,
 )
-from dials_lib.seeding import Stream, agent_keys, counter_uniforms
+from dials_lib.seeding import Stream, agent_keys, agent_seeds, counter_uniforms, run_blocks
 
 ADAM_EPS = 1e-5
 """Adam epsilon of the policy optimiser (the value common PPO implementations use)."""
@@ -82,9 +82,12 @@ class PPOGroup:
         policy_config: PolicyConfig,
         ppo_config: PPOConfig,
         total_timesteps: int,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         agent_ids: Sequence[int] | None = None,
     ) -> None:
+        """K = `n_agents` learners; `seed` is the run seed of all of them, or one per agent for a group that stacks
+        the agents of several runs (consecutive agents with one seed are one run, stepped by Adam as a block of its
+        own so that each run gets exactly the numbers it gets alone)."""
         if n_agents < 1:
             raise ValueError(f"n_agents must be a positive integer; got {n_agents}")
         if total_timesteps < ppo_config.buffer_size:
@@ -92,14 +95,16 @@ class PPOGroup:
                 f"total_timesteps ({total_timesteps}) must be at least buffer_size ({ppo_config.buffer_size})"
             )
         self.n_agents, self.obs_dim, self.n_actions = n_agents, obs_dim, n_actions
-        self.policy_config, self.config, self.seed = policy_config, ppo_config, seed
+        self.policy_config, self.config = policy_config, ppo_config
+        self.seed: int | list[int] = int(seed) if isinstance(seed, int | np.integer) else agent_seeds(seed, n_agents)
         self.total_timesteps = total_timesteps
         self.total_updates = total_timesteps // ppo_config.buffer_size
         self.agent_ids = list(range(n_agents)) if agent_ids is None else [int(a) for a in agent_ids]
         self.policy: StackedPolicy = make_policy(policy_config, n_agents, obs_dim, n_actions, seed, self.agent_ids)
         self.chunk_length = policy_config.sequence_length if self.policy.recurrent else 1
         self._check_sizes()
-        self.optimizer = Adam(self.policy.parameters(), lr=ppo_config.learning_rate, eps=ADAM_EPS, fused=True)
+        self.optimizer = Adam(self.policy.parameters(), lr=ppo_config.learning_rate, eps=ADAM_EPS, fused=True,
+                              blocks=run_blocks(seed, n_agents))
         self.n_updates = 0
         self._action_keys = agent_keys(seed, self.agent_ids, Stream.ACTIONS)
         self._shuffle_keys = agent_keys(seed, self.agent_ids, Stream.MINIBATCH_ORDER)
@@ -286,16 +291,26 @@ class PPOGroup:
         self.reset_episodes()
 
 
+def _agent_seeds_of(state: dict[str, Any]) -> list[int]:
+    return agent_seeds(state["seed"], len(state["agent_ids"]))
+
+
+def _one_seed_if_possible(seeds: list[int]) -> int | list[int]:
+    """The seed of a state: one int when its agents belong to one run, else one per agent."""
+    return seeds[0] if len(set(seeds)) == 1 else seeds
+
+
 def concat_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The PPO state of the agents of several groups together, in order (groups of one run: same seed, updates).
+    """The PPO state of the agents of several groups together, in order: groups of one run, or of runs that differ
+    only in seed (then the joined state has one seed per agent). All must be at the same update.
 
     Weights, Adam moments and counters are concatenated along the agent axis; Adam's step count and the
     learning settings are shared by the groups and taken once."""
     first = states[0]
     for other in states[1:]:
-        if other["seed"] != first["seed"] or other["n_updates"] != first["n_updates"]:
-            raise ValueError(f"cannot concatenate states with seeds {other['seed']}/{first['seed']} and "
-                             f"{other['n_updates']}/{first['n_updates']} updates: not groups of one run")
+        if other["n_updates"] != first["n_updates"]:
+            raise ValueError(f"cannot concatenate states after {other['n_updates']} and {first['n_updates']} "
+                             "updates: not groups of runs that train in step")
     moments = {
         index: {**entry, "exp_avg": torch.cat([s["optimizer"]["state"][index]["exp_avg"] for s in states]),
                 "exp_avg_sq": torch.cat([s["optimizer"]["state"][index]["exp_avg_sq"] for s in states])}
@@ -303,7 +318,7 @@ def concat_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
     return {
         "agent_ids": [a for s in states for a in s["agent_ids"]],
-        "seed": first["seed"],
+        "seed": _one_seed_if_possible([seed for s in states for seed in _agent_seeds_of(s)]),
         "policy": {name: torch.cat([s["policy"][name] for s in states]) for name in first["policy"]},
         "optimizer": {"state": moments, "param_groups": copy.deepcopy(first["optimizer"]["param_groups"])},
         "n_updates": first["n_updates"],
@@ -319,7 +334,7 @@ def slice_state(state: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
                for index, entry in state["optimizer"]["state"].items()}
     return {
         "agent_ids": list(state["agent_ids"][lo:hi]),
-        "seed": state["seed"],
+        "seed": _one_seed_if_possible(_agent_seeds_of(state)[lo:hi]),
         "policy": {name: tensor[lo:hi].clone() for name, tensor in state["policy"].items()},
         "optimizer": {"state": moments, "param_groups": copy.deepcopy(state["optimizer"]["param_groups"])},
         "n_updates": state["n_updates"],
@@ -335,32 +350,44 @@ def train_steps(group: PPOGroup, sim: Any, n_steps: int) -> dict[str, float]:
     Returns the mean undiscounted return per agent of the episodes completed on `sim` (`train_return`, NaN if
     none) and the PPO losses averaged over the updates.
     """
+    return train_steps_by_run(group, sim, n_steps, n_runs=1)[0]
+
+
+def train_steps_by_run(group: PPOGroup, sim: Any, n_steps: int, n_runs: int) -> list[dict[str, float]]:
+    """`train_steps` for a group stacking `n_runs` runs of equal size (agents run-major): the metrics of each run,
+    each averaged over its own agents exactly as `train_steps` averages a group that holds that run alone."""
     if n_steps % group.config.buffer_size:
         raise ValueError(f"n_steps={n_steps} must be a multiple of buffer_size={group.config.buffer_size}")
+    if n_runs < 1 or group.n_agents % n_runs:
+        raise ValueError(f"n_runs={n_runs} must divide the group's {group.n_agents} agents")
+    per_run = group.n_agents // n_runs
+    runs = [slice(r * per_run, (r + 1) * per_run) for r in range(n_runs)]
     obs = sim.reset()
     group.reset_episodes()
     running = np.zeros(group.n_agents)
-    returns: list[float] = []
-    losses: dict[str, float] = {}
+    returns: list[list[float]] = []  # per episode, each run's mean return per agent
+    losses: list[dict[str, float]] = [{} for _ in runs]
     n_updates = 0
     for _ in range(n_steps):
         actions = group.act(obs)
         obs, rewards, done = sim.step(actions)
         running += rewards
         if done:
-            returns.append(float(running.mean()))
+            returns.append([float(running[run].mean()) for run in runs])
             running[:] = 0.0
             obs = sim.reset()
         group.observe(rewards, done)
         if group.ready():
             metrics = group.update(obs)
             n_updates += 1
-            for name in ("policy_loss", "value_loss", "entropy"):
-                losses[name] = losses.get(name, 0.0) + float(np.mean(metrics[name]))
-    out = {name: total / max(n_updates, 1) for name, total in losses.items()}
-    out["train_return"] = float(np.mean(returns)) if returns else float("nan")
+            for run, run_losses in zip(runs, losses, strict=True):
+                for name in ("policy_loss", "value_loss", "entropy"):
+                    run_losses[name] = run_losses.get(name, 0.0) + float(np.mean(metrics[name][run]))
+    out = [{name: total / max(n_updates, 1) for name, total in run_losses.items()} for run_losses in losses]
+    for r, run_out in enumerate(out):
+        run_out["train_return"] = float(np.mean([episode[r] for episode in returns])) if returns else float("nan")
     return out
 
 
 __all__ = ["ADAM_EPS", "PPOGroup", "concat_states", "linear_decay", "ppo_losses", "segment_gae", "slice_state",
-           "train_steps"]
+           "train_steps", "train_steps_by_run"]

@@ -15,6 +15,13 @@ retraining points. Untrained-DIALS is DIALS whose schedule has none either: its 
 Evaluation and data collection act with the concatenated states of all groups (`ppo.concat_states`,
 `PolicyActor`), and hand the evaluation streams' counters back to the groups.
 
+Several seeds at once (`train_seeds`): runs that differ only in seed train as one batch. At every boundary each
+run collects its own data, retrains its AIPs (the tasks of all runs in one parallel map), evaluates and checkpoints
+into its own run directory; in a chunk, group g of every run trains as one stacked PPO group of runs x agents on
+one GS batched over a copy per run (or one IALS batch holding every run's regions). Per-agent randomness and a
+per-run Adam block (`ppo.PPOGroup`) make each run's numbers exactly those it gets when trained alone, so resume,
+records and analysis see ordinary runs.
+
 Randomness: every agent's streams (initial weights, actions, minibatch order, AIP initialisation and minibatch
 order, IALS influence and noise) come from (run seed, agent id, stream), and the GS episodes of each purpose and
 boundary from `derived_seed(seed, purpose, boundary)` (all in `dials_lib.seeding`). So results do not depend on
@@ -26,7 +33,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -46,38 +54,60 @@ from dials_lib.seeding import Purpose, derived_seed
 from dials_lib.training import group_tasks as tasks
 from dials_lib.training.evaluation import evaluate
 from dials_lib.training.memory import RunMemory, TreeMemorySampler, release_free_memory
-from dials_lib.training.parallel import WorkerLostError, map_tasks
-from dials_lib.training.run_config import RunConfig
+from dials_lib.training.parallel import WorkerLostError, map_tasks, single_threaded
+from dials_lib.training.run_config import RunConfig, seed_configs
 from dials_lib.training.run_records import RUNTIME_PARTS, RunClock, RunDirectory, RunResult, WorkerDiedError
 
 
 def train(config: RunConfig, progress: bool | None = None) -> RunResult:
     """Run (or resume, or read back) the training run `config`; progress bar on a terminal unless told."""
-    directory = RunDirectory(config)
-    state = directory.load_checkpoint()
-    if state is not None and state["boundary"] == config.schedule().n_chunks:
-        return directory.result()
-    return Run(config, directory, state).run(progress)
+    return train_seeds(config, [config.seed], progress)[0]
+
+
+def train_seeds(config: RunConfig, seeds: Sequence[int], progress: bool | None = None) -> list[RunResult]:
+    """The runs of `config` with each of `seeds`, trained as one stacked batch; each has its own run directory and
+    exactly the records it would have alone. Finished runs are read back, interrupted ones resume (runs whose last
+    checkpoints are at different boundaries train as separate batches)."""
+    configs = seed_configs(config, seeds)
+    directories = [RunDirectory(c) for c in configs]
+    states = [directory.load_checkpoint() for directory in directories]
+    n_chunks = config.schedule().n_chunks
+    batches: dict[tuple[int, bool], list[int]] = {}
+    for i, state in enumerate(states):
+        if state is None:
+            batches.setdefault((0, False), []).append(i)
+        elif state["boundary"] < n_chunks:
+            batches.setdefault((state["boundary"], state["prepared"]), []).append(i)
+    for members in batches.values():
+        Run([configs[i] for i in members], [directories[i] for i in members], [states[i] for i in members]
+            ).run(progress)
+    return [directory.result() for directory in directories]
 
 
 class Run:
-    """One run's state in the main process: every group's PPO and AIP states, the records, the clock."""
+    """A batch of runs that differ only in seed (often one), in the main process: every run's groups' PPO and AIP
+    states, its records and its directory; one clock."""
 
-    def __init__(self, config: RunConfig, directory: RunDirectory, state: dict[str, Any] | None) -> None:
-        self.config, self.hp, self.spec, self.directory = config, config.hp, get_spec(config.env), directory
-        self.schedule = config.schedule()
+    def __init__(self, configs: list[RunConfig], directories: list[RunDirectory],
+                 states: list[dict[str, Any] | None]) -> None:
+        self.configs, self.directories = configs, directories
+        config = self.config = configs[0]  # every setting but the seed is shared
+        self.seeds = tuple(c.seed for c in configs)
+        self.hp, self.spec, self.schedule = config.hp, get_spec(config.env), config.schedule()
         on_gs = config.simulator == "gs"
         self.groups = [list(range(config.n_agents))] if on_gs else config.groups()
-        self.state = state if state is not None else self.initial_state(with_aips=not on_gs)
-        # where each group trains in chunk c: the GS for GS training, its IALS for (untrained-)DIALS
-        self.simulator: Callable[[int, dict[str, Any]], tasks.OnGlobal | tasks.OnIALS] = (
-            (lambda c, group: tasks.OnGlobal(derived_seed(config.seed, Purpose.GS_TRAINING, c))) if on_gs else
-            (lambda c, group: tasks.OnIALS(group["aip"], derived_seed(config.seed, Purpose.IALS, c))))
+        self.states = [state if state is not None else self.initial_state(seed, with_aips=not on_gs)
+                       for seed, state in zip(self.seeds, states, strict=True)]
+        # where group g of every run trains in chunk c: the GS for GS training, its IALS for (untrained-)DIALS
+        self.simulator: Callable[[int, int], tasks.OnGlobal | tasks.OnIALS] = (
+            (lambda c, g: tasks.OnGlobal(self.chunk_seeds(Purpose.GS_TRAINING, c))) if on_gs else
+            (lambda c, g: tasks.OnIALS(concat_predictor_states([state["groups"][g]["aip"] for state in self.states]),
+                                       self.chunk_seeds(Purpose.IALS, c))))
         self.memory = RunMemory()
 
-    def initial_state(self, with_aips: bool) -> dict[str, Any]:
+    def initial_state(self, seed: int, with_aips: bool) -> dict[str, Any]:
         """Boundary 0 of a new run: every agent's initial PPO (and AIP) state, sliced into the groups."""
-        seed, all_ids = self.config.seed, list(range(self.config.n_agents))
+        all_ids = list(range(self.config.n_agents))
         ppo = tasks.new_learners(self.hp, all_ids, seed, self.schedule.steps_per_agent).state_dict()
         aip = tasks.new_predictors(self.hp, all_ids, seed).state_dict() if with_aips else None
         groups = [{"ppo": slice_state(ppo, ids[0], ids[-1] + 1),
@@ -87,20 +117,24 @@ class Run:
                 "runtime": dict.fromkeys(RUNTIME_PARTS, 0.0), "memory": {}, "train_return": math.nan}
 
     # ---- Algorithm 1 --------------------------------------------------------------------------------------
-    def run(self, progress: bool | None) -> RunResult:
-        """Train from the last checkpoint (or the start) to the end; write all records."""
-        n, schedule, c = self.config.n_agents, self.schedule, self.state["boundary"]
-        self.state["sessions"] += 1
-        self.clock = RunClock(self.state["runtime"])
+    def run(self, progress: bool | None) -> None:
+        """Train from the last checkpoint (or the start) to the end; write all records. Torch runs
+        single-threaded here as in the workers, so the numbers do not depend on the thread setting."""
+        n, schedule, c = self.config.n_agents * len(self.seeds), self.schedule, self.states[0]["boundary"]
+        for state in self.states:
+            state["sessions"] += 1
+            state["runtime"]["stacked_runs"] = len(self.seeds)
+        self.clocks = [RunClock(state["runtime"]) for state in self.states]
+        name = self.config.name() if len(self.seeds) == 1 else f"{self.config.name()} (+{len(self.seeds) - 1} seeds)"
         bar = tqdm(total=n * schedule.steps_per_agent, initial=n * schedule.starts[c], unit="agent-step",
-                   unit_scale=True, disable=None if progress is None else not progress, desc=self.config.name())
+                   unit_scale=True, disable=None if progress is None else not progress, desc=name)
         try:
-            with TreeMemorySampler(own=self.memory.main) as self.memory.tree:
-                if not self.state["prepared"]:
+            with single_threaded(), TreeMemorySampler(own=self.memory.main) as self.memory.tree:
+                if not self.states[0]["prepared"]:
                     self.boundary(0)
                 while c < schedule.n_chunks:
                     start = time.perf_counter()
-                    with self.clock.timed("agents_training_s"):
+                    with self.timed("agents_training_s"):
                         self.train_chunk(c)
                     steps = n * schedule.chunk_length(c)
                     bar.set_postfix_str(f"{steps / (time.perf_counter() - start):,.0f} agent-steps/s")
@@ -109,95 +143,125 @@ class Run:
                     self.boundary(c)
         finally:
             bar.close()
-        return self.directory.result()
 
     def boundary(self, c: int) -> None:
-        """Retrain the AIPs and evaluate where the schedule says so, then checkpoint."""
+        """Retrain the AIPs and evaluate where the schedule says so, then checkpoint every run."""
         if self.schedule.retrain[c]:
-            with self.clock.timed("data_collection_s"):
-                data = self.collect_gs_data(c)
-            with self.clock.timed("aip_training_s"):
+            with self.timed("data_collection_s"):
+                data = [self.collect_gs_data(r, c) for r in range(len(self.states))]
+            with self.timed("aip_training_s"):
                 self.retrain_aips(c, data)
         if self.schedule.evaluate[c]:
-            with self.clock.timed("evaluation_s"):
-                self.evaluate(c)
-        self.state["boundary"], self.state["prepared"] = c, True
-        self.state["runtime"]["total_s"] = self.clock.elapsed()
-        self.state["memory"] = self.memory.records(self.state["memory"])
-        self.directory.save(self.state)
+            with self.timed("evaluation_s"):
+                for r in range(len(self.states)):
+                    self.evaluate(r, c)
+        memory = self.memory.records(self.states[0]["memory"])
+        for state, clock, directory in zip(self.states, self.clocks, self.directories, strict=True):
+            state["boundary"], state["prepared"] = c, True
+            state["runtime"]["total_s"] = clock.elapsed()
+            state["memory"] = memory
+            directory.save(state)
         release_free_memory()  # the boundary's GS data and evaluation buffers are gone: return their pages
 
-    def collect_gs_data(self, c: int) -> InfluenceData:
-        """Algorithm 2: the joint policy on the GS for `aip.dataset_steps` steps (compact arrays)."""
+    def collect_gs_data(self, r: int, c: int) -> InfluenceData:
+        """Algorithm 2 for run r: its joint policy on the GS for `aip.dataset_steps` steps (compact arrays)."""
         sim = make_global(self.config.env, n_agents=self.config.n_agents,
-                          seed=derived_seed(self.config.seed, Purpose.DATA_COLLECTION, c))
-        actor = self.joint_actor()
+                          seed=derived_seed(self.seeds[r], Purpose.DATA_COLLECTION, c))
+        actor = self.joint_actor(r)
         data = collect_compact_dataset(sim, PolicyController(actor), self.hp.aip.dataset_steps)
-        self.keep_eval_counts(actor)
+        self.keep_eval_counts(r, actor)
         return data
 
-    def retrain_aips(self, c: int, data: InfluenceData) -> None:
-        """Every group's AIPs trained on its agents' slice of the GS data, while the PPO states wait on disk."""
-        groups, round_index = self.state["groups"], sum(self.schedule.retrain[:c])
-        jobs = [tasks.TrainAIPs(self.hp, ids, self.config.seed, group["aip"], data.agent_range(ids[0], ids[-1] + 1),
-                                round_index) for ids, group in zip(self.groups, groups, strict=True)]
+    def retrain_aips(self, c: int, data: list[InfluenceData]) -> None:
+        """Every group's AIPs trained on its agents' slice of its run's GS data, while the PPO states wait on disk."""
+        round_index = sum(self.schedule.retrain[:c])
+        where = [(r, g) for r in range(len(self.states)) for g in range(len(self.groups))]
+        jobs = [tasks.TrainAIPs(self.hp, self.groups[g], self.seeds[r], self.states[r]["groups"][g]["aip"],
+                                data[r].agent_range(self.groups[g][0], self.groups[g][-1] + 1), round_index)
+                for r, g in where]
         del data
-        with self.directory.ppo_states_on_disk(groups):
-            for i, result in self.map(tasks.train_aips, jobs, "training AIPs", c):
-                groups[i]["aip"] = result["aip_state"]
+        with ExitStack() as on_disk:
+            for state, directory in zip(self.states, self.directories, strict=True):
+                on_disk.enter_context(directory.ppo_states_on_disk(state["groups"]))
+            for i, result in self.map(tasks.train_aips, jobs, "training AIPs", c, [g for _, g in where]):
+                r, g = where[i]
+                self.states[r]["groups"][g]["aip"] = result["aip_state"]
 
-    def evaluate(self, c: int) -> None:
-        """A row of metrics.csv: the joint policy on fresh GS episodes."""
-        aips = [group["aip"] for group in self.state["groups"]]
+    def evaluate(self, r: int, c: int) -> None:
+        """A row of run r's metrics.csv: its joint policy on fresh GS episodes."""
+        state, seed = self.states[r], self.seeds[r]
+        aips = [group["aip"] for group in state["groups"]]
         predictor = None
         if aips[0] is not None:
-            predictor = tasks.new_predictors(self.hp, list(range(self.config.n_agents)), self.config.seed)
+            predictor = tasks.new_predictors(self.hp, list(range(self.config.n_agents)), seed)
             predictor.load_state_dict(concat_predictor_states(aips))
-        actor = self.joint_actor()
+        actor = self.joint_actor(r)
         row = evaluate(self.config.env, actor, self.config.eval_episodes,
-                       derived_seed(self.config.seed, Purpose.EVALUATION, c), predictor)
-        self.keep_eval_counts(actor)
-        row.update(timestep=self.schedule.starts[c], wall_time_s=self.clock.elapsed(),
-                   train_return=self.state["train_return"])
-        self.state["rows"].append(row)
+                       derived_seed(seed, Purpose.EVALUATION, c), predictor)
+        self.keep_eval_counts(r, actor)
+        row.update(timestep=self.schedule.starts[c], wall_time_s=self.clocks[r].elapsed(),
+                   train_return=state["train_return"])
+        state["rows"].append(row)
 
     def train_chunk(self, c: int) -> None:
-        """Chunk c: every group trains with PPO on its simulator (Algorithm 3 for DIALS)."""
-        groups = self.state["groups"]
-        jobs = [tasks.TrainAgents(self.hp, ids, self.config.seed, self.schedule.steps_per_agent, group["ppo"],
-                                  self.simulator(c, group), self.schedule.chunk_length(c))
-                for ids, group in zip(self.groups, groups, strict=True)]
-        returns = [0.0] * len(groups)
-        for i, result in self.map(tasks.train_agents, jobs, "training agents", c):
-            groups[i]["ppo"], returns[i] = result["ppo_state"], result["metrics"]["train_return"]
+        """Chunk c: group g of every run trains with PPO on its simulator (Algorithm 3 for DIALS), one stacked task
+        per group."""
+        jobs = [tasks.TrainAgents(self.hp, ids, self.seeds, self.schedule.steps_per_agent,
+                                  concat_states([state["groups"][g]["ppo"] for state in self.states]),
+                                  self.simulator(c, g), self.schedule.chunk_length(c))
+                for g, ids in enumerate(self.groups)]
+        returns = [[0.0] * len(self.groups) for _ in self.states]
+        for g, result in self.map(tasks.train_agents, jobs, "training agents", c, list(range(len(self.groups)))):
+            size = len(self.groups[g])
+            for r, state in enumerate(self.states):
+                state["groups"][g]["ppo"] = slice_state(result["ppo_state"], r * size, (r + 1) * size)
+                returns[r][g] = result["metrics"][r]["train_return"]
         sizes = [len(ids) for ids in self.groups]  # one group: its own value, not an average's rounding of it
-        self.state["train_return"] = returns[0] if len(returns) == 1 else float(np.average(returns, weights=sizes))
+        for state, run_returns in zip(self.states, returns, strict=True):
+            state["train_return"] = (run_returns[0] if len(run_returns) == 1
+                                     else float(np.average(run_returns, weights=sizes)))
 
     # ---- helpers ------------------------------------------------------------------------------------------
-    def joint_actor(self) -> PolicyActor:
-        """Every agent's current policy, to act on the GS."""
-        state = concat_states([group["ppo"] for group in self.state["groups"]])
+    def chunk_seeds(self, purpose: Purpose, c: int) -> tuple[int, ...]:
+        """Each run's seed of the simulator for `purpose` in chunk c."""
+        return tuple(derived_seed(seed, purpose, c) for seed in self.seeds)
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        """Add the block's wall-clock seconds to `part` of every run of the batch (their shared time)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            for clock in self.clocks:
+                clock.add(part, time.perf_counter() - start)
+
+    def joint_actor(self, r: int) -> PolicyActor:
+        """Every agent's current policy of run r, to act on the GS."""
+        state = concat_states([group["ppo"] for group in self.states[r]["groups"]])
         return PolicyActor.from_state(state, self.hp.policy, self.spec.obs_dim, self.spec.n_actions)
 
-    def keep_eval_counts(self, actor: PolicyActor) -> None:
-        """Hand the evaluation streams' advanced counters back to the groups' states."""
-        for ids, group in zip(self.groups, self.state["groups"], strict=True):
+    def keep_eval_counts(self, r: int, actor: PolicyActor) -> None:
+        """Hand the evaluation streams' advanced counters back to run r's groups' states."""
+        for ids, group in zip(self.groups, self.states[r]["groups"], strict=True):
             group["ppo"]["eval_count"] = actor.eval_count[ids[0] : ids[-1] + 1].copy()
 
-    def map(self, function: Callable[[Any], dict[str, Any]], jobs: list[Any], what: str, c: int
-            ) -> Iterator[tuple[int, dict[str, Any]]]:
-        """One task per group on the run's workers; yields (group index, result) as each arrives, to be taken in
-        at once: `map_tasks` lets go of a task when it is handed out, so this process holds one group's old and
-        new state at a time, not every group's."""
+    def map(self, function: Callable[[Any], dict[str, Any]], jobs: list[Any], what: str, c: int,
+            job_groups: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The tasks on the run's workers (job i for group `job_groups[i]`); yields (job index, result) as each
+        arrives, to be taken in at once: `map_tasks` lets go of a task when it is handed out, so this process holds
+        one task's old and new state at a time, not every task's."""
         reports = []
         try:
             for i, report in map_tasks(function, jobs, self.config.n_workers):
                 reports.append({"pid": report.pid, "peak_rss_mb": report.peak_rss_mb,
                                 "peak_pss_mb": report.peak_pss_mb})
-                self.clock.add_tasks(report.seconds, report.cpu_seconds)
+                for clock in self.clocks:
+                    clock.add_tasks(report.seconds, report.cpu_seconds)
                 yield i, report.value
         except WorkerLostError as err:
-            raise WorkerDiedError.of_call(what, self.schedule.starts[c], c, [self.groups[i] for i in err.pending],
-                                          self.directory.checkpoint_path,
-                                          self.schedule.starts[self.state["boundary"]]) from err.__cause__
+            raise WorkerDiedError.of_call(what, self.schedule.starts[c], c,
+                                          [self.groups[job_groups[i]] for i in err.pending],
+                                          self.directories[0].checkpoint_path,
+                                          self.schedule.starts[self.states[0]["boundary"]]) from err.__cause__
         self.memory.add_call(reports)

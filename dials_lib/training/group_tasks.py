@@ -3,7 +3,10 @@
 Each task is one typed argument (a small dataclass) and a function of it:
 - `TrainAgents` -> `train_agents`: rebuild the group's PPO learners from their state dict, build the simulator the
   task names (`OnGlobal`: the GS, for GS training; `OnIALS`: the group's IALS with its AIPs, for DIALS), run one
-  chunk of PPO (`ppo.train_steps`) and return the new state dict with the chunk's training metrics.
+  chunk of PPO (`ppo.train_steps_by_run`) and return the new state dict with the chunk's training metrics.
+  A task may stack the same group of several runs that differ only in seed (`seeds`): one PPO group of
+  runs x agents, one GS batched over one copy per run (or one IALS batch over the regions of every run), and the
+  metrics of each run.
 - `TrainAIPs` -> `train_aips`: warm-start the group's AIPs from their state dict (if the config says so) and train
   them on the group's slice of a GS data set (Algorithm 2's output).
 
@@ -14,6 +17,7 @@ runner's business (`dials_lib.training.parallel.run_measured`), not the task's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,64 +27,82 @@ from dials_lib.envs import get_spec, make_global
 from dials_lib.hyperparameters import EnvHyperparameters
 from dials_lib.learning.ials import IALS
 from dials_lib.learning.influence import InfluenceData, StackedPredictor, make_predictor, train_predictor
-from dials_lib.learning.ppo import PPOGroup, train_steps
+from dials_lib.learning.ppo import PPOGroup, train_steps_by_run
 
 
-def new_learners(hp: EnvHyperparameters, agent_ids: list[int], seed: int, total_timesteps: int) -> PPOGroup:
-    """A PPO group for these agents of a run with `seed` and `total_timesteps` steps per agent."""
+def stacked(agent_ids: list[int], seeds: int | Sequence[int]) -> tuple[list[int], int | list[int]]:
+    """The agent ids and per-agent seeds of the group `agent_ids` of each run of `seeds` (run-major); one int seed
+    is one run, as it always was."""
+    if isinstance(seeds, int):
+        return list(agent_ids), seeds
+    return [a for _ in seeds for a in agent_ids], [s for s in seeds for _ in agent_ids]
+
+
+def _one_or_many(seeds: Sequence[int]) -> int | list[int]:
+    """A single run's seed as the int it is when that run trains alone (so a batch of one is that run, exactly)."""
+    return int(seeds[0]) if len(seeds) == 1 else [int(s) for s in seeds]
+
+
+def new_learners(hp: EnvHyperparameters, agent_ids: list[int], seed: int | Sequence[int], total_timesteps: int
+                 ) -> PPOGroup:
+    """A PPO group for these agents of the run(s) with `seed` (an int, or the seeds of stacked runs) and
+    `total_timesteps` steps per agent."""
     spec = get_spec(hp.env)
-    return PPOGroup(len(agent_ids), spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, total_timesteps, seed,
-                    agent_ids=agent_ids)
+    ids, seeds = stacked(agent_ids, seed)
+    return PPOGroup(len(ids), spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, total_timesteps, seeds, agent_ids=ids)
 
 
-def new_predictors(hp: EnvHyperparameters, agent_ids: list[int], seed: int) -> StackedPredictor:
-    """These agents' AIPs with their initial weights (untrained-DIALS keeps them so)."""
+def new_predictors(hp: EnvHyperparameters, agent_ids: list[int], seed: int | Sequence[int]) -> StackedPredictor:
+    """These agents' AIPs with their initial weights (untrained-DIALS keeps them so); `seed` as in `new_learners`."""
     spec = get_spec(hp.env)
-    return make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seed, agent_ids)
+    ids, seeds = stacked(agent_ids, seed)
+    return make_predictor(hp.aip, spec.dset_dim, spec.source_sizes, seeds, ids)
 
 
 @dataclass(frozen=True)
 class OnGlobal:
-    """Train on the global simulator (the group holds all agents)."""
+    """Train on the global simulator (the group holds all agents), one independent copy per run."""
 
-    seed: int
-    """Seed of the GS episodes of this chunk."""
+    seeds: tuple[int, ...]
+    """Seed of the GS episodes of this chunk, per run."""
 
-    def build(self, hp: EnvHyperparameters, agent_ids: list[int], run_seed: int) -> Any:
-        """The GS with every agent of the group."""
-        return make_global(hp.env, n_agents=len(agent_ids), seed=self.seed)
+    def build(self, hp: EnvHyperparameters, agent_ids: list[int], run_seeds: tuple[int, ...]) -> Any:
+        """The GS with every agent of the group, batched over the runs."""
+        return make_global(hp.env, n_agents=len(agent_ids), seed=_one_or_many(self.seeds))
 
 
 @dataclass(frozen=True)
 class OnIALS:
-    """Train on the group's influence-augmented local simulators (Algorithm 3)."""
+    """Train on the group's influence-augmented local simulators (Algorithm 3), the regions of all runs in one
+    batch."""
 
     aip_state: dict[str, torch.Tensor]
-    """The group's AIPs (state dict), which sample the influence sources."""
-    seed: int
-    """Seed of the IALS's influence and noise streams for this chunk."""
+    """The group's AIPs (state dict; the runs' states concatenated), which sample the influence sources."""
+    seeds: tuple[int, ...]
+    """Seed of the IALS's influence and noise streams for this chunk, per run."""
 
-    def build(self, hp: EnvHyperparameters, agent_ids: list[int], run_seed: int) -> IALS:
-        """One local region per agent of the group, driven by its AIP."""
-        predictor = new_predictors(hp, agent_ids, run_seed)
+    def build(self, hp: EnvHyperparameters, agent_ids: list[int], run_seeds: tuple[int, ...]) -> IALS:
+        """One local region per agent of the group and run, driven by its AIP."""
+        predictor = new_predictors(hp, agent_ids, _one_or_many(run_seeds))
         predictor.load_state_dict(self.aip_state)
-        return IALS(hp.env, predictor, self.seed, agent_ids)
+        ids, seeds = stacked(agent_ids, _one_or_many(self.seeds))
+        return IALS(hp.env, predictor, seeds, ids)
 
 
 @dataclass(frozen=True)
 class TrainAgents:
-    """One chunk of PPO for one group of agents on the simulator `on`."""
+    """One chunk of PPO for one group of agents (of one run, or stacked over runs) on the simulator `on`."""
 
     hp: EnvHyperparameters
-    """The run's hyperparameters."""
+    """The runs' hyperparameters."""
     agent_ids: list[int]
-    """The group's agents."""
-    seed: int
-    """The run seed (every agent's streams come from it and the agent id)."""
+    """The group's agents (in each run)."""
+    seeds: tuple[int, ...]
+    """The run seeds (every agent's streams come from its run's seed and the agent id)."""
     total_timesteps: int
     """Steps per agent of the whole run (the learning-rate and clip schedules)."""
     ppo_state: dict[str, Any]
-    """The group's PPO state at the chunk's start."""
+    """The group's PPO state at the chunk's start (the runs' states concatenated, run-major)."""
     on: OnGlobal | OnIALS
     """The simulator to train on."""
     n_steps: int
@@ -88,10 +110,11 @@ class TrainAgents:
 
 
 def train_agents(task: TrainAgents) -> dict[str, Any]:
-    """Run the chunk; returns the group's new PPO state (`ppo_state`) and the chunk's `metrics`."""
-    group = new_learners(task.hp, task.agent_ids, task.seed, task.total_timesteps)
+    """Run the chunk; returns the group's new PPO state (`ppo_state`) and each run's chunk `metrics` (a list)."""
+    group = new_learners(task.hp, task.agent_ids, _one_or_many(task.seeds), task.total_timesteps)
     group.load_state_dict(task.ppo_state)
-    metrics = train_steps(group, task.on.build(task.hp, task.agent_ids, task.seed), task.n_steps)
+    sim = task.on.build(task.hp, task.agent_ids, task.seeds)
+    metrics = train_steps_by_run(group, sim, task.n_steps, len(task.seeds))
     return {"ppo_state": group.state_dict(), "metrics": metrics}
 
 
@@ -124,5 +147,5 @@ def train_aips(task: TrainAIPs) -> dict[str, Any]:
     return {"aip_state": predictor.state_dict(), "train_loss": float(losses["train_loss"][-1].mean())}
 
 
-__all__ = ["OnGlobal", "OnIALS", "TrainAIPs", "TrainAgents", "new_learners", "new_predictors", "train_agents",
-           "train_aips"]
+__all__ = ["OnGlobal", "OnIALS", "TrainAIPs", "TrainAgents", "new_learners", "new_predictors", "stacked",
+           "train_agents", "train_aips"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,25 @@ class RunConfig:
         return data
 
 
+def seed_configs(config: RunConfig, seeds: Sequence[int]) -> list[RunConfig]:
+    """`config` once per seed of `seeds` (distinct, each a valid seed): the runs of a seed batch. An explicit
+    `run_dir` must then hold the text "{seed}", which each run's seed replaces."""
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    for seed in seeds:
+        check_int("seed", seed, 0)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct; got {seeds}")
+    if len(seeds) > 1 and config.run_dir is not None and "{seed}" not in str(config.run_dir):
+        raise ValueError(f"run_dir must contain {{seed}} when training several seeds (one directory per seed); got "
+                         f"{config.run_dir}")
+    def run_dir(seed: int) -> str | None:
+        return None if config.run_dir is None else str(config.run_dir).replace("{seed}", str(seed))
+
+    return [dataclasses.replace(config, seed=seed, run_dir=run_dir(seed)) for seed in seeds]
+
+
 def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Readable differences between two `RunConfig.record()`s, ignoring the fields a resume may change."""
     diffs = []
@@ -244,4 +264,5 @@ def config_from_preset(
     return RunConfig(**values)
 
 
-__all__ = ["SIMULATORS", "RunConfig", "Schedule", "config_differences", "config_from_preset", "derived_seed"]
+__all__ = ["SIMULATORS", "RunConfig", "Schedule", "config_differences", "config_from_preset", "derived_seed",
+           "seed_configs"]

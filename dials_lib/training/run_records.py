@@ -8,7 +8,8 @@ Run directory (`RunConfig.directory()`):
   train_return = the mean return of the training episodes completed in the chunk before (on the IALS for DIALS).
 - runtime.json: seconds of agents training, data collection, AIP training, evaluation and in total;
   worker_busy_s and worker_cpu_s: wall and CPU seconds summed over worker tasks (their ratio shows how much of a
-  core the workers got); sessions: how many times the run was started or resumed.
+  core the workers got); sessions: how many times the run was started or resumed; stacked_runs: how many runs
+  (seeds) trained together in the run's last session, whose shared wall time these seconds are.
 - memory.json: peak RSS and PSS in MiB of the main process, of each worker and in total (`dials_lib.training.memory`).
 - checkpoint.pt: the whole run state at the last boundary (written atomically); a run restarted with the same
   config resumes from it, and a finished run is read back without training.
@@ -168,6 +169,10 @@ class RunClock:
     def elapsed(self) -> float:
         """Seconds since the run started, over all its sessions."""
         return self._base + time.perf_counter() - self._start
+
+    def add(self, part: str, seconds: float) -> None:
+        """Add `seconds` to `part` (one of `RUNTIME_PARTS`), e.g. a block timed once for a batch of runs."""
+        self.runtime[part] += seconds
 
     def add_tasks(self, seconds: float, cpu_seconds: float) -> None:
         """Count a worker task's wall and CPU seconds."""
