@@ -33,6 +33,7 @@ _ENTRY_POINTS = {
     "RunConfig": "dials_lib.training.run_config",
     "config_from_preset": "dials_lib.training.run_config",
     "train": "dials_lib.training.runner",
+    "train_seeds": "dials_lib.training.runner",
     "train_gs": "dials_lib.training.runner",
     "train_dials": "dials_lib.training.runner",
     "load_run": "dials_lib.training.runner",

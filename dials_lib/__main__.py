@@ -1,9 +1,12 @@
 """Command line: `python -m dials_lib train ...` runs (or resumes) one training run.
 
     python -m dials_lib train --env traffic --agents 4 --simulator dials --steps 200000 --seed 0 --workers 2
+    python -m dials_lib train --env traffic --agents 4 --simulator gs --steps 200000 --seeds 0,1,2
 
 Rerunning the same command resumes an interrupted run from its last checkpoint (or prints the records of a
-finished one). The notebook series has its own entry point: `python -m dials_lib.series`.
+finished one). `--seeds` trains several runs that differ only in seed as one stacked batch (one run directory per
+seed, each with exactly the numbers of that seed trained alone). Torch runs single-threaded. The notebook series
+has its own entry point: `python -m dials_lib.series`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,15 @@ import argparse
 import sys
 
 from dials_lib.hyperparameters import ENV_NAMES
-from dials_lib.training.run_config import SIMULATORS, RunConfig
+from dials_lib.training.run_config import SIMULATORS, RunConfig, seed_configs
+
+
+def _seed_list(text: str) -> list[int]:
+    """The value of --seeds: comma-separated non-negative integers."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2; got {text!r}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +39,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="what the agents train on (default dials)")
     train.add_argument("--steps", type=int, default=None,
                        help="training steps per agent (default: the paper's 4,000,000)")
-    train.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    seeds = train.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    seeds.add_argument("--seeds", type=_seed_list, default=None,
+                       help="several run seeds, comma-separated (e.g. 0,1,2), trained together as one stacked batch")
     train.add_argument("--workers", type=int, default=2, help="parallel joblib workers (default 2)")
     train.add_argument("--agents-per-worker", type=int, default=None,
                        help="agents per worker task; must divide --agents (default: split evenly over --workers)")
@@ -39,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-episodes", type=int, default=5, help="GS episodes per evaluation (default 5)")
     train.add_argument("--chunk-steps", type=int, default=None,
                        help="steps per agent per worker call, a multiple of PPO's buffer size (default >= 10,000)")
-    train.add_argument("--run-dir", default=None, help="run directory (default: runs/<name derived from the config>)")
+    train.add_argument("--run-dir", default=None, help="run directory (default: runs/<name derived from the config>); "
+                       "with --seeds it must contain {seed}")
     progress = train.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="always show the progress bar")
@@ -59,18 +74,21 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed, n_workers=args.workers, agents_per_worker=args.agents_per_worker,
             chunk_steps=args.chunk_steps, run_dir=args.run_dir,
         )
+        seeds = [args.seed] if args.seeds is None else args.seeds
+        seed_configs(config, seeds)
     except ValueError as err:
         parser.error(str(err))
-    from dials_lib.training.runner import WorkerDiedError, train
+    from dials_lib.training.runner import WorkerDiedError, train_seeds
 
     try:
-        result = train(config, progress=args.progress)
+        results = train_seeds(config, seeds, progress=args.progress)
     except (ValueError, WorkerDiedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    last = result.metrics.iloc[-1]
-    print(f"run directory: {result.run_dir}")
-    print(f"final average return per agent: {last['mean_return']:.3f} at step {int(last['timestep'])}")
+    for result in results:
+        last = result.metrics.iloc[-1]
+        print(f"run directory: {result.run_dir}")
+        print(f"final average return per agent: {last['mean_return']:.3f} at step {int(last['timestep'])}")
     return 0
 
 

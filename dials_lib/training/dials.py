@@ -67,7 +67,13 @@ def train(config: RunConfig, progress: bool | None = None) -> RunResult:
 def train_seeds(config: RunConfig, seeds: Sequence[int], progress: bool | None = None) -> list[RunResult]:
     """The runs of `config` with each of `seeds`, trained as one stacked batch; each has its own run directory and
     exactly the records it would have alone. Finished runs are read back, interrupted ones resume (runs whose last
-    checkpoints are at different boundaries train as separate batches)."""
+    checkpoints are at different boundaries train as separate batches). Torch runs single-threaded throughout, as
+    in the workers, so the numbers do not depend on the caller's thread setting (restored on return)."""
+    with single_threaded():
+        return _train_seeds(config, seeds, progress)
+
+
+def _train_seeds(config: RunConfig, seeds: Sequence[int], progress: bool | None) -> list[RunResult]:
     configs = seed_configs(config, seeds)
     directories = [RunDirectory(c) for c in configs]
     states = [directory.load_checkpoint() for directory in directories]
@@ -118,8 +124,7 @@ class Run:
 
     # ---- Algorithm 1 --------------------------------------------------------------------------------------
     def run(self, progress: bool | None) -> None:
-        """Train from the last checkpoint (or the start) to the end; write all records. Torch runs
-        single-threaded here as in the workers, so the numbers do not depend on the thread setting."""
+        """Train from the last checkpoint (or the start) to the end; write all records."""
         n, schedule, c = self.config.n_agents * len(self.seeds), self.schedule, self.states[0]["boundary"]
         for state in self.states:
             state["sessions"] += 1
@@ -129,7 +134,7 @@ class Run:
         bar = tqdm(total=n * schedule.steps_per_agent, initial=n * schedule.starts[c], unit="agent-step",
                    unit_scale=True, disable=None if progress is None else not progress, desc=name)
         try:
-            with single_threaded(), TreeMemorySampler(own=self.memory.main) as self.memory.tree:
+            with TreeMemorySampler(own=self.memory.main) as self.memory.tree:
                 if not self.states[0]["prepared"]:
                     self.boundary(0)
                 while c < schedule.n_chunks:

@@ -4,6 +4,10 @@
     from dials_lib.training.runner import train
     result = train(RunConfig("traffic", n_agents=4, simulator="dials", total_timesteps=200_000, seed=0))
     result.metrics            # pandas DataFrame, one row per evaluation
+    results = train_seeds(RunConfig("traffic", n_agents=4, simulator="dials", total_timesteps=200_000), [0, 1, 2])
+
+`train_seeds` trains runs that differ only in seed as one stacked batch (faster than one after another, the
+same numbers as each run alone; a run directory per seed).
 
 Where things are:
 - `dials`: Algorithm 1, the loop every run follows (GS training is the same loop with one group on the
@@ -22,7 +26,7 @@ checkpoint; rerun the same command to resume.
 
 from __future__ import annotations
 
-from dials_lib.training.dials import train
+from dials_lib.training.dials import train, train_seeds
 from dials_lib.training.run_config import RunConfig
 from dials_lib.training.run_records import CHECKPOINT, RunResult, WorkerDiedError, load_run, metric_columns
 
@@ -42,4 +46,4 @@ def train_dials(config: RunConfig, progress: bool | None = None) -> RunResult:
 
 
 __all__ = ["CHECKPOINT", "RunResult", "WorkerDiedError", "load_run", "metric_columns", "train", "train_dials",
-           "train_gs"]
+           "train_gs", "train_seeds"]

@@ -1,0 +1,179 @@
+"""Seed batches: runs that differ only in seed, trained as one stacked batch, are exactly the runs trained alone.
+
+Bit-equality is the promise (`dials_lib.training.dials.train_seeds`): for GS and DIALS training on both
+environments, each run of a 3-seed batch has the metrics (every column but wall time) and the final checkpoint
+(every agent's weights, Adam moments, counters, AIPs) of the same seed trained alone. Also: the batch resumes
+like a single run, and the numbers do not depend on torch's thread setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dials_lib.hyperparameters import paper_hyperparameters
+from dials_lib.learning.ppo import PPOGroup, concat_states, slice_state, train_steps, train_steps_by_run
+from dials_lib.training import dials
+from dials_lib.training.run_config import RunConfig, seed_configs
+from dials_lib.training.run_records import CHECKPOINT
+from dials_lib.training.runner import train, train_seeds
+from dials_lib.validation import with_fields
+
+SEEDS = (3, 0, 11)
+
+
+def tiny_config(run_dir: Path | str, env: str, simulator: str, **changes: Any) -> RunConfig:
+    """4 agents, 768 steps each in chunks of 256, AIPs retrained and evaluated every chunk."""
+    hp = paper_hyperparameters(env)
+    hp = with_fields(hp, aip=with_fields(hp.aip, epochs=2, dataset_steps=300))
+    values = dict(env=env, n_agents=4, simulator=simulator, total_timesteps=768, retrain_every=256, eval_every=256,
+                  eval_episodes=1, chunk_steps=256, n_workers=1, agents_per_worker=2, hyperparameters=hp,
+                  run_dir=str(run_dir))
+    values.update(changes)
+    return RunConfig(**values)
+
+
+def results_only(metrics: pd.DataFrame) -> pd.DataFrame:
+    """metrics.csv without the wall-clock column."""
+    return metrics.drop(columns="wall_time_s")
+
+
+def assert_same_state(a: Any, b: Any, where: str = "state") -> None:
+    """Two checkpoints hold the same learning state: equal tensors, arrays and values (not the clock)."""
+    if isinstance(a, dict):
+        keys = set(a) - {"runtime", "memory", "sessions"}
+        assert keys == set(b) - {"runtime", "memory", "sessions"}, where
+        for key in keys:
+            assert_same_state(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), where
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b), where
+    elif where.endswith("['wall_time_s']"):
+        return
+    else:
+        assert a == b, where
+
+
+def checkpoint(run_dir: Path | str) -> dict[str, Any]:
+    return torch.load(Path(run_dir) / CHECKPOINT, weights_only=False)
+
+
+@pytest.mark.parametrize("env", ["traffic", "warehouse"])
+@pytest.mark.parametrize("simulator", ["gs", "dials"])
+def test_a_seed_batch_equals_the_runs_trained_alone(tmp_path, env, simulator):
+    batch = train_seeds(tiny_config(tmp_path / "batch_{seed}", env, simulator), SEEDS, progress=False)
+    for seed, result in zip(SEEDS, batch, strict=True):
+        alone = train(tiny_config(tmp_path / f"alone_{seed}", env, simulator, seed=seed), progress=False)
+        assert result.config.seed == seed and len(result.metrics) == 4
+        pd.testing.assert_frame_equal(results_only(result.metrics), results_only(alone.metrics))
+        assert_same_state(checkpoint(result.run_dir), checkpoint(alone.run_dir))
+        assert result.runtime["stacked_runs"] == 3 and alone.runtime["stacked_runs"] == 1
+    # the runs differ from each other: the batch did not train one seed three times
+    assert not batch[0].metrics["mean_return"].equals(batch[2].metrics["mean_return"])
+
+
+def test_a_batch_resumes_runs_at_different_boundaries_and_reads_back_finished_ones(tmp_path):
+    config = tiny_config(tmp_path / "b_{seed}", "traffic", "dials")
+    reference = train_seeds(config, SEEDS, progress=False)
+    # seed 0 finished, seed 3 back at boundary 1, seed 11 never started: one call completes all three
+    directories = [Path(str(tmp_path / "b_{seed}").replace("{seed}", str(s))) for s in SEEDS]
+    again = [tmp_path / f"again_{s}" for s in SEEDS]
+    short = train(tiny_config(again[0], "traffic", "dials", seed=3, total_timesteps=768), progress=False)
+    state = checkpoint(short.run_dir)
+    assert state["boundary"] == 3
+    half = train_seeds(tiny_config(tmp_path / "again_{seed}", "traffic", "dials"), [3], progress=False)
+    assert half[0].run_dir == short.run_dir
+    results = train_seeds(tiny_config(tmp_path / "again_{seed}", "traffic", "dials"), SEEDS, progress=False)
+    for result, ref, directory in zip(results, reference, directories, strict=True):
+        pd.testing.assert_frame_equal(results_only(result.metrics), results_only(ref.metrics))
+        assert_same_state(checkpoint(result.run_dir), checkpoint(directory))
+
+
+def test_the_thread_setting_does_not_change_a_run(tmp_path):
+    """The runner trains torch single-threaded whatever the caller set; the caller's setting is restored."""
+    previous = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(train(tiny_config(tmp_path / f"threads_{threads}", "traffic", "gs"), progress=False))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(previous)
+    pd.testing.assert_frame_equal(results_only(results[0].metrics), results_only(results[1].metrics))
+    assert_same_state(checkpoint(results[0].run_dir), checkpoint(results[1].run_dir))
+
+
+def test_seed_lists_are_checked(tmp_path):
+    config = tiny_config(tmp_path / "r", "traffic", "dials")
+    for seeds, message in (([], "seeds must hold at least one seed"), ([1, 1], "seeds must be distinct"),
+                           ([1, -2], "seed must be an integer >= 0")):
+        with pytest.raises(ValueError, match=message):
+            seed_configs(config, seeds)
+    with pytest.raises(ValueError, match=r"run_dir must contain \{seed\}"):
+        seed_configs(config, [1, 2])
+    assert [c.run_dir for c in seed_configs(tiny_config(tmp_path / "r{seed}", "traffic", "dials"), [4, 5])] == [
+        str(tmp_path / "r4"), str(tmp_path / "r5")]
+
+
+def test_a_stacked_ppo_group_trains_each_run_like_a_group_of_its_own():
+    """Runs of 4 agents stacked 1, 3 and 8 deep: each run's weights after 4 updates are bit-equal to its group alone
+    (per-run Adam blocks: the fused kernel rounds a tensor's tail differently from its body)."""
+    hp = paper_hyperparameters("warehouse")
+    obs_dim, n_actions = 37, 4
+
+    class Bandit:
+        """Observations and rewards from a per-copy generator, so every run sees its own data."""
+
+        def __init__(self, seeds: list[int]) -> None:
+            self.rngs = [np.random.default_rng(s) for s in seeds]
+
+        def reset(self) -> np.ndarray:
+            return np.concatenate([(rng.random((4, obs_dim)) < 0.3).astype(np.float32) for rng in self.rngs])
+
+        def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+            rewards = (actions == 1).astype(np.float32)
+            return self.reset(), rewards, False
+
+    def train_runs(seeds: list[int]) -> tuple[PPOGroup, list[dict[str, float]]]:
+        ids = [a for _ in seeds for a in range(4)]
+        group = PPOGroup(len(ids), obs_dim, n_actions, hp.policy, hp.ppo, 100_000,
+                         [s for s in seeds for _ in range(4)] if len(seeds) > 1 else seeds[0], agent_ids=ids)
+        return group, train_steps_by_run(group, Bandit(seeds), 4 * hp.ppo.buffer_size, len(seeds))
+
+    for depth in (3, 8):
+        seeds = list(range(10, 10 + depth))
+        stacked, metrics = train_runs(seeds)
+        state = stacked.state_dict()
+        for r in (0, depth - 1):
+            alone, alone_metrics = train_runs([seeds[r]])
+            assert_same_state(slice_state(state, 4 * r, 4 * r + 4), alone.state_dict())
+            assert_same_state(metrics[r], alone_metrics[0])
+    # joining runs' states and cutting them again gives each run's state back, seed included
+    single = [train_runs([s])[0].state_dict() for s in (1, 2)]
+    joined = concat_states(single)
+    assert joined["seed"] == [1] * 4 + [2] * 4
+    assert slice_state(joined, 4, 8)["seed"] == 2
+    assert_same_state(slice_state(joined, 4, 8), single[1])
+    group, _ = train_runs([5])
+    assert train_steps(group, Bandit([5]), hp.ppo.buffer_size).keys() == {"policy_loss", "value_loss", "entropy",
+                                                                           "train_return"}
+
+
+def test_train_seeds_is_reexported_and_documented():
+    import dials_lib
+
+    assert dials_lib.train_seeds is dials.train_seeds
+    assert "seed" in dials.train_seeds.__doc__
