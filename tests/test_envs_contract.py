@@ -76,11 +76,14 @@ def test_record_parts_fit_the_spec(env: str) -> None:
 @pytest.mark.parametrize("env", ENV_LIST)
 @pytest.mark.parametrize("n_agents", [4, 25, 100])
 @pytest.mark.parametrize("controller", ["random", "hand-coded"])
-def test_local_form_holds(env: str, n_agents: int, controller: str) -> None:
-    """An LS batch loaded once per episode from the GS and fed its u and noise follows it bit for bit."""
-    summary = check_local_form(env, n_agents, episodes=2, controller=controller, seed=3)
+@pytest.mark.parametrize("copies", [1, 3])
+def test_local_form_holds(env: str, n_agents: int, controller: str, copies: int) -> None:
+    """An LS batch loaded once per episode from the GS and fed its u and noise follows it bit for bit; also
+    when the GS holds several copies of the world and the LS a region per agent of every copy."""
+    summary = check_local_form(env, n_agents, episodes=2, controller=controller, seed=3, copies=copies)
     horizon = get_spec(env).horizon
     assert (summary.env, summary.n_agents, summary.episodes, summary.steps) == (env, n_agents, 2, 2 * horizon)
+    assert summary.copies == copies
     # the replay exercised every influence source and the rewards, so there was something to get wrong
     assert len(summary.source_activity) == get_spec(env).n_sources
     assert min(summary.source_activity) > 0
@@ -122,6 +125,9 @@ def test_checker_names_the_agent_the_step_and_the_quantity(env: str) -> None:
     with pytest.raises(LocalFormError, match=r"rewards of agent 2, after step 7 \(episode 0\)") as caught:
         check_local_form(env, 4, episodes=1, local_simulator=_broken(env, step))
     assert (caught.value.quantity, caught.value.agent, caught.value.step, caught.value.episode) == ("rewards", 2, 7, 0)
+    # with copies, the row is also named as an agent of its copy
+    with pytest.raises(LocalFormError, match=r"rewards of agent 2 \(agent 2 of copy 0\), after step 7"):
+        check_local_form(env, 4, episodes=1, local_simulator=_broken(env, step), copies=3)
 
 
 @pytest.mark.parametrize("env", ENV_LIST)
@@ -171,3 +177,96 @@ def test_check_local_form_refuses_bad_arguments() -> None:
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="episodes"):
             check_local_form("warehouse", 4, episodes=bad)
+        with pytest.raises(ValueError, match="copies"):
+            check_local_form("traffic", 4, copies=bad)
+
+
+# ---------------------------------------------------------------- independent copies (batched GS)
+
+
+def _outputs(gs: Any) -> list[np.ndarray]:
+    """Everything a GS reports after a step (besides obs, rewards, done): sources, d-sets, noise, local states."""
+    noise = gs.last_noise()
+    return [gs.influence_sources(), gs.dsets(), *([] if noise is None else [noise]), *gs.local_states().values()]
+
+
+def _assert_rows_are_copies(batched: list[np.ndarray], singles: list[list[np.ndarray]], where: str) -> None:
+    """Each batched array is the single simulators' arrays stacked copy after copy, dtypes included."""
+    for index, value in enumerate(batched):
+        parts = [single[index] for single in singles]
+        assert value.dtype == parts[0].dtype, where
+        np.testing.assert_array_equal(value, np.concatenate(parts), err_msg=f"{where}, output {index}")
+
+
+@pytest.mark.parametrize("env", ENV_LIST)
+@pytest.mark.parametrize("n_agents", [4, 25])
+def test_batched_copies_equal_single_simulators(env: str, n_agents: int) -> None:
+    """Copy b of a GS seeded [5, 11, 7] is the GS seeded with that seed alone, bit for bit, over 4 episodes:
+    a whole one, one cut short by `reset()`, one after that reset (the streams go on mid-block) and one after
+    `reset(seed=[...])` (new streams)."""
+    seeds, new_seeds = [5, 11, 7], [2, 40, 41]
+    horizon = get_spec(env).horizon
+    gs = make_global(env, n_agents=n_agents, seed=seeds)
+    singles = [make_global(env, n_agents=n_agents, seed=s) for s in seeds]
+    assert (gs.n_copies, gs.n_agents) == (3, n_agents) and all(single.n_copies == 1 for single in singles)
+    rng = np.random.default_rng(0)
+    for episode, (reseed, length) in enumerate([(None, horizon), (None, horizon // 2 + 3), (None, horizon),
+                                                (new_seeds, horizon)]):
+        obs = gs.reset(seed=reseed)
+        single_obs = [s.reset(seed=None if reseed is None else reseed[b]) for b, s in enumerate(singles)]
+        _assert_rows_are_copies([obs, *_outputs(gs)],
+                                [[o, *_outputs(s)] for o, s in zip(single_obs, singles, strict=True)],
+                                f"episode {episode} start")
+        for _ in range(length):
+            actions = rng.integers(0, gs.spec.n_actions, size=3 * n_agents)
+            obs, rewards, done = gs.step(actions)
+            steps = [s.step(actions[b * n_agents:(b + 1) * n_agents]) for b, s in enumerate(singles)]
+            assert isinstance(done, bool) and all(step[2] is done for step in steps)
+            _assert_rows_are_copies([obs, rewards, *_outputs(gs)],
+                                    [[step[0], step[1], *_outputs(s)] for step, s in zip(steps, singles, strict=True)],
+                                    f"episode {episode} t {gs.t}")
+        assert done == (length == horizon)
+
+
+@pytest.mark.parametrize("env", ENV_LIST)
+def test_one_seed_in_a_sequence_is_the_int_seed(env: str) -> None:
+    """seed=[5], (5,) or np.array([5]) is one copy, identical to seed=5."""
+    def run(seed: Any) -> list[np.ndarray]:
+        gs = make_global(env, n_agents=4, seed=seed)
+        rng = np.random.default_rng(1)
+        out = [gs.reset(seed=seed)]
+        for _ in range(get_spec(env).horizon + 20):
+            if gs.t == get_spec(env).horizon:
+                out.append(gs.reset())
+            obs, rewards, _ = gs.step(rng.integers(0, gs.spec.n_actions, size=4))
+            out += [obs, rewards, *_outputs(gs)]
+        assert gs.n_copies == 1
+        return out
+
+    expected = run(5)
+    for seed in ([5], (5,), np.array([5]), [np.int64(5)]):
+        for x, y in zip(expected, run(seed), strict=True):
+            assert x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("env", ENV_LIST)
+def test_bad_seeds_are_refused(env: str) -> None:
+    """An empty seed list, a non-integer seed and a reset with the wrong number of seeds: one ValueError each."""
+    with pytest.raises(ValueError, match="seed must hold at least one seed"):
+        make_global(env, n_agents=4, seed=[])
+    for bad in ([1, 2.5], [1, None], (3, "4"), [True, 2], [1, -2], np.array([1.0, 2.0])):
+        with pytest.raises(ValueError, match="seed must be a sequence of non-negative integers"):
+            make_global(env, n_agents=4, seed=bad)
+    with pytest.raises(ValueError, match="seed must be an int, None or a 1-d sequence"):
+        make_global(env, n_agents=4, seed=np.zeros((2, 2), dtype=np.int64))
+    gs = make_global(env, n_agents=4, seed=[1, 2, 3])
+    for bad in ([1, 2], [1, 2, 3, 4], 7):
+        with pytest.raises(ValueError, match=r"seed must give one seed per copy .*\(3\)"):
+            gs.reset(seed=bad)
+    with pytest.raises(ValueError, match="seed must give one seed per copy"):
+        make_global(env, n_agents=4, seed=3).reset(seed=[3, 4])
+    with pytest.raises(ValueError, match="seed must hold at least one seed"):
+        gs.reset(seed=[])
+    with pytest.raises(ValueError, match="actions"):  # one action per agent of every copy
+        gs.step(np.zeros(4, dtype=np.int64))

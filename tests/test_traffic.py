@@ -76,27 +76,92 @@ def test_replay_fails_with_wrong_influence() -> None:
 
 # ---------------------------------------------------------------- (b) per-car reference
 
-@pytest.mark.parametrize("n_agents", [1, 4, 25, 100])
+@pytest.mark.parametrize(("n_agents", "copies"), [(1, 1), (4, 1), (25, 1), (100, 1), (4, 3), (25, 3)])
 @pytest.mark.parametrize("controller", ["random", "hand-coded"])
-def test_vectorized_gs_equals_per_car_reference(n_agents: int, controller: str) -> None:
-    """Same seed, same actions: the vectorized GS and the per-car loops give identical trajectories."""
-    gs = make_global("traffic", n_agents=n_agents, seed=5)
-    ref = ReferenceTraffic(n_agents, seed=5)
+def test_vectorized_gs_equals_per_car_reference(n_agents: int, copies: int, controller: str) -> None:
+    """Same seed, same actions: the vectorized GS and the per-car loops give identical trajectories.
+
+    With several copies, copy b of one batched GS follows the reference seeded with copy b's seed (rows
+    b * n_agents .. of every array), through a reset that keeps the streams and one that reseeds them.
+    """
+    seeds = [5, 11, 7][:copies]
+    gs = make_global("traffic", n_agents=n_agents, seed=5 if copies == 1 else seeds)
+    refs = [ReferenceTraffic(n_agents, seed=s) for s in seeds]
     rng = np.random.default_rng(1)
+
+    def per_copy(batched: np.ndarray, b: int) -> np.ndarray:
+        return batched[b * n_agents:(b + 1) * n_agents]
+
     for episode in range(2):
-        np.testing.assert_array_equal(gs.reset(), ref.reset())
+        # the batched GS reseeds in episode 1; a single one keeps its stream, as this test always did
+        reseed = [s + 100 for s in seeds] if copies > 1 and episode == 1 else None
+        obs = gs.reset(seed=reseed)
+        for b, ref in enumerate(refs):
+            np.testing.assert_array_equal(per_copy(obs, b), ref.reset(seed=None if reseed is None else reseed[b]))
         done = False
         while not done:
-            actions = _policy(controller, n_agents, rng, gs.local_states())
+            actions = _policy(controller, n_agents * copies, rng, gs.local_states())
             obs, rew, done = gs.step(actions)
-            ref_obs, ref_rew, ref_done = ref.step(actions)
-            where = f"episode {episode} t {gs.t}"
-            np.testing.assert_array_equal(obs, ref_obs, err_msg=where)
-            np.testing.assert_array_equal(rew, ref_rew, err_msg=where)
-            assert done == ref_done
-            np.testing.assert_array_equal(gs.influence_sources(), ref.influence_sources(), err_msg=where)
-            _assert_states_equal(gs.local_states(), ref.local_states(), where)
-        assert ref.entered > 0 and (n_agents == 1 or ref.left > 0)
+            sources, states = gs.influence_sources(), gs.local_states()
+            for b, ref in enumerate(refs):
+                ref_obs, ref_rew, ref_done = ref.step(per_copy(actions, b))
+                where = f"copy {b} episode {episode} t {gs.t}"
+                np.testing.assert_array_equal(per_copy(obs, b), ref_obs, err_msg=where)
+                np.testing.assert_array_equal(per_copy(rew, b), ref_rew, err_msg=where)
+                assert done == ref_done
+                np.testing.assert_array_equal(per_copy(sources, b), ref.influence_sources(), err_msg=where)
+                _assert_states_equal({k: per_copy(v, b) for k, v in states.items()}, ref.local_states(), where)
+        assert all(ref.entered > 0 and (n_agents == 1 or ref.left > 0) for ref in refs)
+
+
+def test_block_draws_are_the_per_step_stream_across_resets() -> None:
+    """The GS draws a horizon of arrival draws at a time; the reference draws one step at a time. Episodes cut
+    short by `reset()` (which keeps the streams) and a reseeding reset still see the very same numbers."""
+    seeds = [5, 9]
+    gs = make_global("traffic", n_agents=4, seed=seeds)
+    refs = [ReferenceTraffic(4, seed=s) for s in seeds]
+    rng = np.random.default_rng(3)
+    for length, reseed in [(110, None), (300, None), (250, None), (40, [8, 1])]:
+        gs.reset(seed=reseed)
+        for b, ref in enumerate(refs):
+            ref.reset(seed=None if reseed is None else reseed[b])
+        for _ in range(length):
+            actions = rng.integers(0, 2, 8)
+            obs, _, _ = gs.step(actions)
+            sources = gs.influence_sources()
+            for b, ref in enumerate(refs):
+                np.testing.assert_array_equal(obs[4 * b:4 * b + 4], ref.step(actions[4 * b:4 * b + 4])[0])
+                np.testing.assert_array_equal(sources[4 * b:4 * b + 4], ref.influence_sources())
+
+
+def test_batched_topology_is_the_single_one_offset_by_copy() -> None:
+    """B grids are one disconnected grid: copy b's lanes are the single grid's shifted by 4 * n_agents * b."""
+    side, copies = 3, 3
+    n_flat = tr.N_LANES * side * side
+    downstream, upstream, entry = tr.lane_topology(side)
+    many_downstream, many_upstream, many_entry = tr.lane_topology(side, copies)
+
+    def offset(table: np.ndarray) -> np.ndarray:  # the padding lane moves past the last copy
+        return np.concatenate([np.where(table == n_flat, copies * n_flat, table + b * n_flat) for b in range(copies)])
+
+    np.testing.assert_array_equal(many_downstream, offset(downstream))
+    np.testing.assert_array_equal(many_upstream, offset(upstream))
+    np.testing.assert_array_equal(many_entry, np.concatenate([entry + b * n_flat for b in range(copies)]))
+
+
+def test_render_of_a_batched_grid_draws_one_region_only() -> None:
+    """The whole-grid picture needs a single copy; one region of any copy can still be drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gs = make_global("traffic", n_agents=4, seed=[0, 1])
+    with pytest.raises(ValueError, match="region"):
+        tr.render(gs)
+    ax = tr.render(gs, region=5)
+    assert "local region" in ax.get_title()
+    plt.close(ax.figure)
 
 
 # ---------------------------------------------------------------- (c) invariants

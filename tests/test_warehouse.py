@@ -43,31 +43,111 @@ def test_neighbour_on_shared_cell_removes_item_in_local_simulator() -> None:
     assert TABLES["cell_shelf"][state["cell"][0]] == N_SHELVES  # moved left, still interior
 
 
-@pytest.mark.parametrize("n_agents", [4, 25, 100])
-def test_matches_per_robot_reference(n_agents: int) -> None:
-    """The vectorized GS and the per-robot loop produce the same trajectory, step for step."""
+@pytest.mark.parametrize(("n_agents", "copies"), [(4, 1), (25, 1), (100, 1), (4, 3), (25, 3)])
+def test_matches_per_robot_reference(n_agents: int, copies: int) -> None:
+    """The vectorized GS and the per-robot loop produce the same trajectory, step for step.
+
+    With several copies, copy b of one batched GS follows the reference seeded with copy b's seed (rows
+    b * n_agents .. of every array), through a reset that keeps the streams and one that reseeds them.
+    """
     from tests.reference_warehouse import ReferenceWarehouse
 
-    gs = make_global("warehouse", n_agents=n_agents, seed=5)
-    ref = ReferenceWarehouse(n_agents, seed=5)
+    seeds = [5, 11, 7][:copies]
+    gs = make_global("warehouse", n_agents=n_agents, seed=5 if copies == 1 else seeds)
+    refs = [ReferenceWarehouse(n_agents, seed=s) for s in seeds]
     rng = np.random.default_rng(8)
+    k = n_agents * copies
+
+    def per_copy(batched: np.ndarray, b: int) -> np.ndarray:
+        return batched[b * n_agents:(b + 1) * n_agents]
+
     for episode in range(2):
-        np.testing.assert_array_equal(gs.reset(), ref.reset())
+        # the batched GS reseeds in episode 1; a single one keeps its stream, as this test always did
+        reseed = [s + 100 for s in seeds] if copies > 1 and episode == 1 else None
+        obs = gs.reset(seed=reseed)
+        for b, ref in enumerate(refs):
+            np.testing.assert_array_equal(per_copy(obs, b), ref.reset(seed=None if reseed is None else reseed[b]))
         done = False
         while not done:
             # half random, half hand-coded learners: both kinds of movement and many collections
-            actions = rng.integers(0, 4, n_agents)
+            actions = rng.integers(0, 4, k)
             if episode == 1:
-                actions = np.where(rng.random(n_agents) < 0.5, actions, hand_coded_actions(gs.local_states()))
+                actions = np.where(rng.random(k) < 0.5, actions, hand_coded_actions(gs.local_states()))
             obs, rewards, done = gs.step(actions)
-            ref_obs, ref_rewards, ref_done = ref.step(actions)
-            np.testing.assert_array_equal(obs, ref_obs)
-            np.testing.assert_array_equal(rewards, ref_rewards)
-            assert done == ref_done
-            np.testing.assert_array_equal(gs.influence_sources(), ref.influence_sources())
-            np.testing.assert_array_equal(gs.last_noise(), ref.last_noise())
-            _assert_same_states(gs.local_states(), ref.local_states())
-        assert sum(ref.items.values()) > 0 and len(ref.items) > 0
+            sources, noise, states = gs.influence_sources(), gs.last_noise(), gs.local_states()
+            for b, ref in enumerate(refs):
+                ref_obs, ref_rewards, ref_done = ref.step(per_copy(actions, b))
+                np.testing.assert_array_equal(per_copy(obs, b), ref_obs)
+                np.testing.assert_array_equal(per_copy(rewards, b), ref_rewards)
+                assert done == ref_done
+                np.testing.assert_array_equal(per_copy(sources, b), ref.influence_sources())
+                np.testing.assert_array_equal(per_copy(noise, b), ref.last_noise())
+                _assert_same_states({key: per_copy(v, b) for key, v in states.items()}, ref.local_states())
+        for b, ref in enumerate(refs):
+            assert sum(ref.items.values()) > 0 and len(ref.items) > 0
+            # the whole-map accessors of copy b show the reference's robots and items
+            expected = np.full((gs.map_side, gs.map_side), -1, dtype=np.int32)
+            for (row, col), age in ref.items.items():
+                expected[row, col] = age
+            np.testing.assert_array_equal(gs.item_ages_map(copy=b), expected)
+            order = [ref.robots.index(divmod(int(g), gs.robots_per_side)) for g in gs.robot_grid]
+            np.testing.assert_array_equal(gs.robot_positions(copy=b), np.array(ref.pos)[order])
+
+
+def test_block_draws_are_the_per_step_stream_across_resets() -> None:
+    """The GS draws a horizon of spawn draws at a time; the reference draws one step at a time. Episodes cut
+    short by `reset()` (which keeps the streams) and a reseeding reset still see the very same numbers."""
+    from tests.reference_warehouse import ReferenceWarehouse
+
+    seeds = [5, 9]
+    gs = make_global("warehouse", n_agents=4, seed=seeds)
+    refs = [ReferenceWarehouse(4, seed=s) for s in seeds]
+    rng = np.random.default_rng(3)
+    for length, reseed in [(37, None), (100, None), (64, None), (30, [8, 1])]:
+        gs.reset(seed=reseed)
+        for b, ref in enumerate(refs):
+            ref.reset(seed=None if reseed is None else reseed[b])
+        for _ in range(length):
+            actions = rng.integers(0, 4, 8)
+            obs, _, _ = gs.step(actions)
+            noise = gs.last_noise()
+            for b, ref in enumerate(refs):
+                np.testing.assert_array_equal(obs[4 * b:4 * b + 4], ref.step(actions[4 * b:4 * b + 4])[0])
+                np.testing.assert_array_equal(noise[4 * b:4 * b + 4], ref.last_noise())
+
+
+def test_accessors_of_a_batched_warehouse_show_one_copy() -> None:
+    """`all_robots`, `robot_positions`, `item_ages_map` and the picture take one copy (0 by default)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    from dials_lib.envs.warehouse import render
+
+    seeds = [3, 4]
+    gs = make_global("warehouse", n_agents=4, seed=seeds, item_probability=0.2)
+    singles = [make_global("warehouse", n_agents=4, seed=s, item_probability=0.2) for s in seeds]
+    rng = np.random.default_rng(0)
+    for _ in range(15):
+        actions = rng.integers(0, 4, 8)
+        gs.step(actions)
+        for b, single in enumerate(singles):
+            single.step(actions[4 * b:4 * b + 4])
+    assert gs.n_copies == 2 and singles[0].n_copies == 1
+    for b, single in enumerate(singles):
+        _assert_same_states(gs.all_robots(copy=b), single.all_robots())
+        np.testing.assert_array_equal(gs.robot_positions(copy=b), single.robot_positions())
+        np.testing.assert_array_equal(gs.item_ages_map(copy=b), single.item_ages_map())
+    np.testing.assert_array_equal(gs.item_ages_map(), singles[0].item_ages_map())
+    assert not np.array_equal(gs.item_ages_map(copy=1), singles[0].item_ages_map())
+    for bad in (2, -1, 0.0, True):
+        with pytest.raises(ValueError, match="copy"):
+            gs.robot_positions(copy=bad)
+    ax = render(gs)
+    assert sum(isinstance(p, Circle) for p in ax.patches) == gs.robots_per_side**2  # copy 0's robots
+    plt.close("all")
 
 
 def test_reference_hand_coded_matches_vectorized_controller() -> None:

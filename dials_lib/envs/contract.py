@@ -3,7 +3,8 @@
 - `EnvSpec`: the sizes every learner and predictor needs (observation, actions, influence sources, d-set, horizon).
 - `GlobalSimulator` / `LocalSimulator`: the core API of the two simulators as `typing.Protocol`s, exactly the
   methods and attributes the library calls. Arrays have a leading axis of agents (GS) or regions (LS batch);
-  there are no per-agent Python objects.
+  there are no per-agent Python objects. A GS built with a sequence of B seeds holds B independent copies of
+  the world (`check_seeds`): its per-agent arrays then have B * n_agents rows, copy-major.
 - `Metric` / `MetricTracker`: a domain metric (column name, label, unit) and the object that accumulates an
   environment's domain metrics over GS episodes (`dials_lib.training.evaluation.evaluate` drives it).
 - `EnvRecord`: one registry record per environment (`dials_lib.envs.registry.ENVS`) tying all of these together
@@ -16,7 +17,7 @@ The property that makes a local simulator a faithful piece of the global one (th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,6 +25,9 @@ import numpy as np
 
 LocalStates = dict[str, np.ndarray]
 """All of each region's local state: a dict of arrays whose leading axis is the agent (GS) or region (LS)."""
+
+Seeds = int | Sequence[int] | np.ndarray | None
+"""The `seed` of a global simulator: an int or None (one world), or a sequence of B ints (B independent copies)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,30 @@ def check_n_regions(n_regions: Any) -> int:
     return n_regions
 
 
+def check_seeds(seed: Any, name: str = "seed") -> list[Any]:
+    """The seeds of the independent copies of the world a global simulator holds, one per copy.
+
+    A sequence (list, tuple, range, 1-d array) of B non-negative integers gives B copies (copy b seeded with
+    entry b); anything else (an int, None) is one copy and is passed on as is, so a single-copy simulator seeds
+    exactly as before. An empty sequence or one with an entry that is not a non-negative integer raises a
+    ValueError naming `name`.
+    """
+    is_array = isinstance(seed, np.ndarray) and seed.ndim > 0
+    if not is_array and (not isinstance(seed, Sequence) or isinstance(seed, str | bytes)):
+        return [seed]
+    if isinstance(seed, np.ndarray) and seed.ndim != 1:
+        raise ValueError(f"{name} must be an int, None or a 1-d sequence of ints (one per copy); got an array of "
+                         f"shape {seed.shape}")
+    if len(seed) == 0:
+        raise ValueError(f"{name} must hold at least one seed (one per copy of the world); got an empty sequence")
+    # bools are ints to Python, but a list of flags is surely not what was meant
+    bad = [s for s in seed if isinstance(s, bool | np.bool_) or not isinstance(s, int | np.integer) or s < 0]
+    if bad:
+        raise ValueError(f"{name} must be a sequence of non-negative integers (one per copy of the world); got "
+                         f"{bad[0]!r} in {list(seed)!r}")
+    return [int(s) for s in seed]
+
+
 @runtime_checkable
 class GlobalSimulator(Protocol):
     """The whole system: every agent's region stepped together (built by `make_global(name, n_agents, seed)`)."""
@@ -78,12 +106,15 @@ class GlobalSimulator(Protocol):
     t: int
     """Time step of the episode (the number of steps taken since the last reset)."""
 
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        """Start an episode (a new random stream if `seed` is given); observations float32 [n_agents, obs_dim]."""
+    def reset(self, seed: Seeds = None) -> np.ndarray:
+        """Start an episode (a new random stream if `seed` is given, one seed per copy of the world when the GS
+        holds several); observations float32 [n_agents, obs_dim] (B * n_agents rows for B copies, copy-major)."""
         ...
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Step with int actions [n_agents]: observations, rewards float32 [n_agents], done (horizon reached)."""
+        """Step with int actions [n_agents]: observations, rewards float32 [n_agents], done (horizon reached).
+
+        With B copies every per-agent array, actions included, has B * n_agents rows; `done` is shared."""
         ...
 
     def influence_sources(self) -> np.ndarray:
@@ -218,5 +249,5 @@ class EnvRecord:
 
 __all__ = [
     "EnvRecord", "EnvSpec", "GlobalSimulator", "LocalSimulator", "LocalStates", "Metric", "MetricTracker",
-    "check_n_agents", "check_n_regions",
+    "Seeds", "check_n_agents", "check_n_regions", "check_seeds",
 ]

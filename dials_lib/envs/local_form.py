@@ -7,6 +7,9 @@ must equal the GS's, bit for bit (values, dtypes and shapes), for every agent an
 episodes. This is what makes an LS a faithful piece of the GS: an AIP can then be wrong about u, never about
 the local rules. Like Gymnasium's `check_env`, the checker raises on the first disagreement, with a message
 naming the episode, the step, the agent and the quantity, and otherwise returns a short summary.
+
+With `copies=B` the GS holds B independent copies of the world (a sequence of seeds) and the LS batch one
+region per agent of every copy (B * n_agents regions, copy-major): the batched layout obeys the same property.
 """
 
 from __future__ import annotations
@@ -54,11 +57,14 @@ class LocalFormSummary:
     """Per influence source: the fraction of agent-steps in which it was not idle (how much u was exercised)."""
     rewarded: float
     """The fraction of agent-steps with a positive reward."""
+    copies: int = 1
+    """Independent copies of the world the GS held (each of `n_agents` agents)."""
 
     def __str__(self) -> str:
         """One line for a notebook."""
         active = ", ".join(f"{a:.3f}" for a in self.source_activity)
-        return (f"{self.env}: local form holds for {self.n_agents} agents over {self.episodes} episode(s) "
+        copies = f" in each of {self.copies} copies" if self.copies > 1 else ""
+        return (f"{self.env}: local form holds for {self.n_agents} agents{copies} over {self.episodes} episode(s) "
                 f"({self.steps} GS steps, {self.controller} actions); rewarded agent-steps {self.rewarded:.3f}; "
                 f"non-idle rate per source [{active}]")
 
@@ -66,13 +72,17 @@ class LocalFormSummary:
 class _Where:
     """The position of the check, for error messages."""
 
-    def __init__(self, env: str) -> None:
-        """At the start of episode 0 of environment `env`."""
+    def __init__(self, env: str, n_agents: int, copies: int) -> None:
+        """At the start of episode 0 of environment `env` (`copies` copies of `n_agents` agents)."""
         self.env, self.episode, self.step = env, 0, 0
+        self.n_agents, self.copies = n_agents, copies
 
     def fail(self, quantity: str, agent: int | None, detail: str) -> LocalFormError:
-        """The error (to raise) for `quantity` of `agent` (None: not one agent's) at the current position."""
+        """The error (to raise) for `quantity` of `agent` (a row of the copy-major agent axis; None: not one
+        agent's) at the current position."""
         who = "all agents" if agent is None else f"agent {agent}"
+        if agent is not None and self.copies > 1:
+            who += f" (agent {agent % self.n_agents} of copy {agent // self.n_agents})"
         when = "after load_states" if self.step == 0 else f"after step {self.step}"
         message = (f"{self.env}: the local simulator disagrees with the global one: {quantity} of {who}, "
                    f"{when} (episode {self.episode}): {detail}")
@@ -138,6 +148,7 @@ def check_local_form(
     controller: str = "random",
     seed: int = 0,
     local_simulator: Callable[..., LocalSimulator] | None = None,
+    copies: int = 1,
 ) -> LocalFormSummary:
     """Check the local-form property of environment `name` on `episodes` whole GS episodes of `n_agents` agents.
 
@@ -145,18 +156,25 @@ def check_local_form(
     the environment's rule). At every episode start the GS's local states are loaded into one LS batch with a
     region per agent (built by `local_simulator`, by default the registry's LS class, with another seed, so an
     LS that drew its own randomness would be caught); the LS is then stepped with the GS's actions, u and
-    noise, and never reloaded. Raises `LocalFormError` at the first difference; returns a `LocalFormSummary`.
+    noise, and never reloaded. With `copies` > 1 the GS holds that many independent copies of the world, seeded
+    `seed`, `seed + 1000`, `seed + 2000`, ..., and the LS batch one region per agent of every copy.
+    Raises `LocalFormError` at the first difference; returns a `LocalFormSummary`.
     """
     record = get_env(name)
     check_n_agents(n_agents)
     check_choice("controller", controller, CONTROLLERS)
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive integer; got {episodes!r}")
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"copies must be a positive integer; got {copies!r}")
     spec = record.spec
-    gs = record.global_simulator(n_agents=n_agents, seed=seed)
-    ls = (local_simulator or record.local_simulator)(n_regions=n_agents, seed=seed + 1)
+    # one copy keeps the int seed, so the single-copy check replays exactly what it always did
+    gs_seed: int | list[int] = seed if copies == 1 else [seed + 1000 * c for c in range(copies)]
+    gs = record.global_simulator(n_agents=n_agents, seed=gs_seed)
+    n_rows = copies * n_agents
+    ls = (local_simulator or record.local_simulator)(n_regions=n_rows, seed=seed + 1)
     rng = np.random.default_rng(seed)
-    where = _Where(name)
+    where = _Where(name, n_agents, copies)
     active = np.zeros(spec.n_sources, dtype=np.int64)
     rewarded = 0
     for episode in range(episodes):
@@ -169,14 +187,14 @@ def check_local_form(
         _compare_states(gs, ls, where)
         for t in range(1, spec.horizon + 1):
             if controller == "random":
-                actions = rng.integers(0, spec.n_actions, size=n_agents)
+                actions = rng.integers(0, spec.n_actions, size=n_rows)
             else:
                 actions = record.hand_coded(gs.local_states())
             obs, rewards, done = gs.step(actions)
             u, noise = gs.influence_sources(), gs.last_noise()
             ls_obs, ls_rewards, ls_done = ls.step(actions, u, noise=noise)
             where.step = t
-            _check_step_outputs(spec, n_agents, obs, rewards, gs, where)
+            _check_step_outputs(spec, n_rows, obs, rewards, gs, where)
             if bool(done) != (t == spec.horizon):
                 raise where.fail("done", None, f"the global simulator returned done={done} after {t} of "
                                                f"{spec.horizon} steps")
@@ -188,10 +206,11 @@ def check_local_form(
             _compare("last_noise", noise, ls.last_noise(), where)
             active += np.count_nonzero(u != record.idle_source_class, axis=0)
             rewarded += int(np.count_nonzero(rewards > 0))
-    agent_steps = episodes * spec.horizon * n_agents
+    agent_steps = episodes * spec.horizon * n_rows
     return LocalFormSummary(
         env=name, n_agents=n_agents, episodes=episodes, controller=controller, steps=episodes * spec.horizon,
         source_activity=tuple(float(a) / agent_steps for a in active), rewarded=rewarded / agent_steps,
+        copies=copies,
     )
 
 

@@ -15,6 +15,7 @@ from dials_lib.envs.contract import (
     EnvSpec,
     GlobalSimulator,
     LocalSimulator,
+    Seeds,
     check_n_agents,
     check_n_regions,
 )
@@ -54,8 +55,13 @@ def get_env(name: str) -> EnvRecord:
     return ENVS[name]
 
 
-def make_global(name: str, n_agents: int = 4, seed: int | None = None, **kwargs: Any) -> GlobalSimulator:
-    """The global simulator of environment `name` with `n_agents` learning agents (a square number)."""
+def make_global(name: str, n_agents: int = 4, seed: Seeds = None, **kwargs: Any) -> GlobalSimulator:
+    """The global simulator of environment `name` with `n_agents` learning agents (a square number).
+
+    `seed` is an int or None for one world, or a sequence of B seeds for B independent copies of it stepped
+    together (`contract.check_seeds`): every per-agent array then has B * n_agents rows, copy-major, and copy b
+    is exactly the single simulator seeded with `seed[b]`.
+    """
     check_n_agents(n_agents)
     return get_env(name).global_simulator(n_agents=n_agents, seed=seed, **kwargs)
 

@@ -25,10 +25,11 @@ Step order (identical in GS and LS, all from the state at t):
   2. Cars. A car at cell k > 0 moves to k - 1 if that cell is free at t. A car at cell 0 crosses if its axis
      is green and the entry cell (9) of its downstream lane is free at t (never blocked at the grid edge).
   3. Arrivals. Cell 9 of a lane receives the car that crossed from upstream, or, on a boundary entry lane, a
-     new car with probability 0.1 if cell 9 is free at t. Random draws: one `rng.random(4 * side)` per step,
-     one number per boundary entry lane in increasing order of the flat lane index 4 * agent + lane, used
-     whether or not the cell is free. An arriving car never collides: cell 9 is free at t, and the car that
-     was there has moved on or not (if not, the upstream car was blocked and does not arrive).
+     new car with probability 0.1 if cell 9 is free at t. Random draws: one `rng.random(4 * side)` per step
+     (per copy of the world, from that copy's generator), one number per boundary entry lane in increasing
+     order of the flat lane index 4 * agent + lane, used whether or not the cell is free. An arriving car
+     never collides: cell 9 is free at t, and the car that was there has moved on or not (if not, the
+     upstream car was blocked and does not arrive).
   4. Reward: the fraction of the cars on the agent's 4 lanes at t that moved this step (crossing counts as
      moving); 0 if there were none.
 
@@ -52,6 +53,15 @@ one of the 3 yellow steps, per axis), so that a step is a handful of table looku
 
 Observation (float32 [n, 40]): occupancy of cells 0..8 of the 4 incoming lanes (lane-major, 36 values) and a
 one-hot of the phase (4). d-set (float32 [n, 40]): all 40 lane cells at t. Horizon 300 steps.
+
+Independent copies (batched GS). `GlobalSimulator(n_agents, seed=[s_0, ..., s_{B-1}])` holds B independent
+grids of n_agents intersections, stepped together: B grids are one bigger disconnected grid. Region b * n_agents
++ i is agent i of copy b (copy-major), so every per-agent array above, the actions included, has B * n_agents
+rows and reshapes to [B, n_agents, ...]; flat lane 4 * (b * n_agents + i) + l is lane l of that region, the
+padding lane comes after all copies, and no lane of one copy leads into another (`lane_topology(side, copies)`).
+Copy b draws from its own `np.random.default_rng(s_b)` exactly the numbers a single GS seeded with s_b draws,
+so it reproduces that GS bit for bit. All copies share t and the horizon: `done` is one bool and `reset()`
+restarts every copy (`reset(seed=[...])` reseeds each, one seed per copy). An int or None seed is one copy.
 """
 
 from __future__ import annotations
@@ -60,7 +70,7 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.envs.contract import EnvSpec, check_n_agents, check_n_regions
+from dials_lib.envs.contract import EnvSpec, Seeds, check_n_agents, check_n_regions, check_seeds
 
 N_LANES = 4
 N_CELLS = 10
@@ -102,19 +112,23 @@ DSET_CELLS_OF = CELLS_OF.astype(np.float32)
 PHASE_ONE_HOT = np.eye(4, dtype=np.float32)
 
 
-def lane_topology(side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat-lane index arrays of a side x side grid: downstream lane, upstream lane, boundary entry lanes.
+def lane_topology(side: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat-lane index arrays of `copies` side x side grids: downstream lane, upstream lane, boundary entry lanes.
 
-    Lane l of agent i has flat index 4 * i + l. A lane without a downstream (upstream) lane points to the
-    padding index 4 * side**2, which the step keeps permanently empty (never moving).
+    Lane l of agent i of copy b has flat index 4 * (b * side**2 + i) + l. A lane without a downstream (upstream)
+    lane points to the padding index 4 * copies * side**2, which the step keeps permanently empty (never moving).
     """
-    n_lanes = N_LANES * side * side
-    agent = np.arange(n_lanes) // N_LANES
+    per_copy = side * side
+    n_lanes = N_LANES * per_copy * copies
+    region = np.arange(n_lanes) // N_LANES
     lane = np.arange(n_lanes) % N_LANES
+    agent = region % per_copy
     row, col = agent // side, agent % side
     next_row, next_col = row + LANE_DIRECTION[lane, 0], col + LANE_DIRECTION[lane, 1]
     inside = (next_row >= 0) & (next_row < side) & (next_col >= 0) & (next_col < side)
-    downstream = np.where(inside, N_LANES * (next_row * side + next_col) + lane, n_lanes)
+    # the next intersection is in the same copy: offset by the copy's first region
+    next_region = region - agent + next_row * side + next_col
+    downstream = np.where(inside, N_LANES * next_region + lane, n_lanes)
     upstream = np.full(n_lanes, n_lanes, dtype=np.int64)
     upstream[downstream[inside]] = np.flatnonzero(inside)
     entry = np.flatnonzero(upstream == n_lanes)
@@ -199,16 +213,13 @@ class _TrafficBase:
 
     spec = SPEC
 
-    def __init__(self, n: int, seed: int | None) -> None:
-        """`n` regions with empty roads; `seed` seeds the random stream (None: fresh entropy)."""
+    def __init__(self, n: int) -> None:
+        """`n` regions with empty roads (the subclasses keep their random streams)."""
         self._n = n
-        self._rng = np.random.default_rng(seed)
-        self.reset()
+        self._empty_roads()
 
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        """Start an episode with empty roads and green NS everywhere; returns the observations."""
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
+    def _empty_roads(self) -> np.ndarray:
+        """Empty roads and green NS everywhere at t = 0; returns the observations."""
         self.lanes = np.zeros((self._n, N_LANES), dtype=LANE_DTYPE)
         self.light = np.zeros(self._n, dtype=np.int64)
         self.timer = np.zeros(self._n, dtype=np.int64)
@@ -253,46 +264,68 @@ class _TrafficBase:
 
 
 class GlobalSimulator(_TrafficBase):
-    """The whole grid: n_agents intersections (a square number) stepped together."""
+    """The whole grid: n_agents intersections (a square number) stepped together, in one or B copies.
+
+    With a sequence of B seeds the simulator holds B independent grids (`n_copies`); every per-agent array has
+    B * n_agents rows, copy-major (module docstring, "Independent copies").
+    """
 
     def __init__(
-        self, n_agents: int = 4, seed: int | None = None, inflow_probability: float = INFLOW_PROBABILITY
+        self, n_agents: int = 4, seed: Seeds = None, inflow_probability: float = INFLOW_PROBABILITY
     ) -> None:
-        """A grid of `n_agents` intersections whose boundary lanes receive a car with `inflow_probability`."""
+        """A grid of `n_agents` intersections whose boundary lanes receive a car with `inflow_probability`.
+
+        `seed`: an int or None (one grid), or a sequence of B ints (B independent grids, copy b seeded with
+        `seed[b]` and identical to a single grid with that seed).
+        """
         self.side = check_n_agents(n_agents)
         self.n_agents = n_agents
+        seeds = check_seeds(seed)
         if not 0.0 <= inflow_probability <= 1.0:
             raise ValueError(f"inflow_probability must be in [0, 1]; got {inflow_probability}")
         self.inflow_probability = inflow_probability
-        self._downstream, self._upstream, self._entry = lane_topology(self.side)
-        n_flat = N_LANES * n_agents
-        # Padded flat buffers: index n_flat is the empty lane beyond the grid's edge.
+        self.n_copies = len(seeds)
+        self._rngs = [np.random.default_rng(s) for s in seeds]
+        self._downstream, self._upstream, self._entry = lane_topology(self.side, self.n_copies)
+        n_flat = N_LANES * n_agents * self.n_copies
+        # Padded flat buffers: index n_flat is the empty lane beyond every grid's edge.
         self._padded_lanes = np.zeros(n_flat + 1, dtype=LANE_DTYPE)
         self._padded_sent = np.zeros(n_flat + 1, dtype=LANE_DTYPE)
         self._draws = np.zeros((0, len(self._entry)), dtype=LANE_DTYPE)
         self._next_draw = 0
-        super().__init__(n_agents, seed)
+        super().__init__(n_agents * self.n_copies)
 
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        """Start an episode with empty roads and green NS everywhere; returns the observations."""
-        if seed is not None:  # a new stream: forget the draws taken in advance from the old one
+    def reset(self, seed: Seeds = None) -> np.ndarray:
+        """Start an episode with empty roads and green NS everywhere in every copy; returns the observations.
+
+        `seed` (optional) reseeds the random streams: an int for a single grid, or one seed per copy.
+        """
+        if seed is not None:
+            seeds = check_seeds(seed)
+            if len(seeds) != self.n_copies:
+                raise ValueError(f"seed must give one seed per copy of the grid ({self.n_copies}); got {seed!r}")
+            self._rngs = [np.random.default_rng(s) for s in seeds]
+            # a new stream: forget the draws taken in advance from the old one
             self._draws, self._next_draw = self._draws[:0], 0
-        return super().reset(seed)
+        return self._empty_roads()
 
     def _spawn_bits(self) -> np.ndarray:
         """ENTRY_BIT where this step's draw places a new car on a boundary entry lane (if its cell 9 is free).
 
-        The draws are those of one `rng.random(4 * side)` call per step, taken a horizon's worth at a time:
-        a block of draws is the same stream of numbers as the per-step calls, at a fraction of the cost.
+        The draws are those of one `rng.random(4 * side)` call per step and copy, taken a horizon's worth at a
+        time: a block of draws is the same stream of numbers as the per-step calls, at a fraction of the cost.
+        The copies' blocks lie side by side, in the copy-major order of the entry lanes.
         """
         if self._next_draw == len(self._draws):
-            block = self._rng.random((HORIZON, len(self._entry))) < self.inflow_probability
+            per_copy = len(self._entry) // self.n_copies
+            draws = [rng.random((HORIZON, per_copy)) for rng in self._rngs]
+            block = (draws[0] if self.n_copies == 1 else np.concatenate(draws, axis=1)) < self.inflow_probability
             self._draws, self._next_draw = block.astype(LANE_DTYPE) << ENTRY_CELL, 0
         self._next_draw += 1
         return self._draws[self._next_draw - 1]
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Advance all intersections by one step; returns (obs [n, 40], rewards [n], done)."""
+        """Advance all intersections of every copy by one step; returns (obs [B*n, 40], rewards [B*n], done)."""
         self._check_running()
         actions = _check_actions(actions, self._n)
         self.light, self.timer = _advance_light(self.light, self.timer, actions)
@@ -317,7 +350,14 @@ class LocalSimulator(_TrafficBase):
     def __init__(self, n_regions: int = 1, seed: int | None = None) -> None:
         """A batch of `n_regions` intersections (`seed` is kept for the registry's signature: no draws)."""
         self.n_regions = check_n_regions(n_regions)
-        super().__init__(n_regions, seed)
+        self._rng = np.random.default_rng(seed)
+        super().__init__(n_regions)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start an episode with empty roads and green NS everywhere; returns the observations."""
+        if seed is not None:  # kept for the Protocol's signature: the LS draws nothing
+            self._rng = np.random.default_rng(seed)
+        return self._empty_roads()
 
     def step(self, actions: Any, u: Any, noise: Any = None) -> tuple[np.ndarray, np.ndarray, bool]:
         """Advance the K regions given the influence sources u (int or bool [K, 8]); deterministic given u."""
@@ -384,7 +424,14 @@ def hand_coded_actions(states: dict[str, np.ndarray], min_green: int = MIN_GREEN
 
 
 def render(sim: Any, ax: Any = None, region: int | None = None) -> Any:
-    """Picture of a traffic GS (whole grid) or of one LS region on matplotlib axes (see `traffic_render`)."""
+    """Picture of a traffic GS (whole grid) or of one LS region on matplotlib axes (see `traffic_render`).
+
+    The whole-grid picture needs a single-copy GS (a ValueError otherwise); one region (`region`, a row of the
+    copy-major agent axis) can be drawn from any GS.
+    """
     from dials_lib.envs.traffic_render import render as draw
 
+    if region is None and getattr(sim, "n_copies", 1) > 1:
+        raise ValueError(f"render draws the whole grid of a single-copy GS only; this one holds {sim.n_copies} "
+                         f"copies: pass region=... to draw one region")
     return draw(sim, ax=ax, region=region)

@@ -18,8 +18,9 @@ where it is. Robots never leave their region, never enter a corner and never col
 
 Step order (docs/design.md, "Warehouse"): waiting times +1; all robots move; rewards; items under any robot are
 removed; new items spawn. A free shelf cell (no item, no robot on it after the move) spawns an item of age 0 when
-its uniform draw is below `item_probability`: one draw per physical shelf cell per step, so a robot parked on a
-shelf cell never gets items delivered under itself. Reward: standing on an item of its own region gives its age
+its uniform draw is below `item_probability`: one draw per physical shelf cell per step (the numbers of one
+`rng.random(n_shelf)` call per step, over the shelf cells in row-major map order), so a robot parked on a shelf
+cell never gets items delivered under itself. Reward: standing on an item of its own region gives its age
 divided by the oldest age among the region's items (1.0 for the oldest), else 0; a shared item pays whichever
 robot (or both) stands on it. Episodes start empty, robots at their region's centre, and last 100 steps.
 
@@ -28,6 +29,16 @@ Local state (`local_states()`, one row per region): `cell` int64 [n] robot cell,
 the cell 0, 1 or 2 of the shared side s the neighbour stands on after the step, 3 if elsewhere; in the local
 simulator a neighbour standing on a shared cell removes its item and keeps it from spawning, exactly as in the
 global simulator. `last_noise()`: per region its 12 draws in shelf order.
+
+Independent copies (batched GS). `GlobalSimulator(n_agents, seed=[s_0, ..., s_{B-1}])` holds B independent
+warehouses stepped together as one bigger disconnected one. Learner i of copy b is row b * n_agents + i of every
+per-agent array (observations, rewards, actions, influence sources, d-sets, noise, local states), so they reshape
+to [B, n_agents, ...]; the ring robots and the shelves of each copy follow the same copy-major order (see
+`GlobalSimulator`). Copy b draws from its own `np.random.default_rng(s_b)` exactly the numbers a single GS
+seeded with s_b draws, so it reproduces that GS bit for bit. All copies share t and the horizon: `done` is one
+bool and `reset()` restarts every copy (`reset(seed=[...])` reseeds each, one seed per copy). An int or None
+seed is one copy. The whole-map accessors (`all_robots`, `robot_positions`, `item_ages_map`, the picture)
+show one copy, copy 0 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.envs.contract import EnvSpec, check_n_agents, check_n_regions
+from dials_lib.envs.contract import EnvSpec, Seeds, check_n_agents, check_n_regions, check_seeds
 
 SPEC = EnvSpec(name="warehouse", obs_dim=37, n_actions=4, source_sizes=(4, 4, 4, 4), dset_dim=37, horizon=100)
 ITEM_PROBABILITY = 0.02
@@ -167,72 +178,131 @@ class GlobalSimulator:
     live in one int32 array `key` over the physical shelf cells (row-major map order): the item's age, or
     EMPTY; two extra slots follow, "not a shelf cell" (always EMPTY) and a sentinel (NO_TARGET) that makes one
     argmax pick the ring robots' oldest item or "none".
+
+    With a sequence of B seeds the simulator holds B independent warehouses (`n_copies`), laid out as one bigger
+    disconnected one: robots are the learners of every copy (copy-major: learner i of copy b is robot
+    b * n_agents + i, the row of every per-agent array), then the rings of every copy (copy-major); copy b's
+    shelves are ids b * n_shelf .. (b + 1) * n_shelf - 1 of `key`, and the two extra slots come after all copies.
+    `n_shelf`, `shelf_flat` and `robot_grid` describe one copy (the same in every copy); `robot_shelves`,
+    `neighbours`, `cell`, `key` and `noise` cover all copies.
     """
 
     spec = SPEC
     EMPTY, NO_TARGET = -2, -1
 
     def __init__(
-        self, n_agents: int = 4, seed: int | None = None, item_probability: float = ITEM_PROBABILITY
+        self, n_agents: int = 4, seed: Seeds = None, item_probability: float = ITEM_PROBABILITY
     ) -> None:
-        """A warehouse with `n_agents` learning robots (a square number) inside a ring of hand-coded ones."""
+        """A warehouse with `n_agents` learning robots (a square number) inside a ring of hand-coded ones.
+
+        `seed`: an int or None (one warehouse), or a sequence of B ints (B independent warehouses, copy b
+        seeded with `seed[b]` and identical to a single warehouse with that seed).
+        """
         side = check_n_agents(n_agents)
         self.n_agents = n_agents
+        seeds = check_seeds(seed)
         self.item_probability = _check_probability(item_probability)
+        self.n_copies = len(seeds)
         self.robots_per_side = side + 2
         self.map_side = 4 * self.robots_per_side + 1
         self._build_layout()
-        self.rng = np.random.default_rng(seed)
+        self.rngs = [np.random.default_rng(s) for s in seeds]
+        self._draws = np.zeros((0, self.n_copies * self.n_shelf + 2))
+        self._next_draw = 0
         self.reset()
 
+    @property
+    def rng(self) -> np.random.Generator:
+        """The random generator of copy 0 (the only one of a single-copy warehouse); `rngs` has every copy's."""
+        return self.rngs[0]
+
     def _build_layout(self) -> None:
-        """Global shelf ids (row-major order of the physical cells) and per-robot index tables."""
-        r, s, n = self.robots_per_side, self.map_side, self.n_agents
+        """Global shelf ids (row-major order of the physical cells, copy after copy) and per-robot index tables."""
+        r, s, n, copies = self.robots_per_side, self.map_side, self.n_agents, self.n_copies
         rows, cols = np.divmod(np.arange(s * s), s)
         self.shelf_flat = np.flatnonzero((rows % 4 == 0) != (cols % 4 == 0))  # map cell of each shelf id
         self.n_shelf = n_shelf = self.shelf_flat.size
-        flat_to_shelf = np.full(s * s, n_shelf)  # n_shelf: the "not a shelf cell" slot
+        not_a_shelf = copies * n_shelf  # the first extra slot of `key`
+        flat_to_shelf = np.full(s * s, n_shelf)  # within one copy; n_shelf: "not a shelf cell"
         flat_to_shelf[self.shelf_flat] = np.arange(n_shelf)
         rr, cc = np.divmod(np.arange(r * r), r)
         inner = (rr >= 1) & (rr <= r - 2) & (cc >= 1) & (cc <= r - 2)
         self.robot_grid = np.concatenate([np.flatnonzero(inner), np.flatnonzero(~inner)])  # grid index of robot
-        rank = np.argsort(self.robot_grid)  # robot of each grid index
+        rank = np.argsort(self.robot_grid)  # robot (within its copy) of each grid index
         rr, cc = rr[self.robot_grid], cc[self.robot_grid]
         y, x = np.divmod(np.arange(N_CELLS), 5)
         region_flat = (4 * rr[:, None] + y) * s + 4 * cc[:, None] + x  # [robots, 25] map cell of each cell
-        self._cell_shelf = flat_to_shelf[region_flat].ravel()  # [robots * 25] shelf id under robot and cell
-        self._robot_offset = np.arange(r * r) * N_CELLS
-        self.robot_shelves = flat_to_shelf[region_flat[:, TABLES["shelf_cells"]]]  # [robots, 12]
+        # Every robot of every copy, in the global order (learners of each copy, then rings of each copy): its
+        # copy and its robot index within the copy.
+        copy_of = np.concatenate([np.repeat(np.arange(copies), n), np.repeat(np.arange(copies), r * r - n)])
+        robot_in_copy = np.concatenate([np.tile(np.arange(n), copies), np.tile(np.arange(n, r * r), copies)])
+        cell_shelf = flat_to_shelf[region_flat][robot_in_copy]  # [robots, 25] shelf id within the copy
+        cell_shelf = np.where(cell_shelf == n_shelf, not_a_shelf, cell_shelf + n_shelf * copy_of[:, None])
+        self._cell_shelf = cell_shelf.ravel()  # [robots * 25] shelf id under robot and cell
+        self._robot_offset = np.arange(copies * r * r) * N_CELLS
+        shelves = flat_to_shelf[region_flat[:, TABLES["shelf_cells"]]]  # [robots of a copy, 12]
+        self.robot_shelves = shelves[robot_in_copy] + n_shelf * copy_of[:, None]  # [robots, 12]
         self._spawn_key = np.array([self.EMPTY, 0], dtype=np.int32)
-        self._learner_shelves = self.robot_shelves[:n]
+        n_learners = copies * n
+        self._learner_shelves = self.robot_shelves[:n_learners]
         self._learner_shelves_t = np.ascontiguousarray(self._learner_shelves.T)  # max over axis 0 is faster
         self._ring_targets = np.concatenate(  # ring shelves + the sentinel column
-            [self.robot_shelves[n:], np.full((r * r - n, 1), n_shelf + 1)], axis=1)
-        grid = self.robot_grid[:n]
-        self.neighbours = rank[grid[:, None] + np.array([-r, r, -1, 1])]  # [n, 4] robots N, S, W, E
+            [self.robot_shelves[n_learners:], np.full((copies * (r * r - n), 1), not_a_shelf + 1)], axis=1)
+        local = rank[self.robot_grid[:n, None] + np.array([-r, r, -1, 1])]  # [n, 4] robots N, S, W, E in a copy
+        local = np.tile(local, (copies, 1))
+        learner_copy = copy_of[:n_learners, None]
+        self.neighbours = np.where(  # [copies * n, 4] their global robot indices
+            local < n, learner_copy * n + local, n_learners + learner_copy * (r * r - n) + local - n)
+        self._copy_of = copy_of
 
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        """Empty shelves, every robot at its region's centre; returns the learners' observations."""
+    def reset(self, seed: Seeds = None) -> np.ndarray:
+        """Empty shelves, every robot at its region's centre; returns the learners' observations.
+
+        `seed` (optional) reseeds the random streams: an int for a single warehouse, or one seed per copy.
+        """
         if seed is not None:
-            self.rng = np.random.default_rng(seed)
-        self.cell = np.full(self.robots_per_side**2, CENTRE, dtype=np.int64)
-        self.key = np.full(self.n_shelf + 2, self.EMPTY, dtype=np.int32)
+            seeds = check_seeds(seed)
+            if len(seeds) != self.n_copies:
+                raise ValueError(f"seed must give one seed per copy of the warehouse ({self.n_copies}); "
+                                 f"got {seed!r}")
+            self.rngs = [np.random.default_rng(s) for s in seeds]
+            # a new stream: forget the draws taken in advance from the old one
+            self._draws, self._next_draw = self._draws[:0], 0
+        self.cell = np.full(self.n_copies * self.robots_per_side**2, CENTRE, dtype=np.int64)
+        self.key = np.full(self.n_copies * self.n_shelf + 2, self.EMPTY, dtype=np.int32)
         self.key[-1] = self.NO_TARGET
-        self.noise = np.ones(self.n_shelf + 2)  # the two extra slots never spawn
+        self.noise = np.ones(self.key.size)  # the two extra slots never spawn
         self.noise[:-2] = 0.0  # no step taken yet: zeros, as in the local simulator
         self.t = 0
         self._observe()
         return self._obs
 
+    def _next_noise(self) -> np.ndarray:
+        """This step's spawn draws [n_copies * n_shelf + 2] (1.0 in the two extra slots, which never spawn).
+
+        The draws of one `rng.random(n_shelf)` call per step and copy, taken a horizon's worth at a time: a block
+        `rng.random((horizon, n_shelf))` is the same stream of numbers as the per-step calls, for fewer calls.
+        The copies' blocks lie side by side, copy b in columns b * n_shelf .. (b + 1) * n_shelf - 1.
+        """
+        if self._next_draw == len(self._draws):
+            horizon, n_shelf = SPEC.horizon, self.n_shelf
+            block = np.ones((horizon, self._draws.shape[1]))
+            for copy, rng in enumerate(self.rngs):
+                block[:, copy * n_shelf:(copy + 1) * n_shelf] = rng.random((horizon, n_shelf))
+            self._draws, self._next_draw = block, 0
+        self._next_draw += 1
+        return self._draws[self._next_draw - 1]
+
     def _observe(self) -> None:
-        n = self.n_agents
+        n = self.n_copies * self.n_agents
         items = self.key[self._learner_shelves] >= 0
         self._obs = np.concatenate([_EYE[self.cell[:n]], items], axis=1, dtype=np.float32, casting="unsafe")
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Advance one step with the learners' `actions` (int [n_agents]); returns (obs, rewards, done)."""
+        """Advance one step with the learners' `actions` (int [n_copies * n_agents], copy-major); returns
+        (obs, rewards, done)."""
         _check_running(self.t)
-        n, key = self.n_agents, self.key
+        n, key = self.n_copies * self.n_agents, self.key
         actions = _check_actions(actions, n, "learning robot")
         ring_target = np.argmax(key[self._ring_targets], axis=1)  # 12 = no item: head for the centre
         ring_actions = TABLES["hand"][self.cell[n:], ring_target]
@@ -242,7 +312,7 @@ class GlobalSimulator:
         region_oldest = key[self._learner_shelves_t].max(axis=0)
         rewards = np.divide(np.maximum(key[under[:n]], 0), np.maximum(region_oldest, 1), dtype=np.float32)
         key[under] = self.EMPTY  # collected
-        self.rng.random(out=self.noise[:-2])
+        self.noise = self._next_noise()
         fresh = self.noise < self.item_probability
         fresh[under] = False  # no item appears under a robot
         # EMPTY -> 0 where fresh; items already there (age >= 1 by now) keep their age: max(key, 0 or EMPTY)
@@ -252,41 +322,53 @@ class GlobalSimulator:
         return self._obs, rewards, self.t >= SPEC.horizon
 
     def influence_sources(self) -> np.ndarray:
-        """int64 [n_agents, 4]: for each neighbour N, S, W, E the shared cell (0..2) it stands on, else 3."""
+        """int64 [n_copies * n_agents, 4]: for each neighbour N, S, W, E the shared cell (0..2) it stands on,
+        else 3."""
         return TABLES["facing"][np.arange(4), self.cell[self.neighbours]]
 
     def dsets(self) -> np.ndarray:
-        """float32 [n_agents, 37]: the d-set at the current t, i.e. the learners' own observations."""
+        """float32 [n_copies * n_agents, 37]: the d-set at the current t, i.e. the learners' own observations."""
         return self._obs.copy()
 
     def last_noise(self) -> np.ndarray:
-        """float64 [n_agents, 12]: the item-spawn draws of the step just taken, per region in shelf order."""
+        """float64 [n_copies * n_agents, 12]: the item-spawn draws of the step just taken, per region in shelf
+        order."""
         return self.noise[self._learner_shelves]
 
-    def _states(self, robots: slice) -> dict[str, np.ndarray]:
+    def _states(self, robots: slice | np.ndarray) -> dict[str, np.ndarray]:
         key = self.key[self.robot_shelves[robots]]
         cell = self.cell[robots].copy()
         return {"cell": cell, "items": key >= 0, "ages": np.maximum(key, 0),
                 "t": np.full(cell.size, self.t, dtype=np.int64)}
 
+    def _robots_of(self, copy: int) -> np.ndarray:
+        """Global indices of copy `copy`'s robots, learners first, then its ring (the order of `robot_grid`)."""
+        if isinstance(copy, bool) or not isinstance(copy, int | np.integer) or not 0 <= copy < self.n_copies:
+            raise ValueError(f"copy must be an integer in 0..{self.n_copies - 1}; got {copy!r}")
+        return np.flatnonzero(self._copy_of == copy)
+
     def local_states(self) -> dict[str, np.ndarray]:
-        """The learners' local states: cell, items, ages, t (see the module docstring)."""
-        return self._states(slice(0, self.n_agents))
+        """The learners' local states: cell, items, ages, t (see the module docstring), copy-major."""
+        return self._states(slice(0, self.n_copies * self.n_agents))
 
-    def all_robots(self) -> dict[str, np.ndarray]:
-        """Every robot's local state (learners first, then the ring; `robot_grid` gives each one's place)."""
-        return self._states(slice(None))
+    def all_robots(self, copy: int = 0) -> dict[str, np.ndarray]:
+        """Every robot's local state in copy `copy` (learners first, then the ring; `robot_grid` gives each
+        one's place)."""
+        return self._states(self._robots_of(copy))
 
-    def robot_positions(self) -> np.ndarray:
-        """int64 [robots, 2]: every robot's map (row, column), learners first, then the ring."""
+    def robot_positions(self, copy: int = 0) -> np.ndarray:
+        """int64 [robots, 2]: every robot's map (row, column) in copy `copy`, learners first, then the ring."""
         r = self.robots_per_side
-        y, x = np.divmod(self.cell, 5)
+        y, x = np.divmod(self.cell[self._robots_of(copy)], 5)
         return np.stack([4 * (self.robot_grid // r) + y, 4 * (self.robot_grid % r) + x], axis=1)
 
-    def item_ages_map(self) -> np.ndarray:
-        """int32 [map_side, map_side]: the age of the item on each map cell, -1 where there is none."""
+    def item_ages_map(self, copy: int = 0) -> np.ndarray:
+        """int32 [map_side, map_side]: the age of the item on each map cell of copy `copy`, -1 where there is
+        none."""
+        self._robots_of(copy)  # validates `copy`
+        key = self.key[copy * self.n_shelf:(copy + 1) * self.n_shelf]
         ages = np.full(self.map_side**2, -1, dtype=np.int32)
-        ages[self.shelf_flat] = np.where(self.key[:self.n_shelf] >= 0, self.key[:self.n_shelf], -1)
+        ages[self.shelf_flat] = np.where(key >= 0, key, -1)
         return ages.reshape(self.map_side, self.map_side)
 
 
@@ -396,7 +478,10 @@ class LocalSimulator:
 
 
 def render(sim: Any, ax: Any = None, region: int = 0) -> Any:
-    """Picture of a warehouse GS (whole map) or of one LS region on matplotlib axes (see `warehouse_render`)."""
+    """Picture of a warehouse GS (whole map) or of one LS region on matplotlib axes (see `warehouse_render`).
+
+    A GS holding several copies is drawn as its copy 0.
+    """
     from dials_lib.envs.warehouse_render import render as draw
 
     return draw(sim, ax=ax, region=region)
