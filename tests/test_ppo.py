@@ -366,8 +366,15 @@ def test_sliced_and_concatenated_states_keep_each_agents_learner() -> None:
     np.testing.assert_array_equal(theirs["act_count"], mine["act_count"])
     with pytest.raises(ValueError, match="updates"):
         concat_states([parts[0], workers[1].state_dict()])
-    with pytest.raises(ValueError, match="seeds"):
-        concat_states([parts[0], PPOGroup(2, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=8).state_dict()])
+    # groups of runs with other seeds join into a state with one seed per agent (a seed batch), and split back
+    other_group = PPOGroup(2, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=8)
+    toy_rollout(other_group, seed=0, n_steps=128, obs_dim=6)
+    other_run = other_group.state_dict()
+    batch = concat_states([parts[0], other_run])
+    assert batch["seed"] == [7, 7, 8, 8]
+    assert_states_equal(slice_state(batch, 2, 4), other_run)
+    with pytest.raises(ValueError, match="seed"):
+        PPOGroup(4, 6, 3, SMALL_FNN, PPO_FNN, 10_000, seed=7).load_state_dict(batch)
 
 
 def assert_states_equal(a: dict, b: dict) -> None:

@@ -366,8 +366,9 @@ def test_ppo_states_wait_on_disk_while_aips_train(reference_run, tmp_path, monke
 
     def watching_map_tasks(function, tasks, n_workers):
         run = watched[-1]
-        seen.append((function is group_tasks.train_aips, [group["ppo"] is None for group in run.state["groups"]],
-                     (run.directory.path / "ppo_states.spill.pt").exists()))
+        held = [group["ppo"] is None for group in run.states[0]["groups"]]
+        seen.append((function is group_tasks.train_aips, held,
+                     (run.directories[0].path / "ppo_states.spill.pt").exists()))
         return map_tasks(function, tasks, n_workers)
 
     def watching_retrain_aips(self, c, data):

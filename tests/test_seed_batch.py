@@ -177,3 +177,27 @@ def test_train_seeds_is_reexported_and_documented():
 
     assert dials_lib.train_seeds is dials.train_seeds
     assert "seed" in dials.train_seeds.__doc__
+
+
+def test_an_experiment_plan_gives_the_same_numbers_on_one_process_or_two(tmp_path):
+    """Seed batches spread over 2 processes, or trained one after another here: the same records, in plan order."""
+    from dials_lib.analysis import plans
+
+    def plan(folder: str) -> list[RunConfig]:
+        return [tiny_config(tmp_path / folder / f"{simulator}_{seed}", "traffic", simulator, seed=seed)
+                for simulator in ("gs", "dials") for seed in (5, 6)]
+
+    assert [[c.seed for c in batch] for batch in plans.seed_batches(plan("one"))] == [[5, 6], [5, 6]]
+    lines: list[str] = []
+    one = plans.run_experiments(plan("one"), progress=False, log=None, n_processes=1)
+    two = plans.run_experiments(plan("two"), progress=False, log=lines.append, n_processes=2)
+    assert sum(line.startswith("trained ") for line in lines) == 2  # two batches, trained in worker processes
+    drop = ["wall_time_s", "run_dir"]
+    pd.testing.assert_frame_equal(one.drop(columns=drop), two.drop(columns=drop))
+    assert list(one["simulator"].unique()) == ["gs", "dials"] and list(one["seed"].unique()) == [5, 6]
+    again = plans.run_experiments(plan("two"), progress=False, log=None)  # finished: read back
+    pd.testing.assert_frame_equal(again, two)
+    shares = plans.runtime_frame(plan("two"))
+    records = train(plan("two")[0], progress=False).runtime
+    assert shares["stacked_runs"].tolist() == [2, 2, 2, 2]
+    assert shares.loc[0, "total_s"] == pytest.approx(records["total_s"] / 2)

@@ -6,6 +6,14 @@ and 8 (DIALS with F = 2.5%, 12.5%, 25% and 100% of the run, the paper's 100K, 50
 directories live under `runs/<preset>/`, so a notebook that finds a finished run reads it back instead of training
 again (and a run interrupted half-way resumes from its last checkpoint).
 
+Running a plan (`run_experiments`): runs that differ only in seed train as one stacked seed batch
+(`dials_lib.training.dials.train_batch`), and the batches that are not finished yet are spread over the machine's
+cores with joblib (loky, one process per core, each running its batch's worker calls itself, torch
+single-threaded). Every run's numbers are those it gets alone, so they depend neither on the batching nor on the
+schedule; the records are read back from the run directories in the plan's order. Run times of runs trained this
+way are the shared wall time of their batch, with other batches running beside it (`runtime_frame` divides by the
+batch size); the timing experiments (`dials_lib.analysis.scaling`) run one run at a time.
+
 The records come back as long frames: one row per evaluation of a run (`run_experiments`) or one row per run
 (`runtime_frame`, `final_evaluations`), each starting with the RUN_COLUMNS that say which run it is.
 """
@@ -18,14 +26,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, cpu_count, delayed
 
 from dials_lib import paper
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.paths import runs_dir
 from dials_lib.presets import get_preset
+from dials_lib.training.dials import is_finished, train_batch
+from dials_lib.training.parallel import calls_here
 from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset
-from dials_lib.training.runner import load_run, train
-from dials_lib.validation import check_choice
+from dials_lib.training.runner import load_run
+from dials_lib.validation import check_choice, check_int
 
 RUN_COLUMNS: tuple[str, ...] = ("env", "n_agents", "simulator", "retrain_every", "f_fraction", "seed")
 """Columns that identify a run in the frames below (F is given in steps and as a fraction of the run)."""
@@ -86,30 +97,64 @@ def run_identity(config: RunConfig) -> dict[str, object]:
             "seed": config.seed}
 
 
+def seed_batches(configs: Iterable[RunConfig]) -> list[list[RunConfig]]:
+    """The runs grouped into batches that differ only in seed (in order of first appearance)."""
+    batches: dict[RunConfig, list[RunConfig]] = {}
+    for config in configs:
+        batches.setdefault(dataclasses.replace(config, seed=0, run_dir=None), []).append(config)
+    return list(batches.values())
+
+
+def _train_batch_quietly(batch: list[RunConfig]) -> list[str]:
+    """One seed batch in a worker process of `run_experiments`: its calls run here, no progress bar."""
+    with calls_here():
+        return [str(result.run_dir) for result in train_batch(batch, progress=False)]
+
+
 def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
-                    log: Callable[[str], None] | None = print) -> pd.DataFrame:
-    """Train (or read back) every run; one row per evaluation of every run, with the RUN_COLUMNS in front."""
+                    log: Callable[[str], None] | None = print, n_processes: int | None = None) -> pd.DataFrame:
+    """Train (or read back) every run; one row per evaluation of every run, with the RUN_COLUMNS in front.
+
+    Seed batches that are not finished train side by side on `n_processes` processes (default: one per core);
+    with one process, or one batch to train, they train here, one after another, with a progress bar."""
+    configs = list(configs)
+    todo = [batch for batch in seed_batches(configs) if not all(is_finished(c) for c in batch)]
+    # the largest batches first, so that the last to finish are short ones
+    todo.sort(key=lambda b: -len(b) * b[0].n_agents * (b[0].total_timesteps or 0))
+    n_processes = cpu_count() if n_processes is None else check_int("n_processes", n_processes, 1)
+    if n_processes < 2 or len(todo) < 2:
+        for batch in todo:
+            train_batch(batch, progress)
+    else:
+        parallel = Parallel(n_jobs=min(n_processes, len(todo)), backend="loky", return_as="generator_unordered")
+        for run_dirs in parallel(delayed(_train_batch_quietly)(batch) for batch in todo):
+            if log is not None:
+                log(f"trained {', '.join(Path(d).name for d in run_dirs)}")
     frames = []
     for config in configs:
-        result = train(config, progress)
-        frame = result.metrics.copy()
+        records = load_run(config.directory())
+        frame = records["metrics"].copy()
         for key, value in reversed(run_identity(config).items()):
             frame.insert(0, key, value)
-        frame["run_dir"] = str(result.run_dir)
+        frame["run_dir"] = str(config.directory())
         frames.append(frame)
         if log is not None:
-            last = frame.iloc[-1]
-            log(f"{config.name()}: final return {last['mean_return']:.2f} after {result.runtime['total_s']:.0f} s")
+            last, total = frame.iloc[-1], records["runtime"]["total_s"]
+            log(f"{config.name()}: final return {last['mean_return']:.2f} after {total:.0f} s")
     return pd.concat(frames, ignore_index=True)
 
 
 def runtime_frame(configs: Iterable[RunConfig]) -> pd.DataFrame:
-    """Runtime breakdown (seconds) and peak memory (MiB) of finished runs, one row per run."""
+    """Runtime breakdown (seconds) and peak memory (MiB) of finished runs, one row per run. A run of a seed batch
+    is given its share of the batch's seconds (divided by `stacked_runs`, the number of runs in the batch)."""
     rows = []
     for config in configs:
         records = load_run(config.directory())
         memory = {k: v for k, v in records["memory"].items() if isinstance(v, int | float)}
-        rows.append({**run_identity(config), **records["runtime"], **memory})
+        runtime = dict(records["runtime"])
+        share = runtime.get("stacked_runs", 1)
+        runtime = {k: v / share if k.endswith("_s") else v for k, v in runtime.items()}
+        rows.append({**run_identity(config), **runtime, **memory})
     return pd.DataFrame(rows)
 
 
@@ -152,4 +197,5 @@ __all__ = [
     "run_seeds",
     "runs_of",
     "runtime_frame",
+    "seed_batches",
 ]

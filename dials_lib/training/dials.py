@@ -31,6 +31,7 @@ rounding of stacked arithmetic.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -69,12 +70,30 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], progress: bool | None =
     exactly the records it would have alone. Finished runs are read back, interrupted ones resume (runs whose last
     checkpoints are at different boundaries train as separate batches). Torch runs single-threaded throughout, as
     in the workers, so the numbers do not depend on the caller's thread setting (restored on return)."""
+    return train_batch(seed_configs(config, seeds), progress)
+
+
+def train_batch(configs: Sequence[RunConfig], progress: bool | None = None) -> list[RunResult]:
+    """`train_seeds` for runs given one config each (they must differ only in seed and run directory)."""
+    configs = list(configs)
+    if not configs:
+        raise ValueError("configs must hold at least one run")
+    for other in configs[1:]:
+        if dataclasses.replace(other, seed=configs[0].seed, run_dir=configs[0].run_dir) != configs[0]:
+            raise ValueError(f"the runs of a batch must differ only in seed; {other.name()} differs from "
+                             f"{configs[0].name()} in more")
     with single_threaded():
-        return _train_seeds(config, seeds, progress)
+        return _train_batch(configs, progress)
 
 
-def _train_seeds(config: RunConfig, seeds: Sequence[int], progress: bool | None) -> list[RunResult]:
-    configs = seed_configs(config, seeds)
+def is_finished(config: RunConfig) -> bool:
+    """Whether the run `config` has a checkpoint at its last boundary (then `train` only reads it back)."""
+    state = RunDirectory(config).load_checkpoint()
+    return state is not None and state["boundary"] == config.schedule().n_chunks
+
+
+def _train_batch(configs: list[RunConfig], progress: bool | None) -> list[RunResult]:
+    config = configs[0]
     directories = [RunDirectory(c) for c in configs]
     states = [directory.load_checkpoint() for directory in directories]
     n_chunks = config.schedule().n_chunks

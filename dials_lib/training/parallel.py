@@ -10,7 +10,9 @@ Where calls run:
   runs calls here while loky's reusable executor runs others in `n_workers - 1` processes, each taking the
   next call when it is free. One process fewer than a pool of `n_workers`; a call's result never depends on
   where it runs.
-- A single call, or `n_workers == 1` under loky: here, in this thread.
+- A single call, or `n_workers == 1` under loky, or anywhere inside `calls_here()`: here, in this thread, one
+  after another (`calls_here` is for a process that is itself one of several running side by side, e.g. a whole
+  run of an experiment on one core: its calls must not start processes of their own).
 - joblib's Dask backend: its dask.distributed Client directly (see `run_on_dask` for why not joblib's Parallel).
 - Any other joblib backend (Ray, threading, ...): joblib's `Parallel`.
 
@@ -28,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,8 +123,26 @@ def map_tasks(function: Callable[[Any], Any], arguments: list[Any], n_workers: i
                               pending) from err
 
 
+_CALLS_HERE = [0]  # depth of nested calls_here() blocks in this process
+
+
+@contextmanager
+def calls_here() -> Iterator[None]:
+    """Inside the block every `map_tasks` runs its calls in this thread, one after another, whatever `n_workers`
+    and the joblib backend say (results do not depend on where calls run)."""
+    _CALLS_HERE[0] += 1
+    try:
+        yield
+    finally:
+        _CALLS_HERE[0] -= 1
+
+
 def _dispatch(function: Callable[[Any], Any], arguments: list[Any], n_workers: int
               ) -> Iterator[tuple[int, TaskReport]]:
+    if _CALLS_HERE[0]:
+        for i in range(len(arguments)):
+            yield run_measured(i, function, _take(arguments, i))
+        return
     client = dask_client()
     if client is not None:
         yield from run_on_dask(client, function, arguments)
@@ -238,5 +259,5 @@ def run_on_dask(client: Any, function: Callable[[Any], Any], arguments: list[Any
         raise
 
 
-__all__ = ["TaskReport", "WorkerLostError", "dask_client", "loky_executor", "map_tasks", "run_measured",
+__all__ = ["TaskReport", "WorkerLostError", "calls_here", "dask_client", "loky_executor", "map_tasks", "run_measured",
            "run_on_dask", "single_threaded"]
