@@ -26,12 +26,23 @@ process: an overstatement).
     .venv/bin/python benchmarks/training.py           # writes benchmarks/results/training.json and .md
     .venv/bin/python benchmarks/training.py --quick   # N = 4 and 25 only
     .venv/bin/python benchmarks/training.py --rounds 2  # retry a size whose 2-worker run was starved of CPU
+    .venv/bin/python benchmarks/training.py --experiment  # the whole-experiment tables only (training_experiment.*)
+
+Whole experiment (`--experiment`, written to benchmarks/results/training_experiment.json and .md): the quick
+preset's 4-agent comparison (GS, DIALS and untrained-DIALS, 3 seeds each: 9 runs) of each environment, run the old
+way (one run after another, each DIALS run on its 2 workers) and the new way (`plans.run_experiments`: the 3 seeds
+of a simulator stacked in one process, the 3 seed batches spread over the cores), with the same steps; wall time,
+machine-wide agent-steps/s and the speed-up, and a check that both ways give the same metrics. Goals on 2 cores:
+traffic at least 4x, warehouse at least 2.5x the old way. Then agent-steps/s of one process (one core) training 4
+agents per seed with 1, 3 and 8 seeds stacked, on the GS and on the IALS.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +50,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_results  # noqa: E402
 
-from dials_lib.analysis import scaling  # noqa: E402
+from dials_lib.analysis import plans, scaling  # noqa: E402
+from dials_lib.learning.ppo import train_steps_by_run  # noqa: E402
+from dials_lib.presets import get_preset  # noqa: E402
+from dials_lib.training import group_tasks  # noqa: E402
 from dials_lib.training.memory import MB  # noqa: E402
+from dials_lib.training.parallel import single_threaded  # noqa: E402
+from dials_lib.training.runner import train  # noqa: E402
 
 SIZES = (4, 25, 100)
 STEPS_PER_AGENT = {"traffic": {4: 5120, 25: 2560, 100: 1280}, "warehouse": {4: 2560, 25: 1280, 100: 1280}}
@@ -74,14 +90,98 @@ def measure(env: str, n_agents: int, simulator: str, workers: int) -> dict[str, 
     return out
 
 
+def whole_experiment(env: str, folder: Path, total_timesteps: int | None) -> list[dict[str, Any]]:
+    """The quick 4-agent comparison of `env` the old way and the new way (run directories under `folder`)."""
+    def plan(way: str) -> list[Any]:
+        configs = []
+        for config in plans.comparison_configs("quick", env):
+            if total_timesteps is not None:
+                config = dataclasses.replace(config, total_timesteps=total_timesteps, eval_every=None)
+            configs.append(dataclasses.replace(config, run_dir=str(folder / way / config.name())))
+        return configs
+
+    old, new = plan("old"), plan("new")
+    start = time.perf_counter()
+    for config in old:  # one run after another
+        train(config, progress=False)
+    old_s = time.perf_counter() - start
+    start = time.perf_counter()
+    frame = plans.run_experiments(new, progress=False, log=None)
+    new_s = time.perf_counter() - start
+    old_frame = plans.run_experiments(old, progress=False, log=None)  # finished: read back
+    drop = ["wall_time_s", "run_dir"]
+    same = frame.drop(columns=drop).equals(old_frame.drop(columns=drop))
+    agent_steps = sum(c.n_agents * c.total_timesteps for c in new)
+    return [{"env": env, "way": way, "runs": len(new), "steps per agent": new[0].total_timesteps,
+             "agent-steps": agent_steps, "wall s": seconds, "agent-steps/s (machine)": agent_steps / seconds,
+             "speed-up": old_s / seconds, "same metrics": same}
+            for way, seconds in (("old: one run after another", old_s),
+                                 ("new: seeds stacked, batches over the cores", new_s))]
+
+
+def stacked_throughput(env: str, simulator: str, n_seeds: int, n_steps: int) -> dict[str, Any]:
+    """Agent-steps/s of one process training 4 agents per seed, `n_seeds` seeds stacked, on the GS or the IALS."""
+    hp = get_preset("quick").hyperparameters(env)
+    ids, seeds = list(range(4)), tuple(range(n_seeds))
+    group = group_tasks.new_learners(hp, ids, seeds[0] if n_seeds == 1 else seeds, hp.total_timesteps)
+    if simulator == "gs":
+        on: Any = group_tasks.OnGlobal(seeds)
+    else:
+        aips = group_tasks.new_predictors(hp, ids, seeds[0] if n_seeds == 1 else seeds).state_dict()
+        on = group_tasks.OnIALS(aips, seeds)
+    sim = on.build(hp, ids, seeds)
+    with single_threaded():
+        train_steps_by_run(group, sim, hp.ppo.buffer_size, n_seeds)  # warm-up
+        start = time.perf_counter()
+        train_steps_by_run(group, sim, n_steps, n_seeds)
+        seconds = time.perf_counter() - start
+    return {"env": env, "simulator": simulator, "stacked seeds": n_seeds, "agents in the group": 4 * n_seeds,
+            "agent-steps/s per core": 4 * n_seeds * n_steps / seconds}
+
+
+def experiment_main(total_timesteps: int | None) -> None:
+    """The whole-experiment tables (training_experiment.json and .md)."""
+    import tempfile
+
+    rows: list[dict[str, Any]] = []
+    goals: list[dict[str, Any]] = []
+    for env in ("traffic", "warehouse"):
+        for n_seeds in (1, 3, 8):
+            for simulator in ("gs", "ials"):
+                row = stacked_throughput(env, simulator, n_seeds, 20 * 128)
+                rows.append(row)
+                print(row, flush=True)
+    per_core = rows
+    rows = []
+    for env, goal in (("traffic", 4.0), ("warehouse", 2.5)):
+        with tempfile.TemporaryDirectory() as folder:
+            pair = whole_experiment(env, Path(folder), total_timesteps)
+        for row in pair:
+            print(row, flush=True)
+        rows += pair
+        goals.append({"goal": f"{env}: quick 4-agent comparison at least {goal}x faster than one run after another",
+                      "measured": f"{pair[1]['speed-up']:.2f}x", "met": pair[1]["speed-up"] >= goal})
+        goals.append({"goal": f"{env}: both ways give the same metrics", "measured": str(pair[1]["same metrics"]),
+                      "met": bool(pair[1]["same metrics"])})
+    write_results("training_experiment", rows, goals,
+                  "Training: whole experiments, one run after another vs seeds stacked and batches over the cores",
+                  {"Stacked seeds: agent-steps/s of one process at N = 4 per seed": per_core})
+
+
 def main() -> None:
     """Run the grid and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="sizes 4 and 25 only")
+    parser.add_argument("--experiment", action="store_true", help="the whole-experiment tables only")
+    parser.add_argument("--experiment-steps", type=int, default=None,
+                        help="steps per agent of the whole-experiment runs (default: the quick preset's)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="up to this many (1 worker, 2 workers) rounds per size, stopping at the first whose "
                         "2-worker run had 0.9 of a core per worker; the round with the largest core share counts")
     args = parser.parse_args()
+    if args.experiment:
+        experiment_main(args.experiment_steps)
+        return
     sizes = SIZES[:2] if args.quick else SIZES
     rows: list[dict[str, Any]] = []
     goals: list[dict[str, Any]] = []

@@ -16,9 +16,13 @@ on a shared body:
 
 Two paths through each policy: `sequences(...)` for training (autograd, weights [K, in, out], batches of
 transitions or sequences per agent) and `step(...)` for acting (no gradients, one observation per agent, using
-`rollout_weights()`: transposed [K, out, in] copies, because a batched matrix-vector product streams the weights
-about 2-3x faster in that layout once they no longer fit in cache). The caller rebuilds the copies whenever the
-parameters change (`PPOGroup` does so after every optimiser step, load and `set_agent`).
+`rollout_weights()`: numpy copies of the weights transposed to [K, out, in] and of the biases). Acting multiplies
+with numpy's stacked `matmul`, one BLAS matrix-vector product per agent: at K = 4-32 agents and the paper's layer
+sizes that is 4-10x faster than `torch.baddbmm` (benchmarks/results/ppo.md), and the [K, out, in] layout streams
+each row of a weight matrix. Its float32 results differ from the training path's by rounding only (tests compare
+them to 1e-6); they do not depend on K (one product per agent), so stacked agents act exactly as alone. The
+caller rebuilds the copies whenever the parameters change (`PPOGroup` does so after every optimiser step and
+load).
 
 Initialisation (as in common PPO implementations): orthogonal weights with gain sqrt(2) for hidden layers, 0.01
 for the actor head and 1 for the critic head, zero biases; GRU input and recurrent matrices orthogonal per gate
@@ -33,6 +37,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -56,15 +61,15 @@ class StackedLinear(nn.Module):
         """Agent k's output is x[k] @ weight[k] + bias[k], for x [K, B, in]."""
         return torch.baddbmm(self.bias, x, self.weight)
 
-    def rollout_weight(self) -> torch.Tensor:
-        """A detached [K, out, in] copy of the weight, for `step` (a batched matrix-vector product reads it
-        row by row, about 2-3x faster than [K, in, out] once the weights no longer fit in cache)."""
-        return self.weight.detach().transpose(1, 2).contiguous()
+    def rollout_weight(self) -> tuple[np.ndarray, np.ndarray]:
+        """Numpy copies for `step`: the weight as [K, out, in] (read row by row by a matrix-vector product) and the
+        bias as [K, out]."""
+        return (self.weight.detach().transpose(1, 2).contiguous().numpy(),
+                self.bias.detach()[:, 0].numpy().copy())
 
-    def step(self, x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:
-        """Inference on one input per agent: x [K, in] -> [K, out], with weight_t from `rollout_weight()`."""
-        # x as a [K, in, 1] view with strides (in, 1, in): the BLAS fast path; (in, 1, 1) strides are ~6x slower
-        return torch.baddbmm(self.bias.detach().mT, weight_t, x.unsqueeze(1).mT).squeeze(-1)
+    def step(self, x: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Inference on one input per agent: x float32 [K, in] -> [K, out], with `weights` from `rollout_weight()`."""
+        return stacked_matvec(weights[0], x) + weights[1]
 
     @torch.no_grad()
     def init_agent(self, k: int, generator: torch.Generator) -> None:
@@ -94,17 +99,20 @@ class StackedGRUCell(nn.Module):
         """One step from precomputed input gates [K, B, 3H] and hidden state [K, B, H] to the next hidden state."""
         return gru_gates(gates_x, torch.baddbmm(self.bias_hh, h, self.weight_hh), h)
 
-    def rollout_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Detached [K, 3H, in] and [K, 3H, H] copies of the weights, for `step`."""
+    def rollout_weights(self) -> tuple[np.ndarray, ...]:
+        """Numpy copies for `step`: weights as [K, 3H, in] and [K, 3H, H], biases as [K, 3H]."""
         return (
-            self.weight_ih.detach().transpose(1, 2).contiguous(),
-            self.weight_hh.detach().transpose(1, 2).contiguous(),
+            self.weight_ih.detach().transpose(1, 2).contiguous().numpy(),
+            self.weight_hh.detach().transpose(1, 2).contiguous().numpy(),
+            self.bias_ih.detach()[:, 0].numpy().copy(),
+            self.bias_hh.detach()[:, 0].numpy().copy(),
         )
 
-    def step(self, x: torch.Tensor, h: torch.Tensor, weights_t: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """Inference on one input per agent: x [K, in], h [K, H] -> next h [K, H]."""
-        gates_x = torch.baddbmm(self.bias_ih.detach().mT, weights_t[0], x.unsqueeze(1).mT).squeeze(-1)
-        gates_h = torch.baddbmm(self.bias_hh.detach().mT, weights_t[1], h.unsqueeze(1).mT).squeeze(-1)
+    def step(self, x: np.ndarray, h: torch.Tensor, weights: tuple[np.ndarray, ...]) -> torch.Tensor:
+        """Inference on one input per agent: x float32 [K, in], h [K, H] -> next h [K, H]."""
+        weight_ih, weight_hh, bias_ih, bias_hh = weights
+        gates_x = torch.from_numpy(stacked_matvec(weight_ih, x) + bias_ih)
+        gates_h = torch.from_numpy(stacked_matvec(weight_hh, h.numpy()) + bias_hh)
         return gru_gates(gates_x, gates_h, h)
 
     @torch.no_grad()
@@ -118,6 +126,11 @@ class StackedGRUCell(nn.Module):
                 weight[k, :, gate * hidden : (gate + 1) * hidden] = block.T
         self.bias_ih[k] = 0.0
         self.bias_hh[k] = 0.0
+
+
+def stacked_matvec(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """One matrix-vector product per agent: weights [K, out, in] and x [K, in] -> [K, out] (float32)."""
+    return np.matmul(weights, x[:, :, None])[:, :, 0]
 
 
 def gru_gates(gates_x: torch.Tensor, gates_h: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -206,8 +219,8 @@ class StackedFNNPolicy(nn.Module):
         self.critic = StackedLinear(n_agents, sizes[-1], 1, gain=1.0)
         self.hidden_size = 0
 
-    def rollout_weights(self) -> list[torch.Tensor]:
-        """Detached transposed copies of all weights, for `step` (refresh them after every weight change)."""
+    def rollout_weights(self) -> list[Any]:
+        """Numpy copies of all weights and biases, for `step` (refresh them after every weight change)."""
         return [layer.rollout_weight() for layer in self.layers_in_init_order()]
 
     @torch.no_grad()
@@ -215,10 +228,11 @@ class StackedFNNPolicy(nn.Module):
         self, obs: torch.Tensor, hidden: torch.Tensor, weights: list[torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Inference, one observation per agent: logits [K, A], values [K] and the (empty) next hidden state."""
-        x = obs
-        for layer, weight_t in zip(self.body, weights, strict=False):
-            x = torch.relu(layer.step(x, weight_t))
-        return self.actor.step(x, weights[-2]), self.critic.step(x, weights[-1]).squeeze(-1), hidden
+        x = obs.numpy()
+        for layer, layer_weights in zip(self.body, weights, strict=False):
+            x = np.maximum(layer.step(x, layer_weights), 0.0)
+        logits = torch.from_numpy(self.actor.step(x, weights[-2]))
+        return logits, torch.from_numpy(self.critic.step(x, weights[-1])[:, 0]), hidden
 
     def sequences(
         self, obs: torch.Tensor, hidden0: torch.Tensor, starts: torch.Tensor
@@ -252,7 +266,7 @@ class StackedGRUPolicy(nn.Module):
         self.critic = StackedLinear(n_agents, self.hidden_size, 1, gain=1.0)
 
     def rollout_weights(self) -> list[Any]:
-        """Detached transposed copies of all weights, for `step` (refresh them after every weight change)."""
+        """Numpy copies of all weights and biases, for `step` (refresh them after every weight change)."""
         return [
             self.encoder.rollout_weight(),
             self.gru.rollout_weights(),
@@ -266,8 +280,10 @@ class StackedGRUPolicy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Inference, one observation per agent: obs [K, obs_dim], hidden [K, H] -> logits [K, A], values [K],
         next hidden [K, H]."""
-        h = self.gru.step(torch.relu(self.encoder.step(obs, weights[0])), hidden, weights[1])
-        return self.actor.step(h, weights[2]), self.critic.step(h, weights[3]).squeeze(-1), h
+        h = self.gru.step(np.maximum(self.encoder.step(obs.numpy(), weights[0]), 0.0), hidden, weights[1])
+        h_np = h.numpy()
+        logits = torch.from_numpy(self.actor.step(h_np, weights[2]))
+        return logits, torch.from_numpy(self.critic.step(h_np, weights[3])[:, 0]), h
 
     def sequences(
         self, obs: torch.Tensor, hidden0: torch.Tensor, starts: torch.Tensor
