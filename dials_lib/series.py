@@ -10,6 +10,7 @@ results without running anything while the `parameters` cell keeps its smoke def
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -36,6 +37,10 @@ def notebook_paths(only: list[str] | None = None) -> list[Path]:
     return found
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""Thread counts of the numerical libraries, set to 1 for the notebook kernels unless already set."""
+
+
 def output_dir(preset: str) -> Path:
     """Folder the executed notebooks of `preset` go to (untracked)."""
     return build_dir() / "notebooks" / preset
@@ -49,6 +54,10 @@ def run_series(preset: str, only: list[str] | None = None) -> list[dict[str, Any
     out_dir = output_dir(preset)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = notebook_paths(only)
+    # Kernels inherit this environment: one compute thread per process unless the caller chose otherwise (runs
+    # are single-threaded in any case; this covers the rest, e.g. the theory checks and the AIP studies)
+    for variable in THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
     timings: list[dict[str, Any]] = []
     series_start = time.perf_counter()
     for index, path in enumerate(paths, start=1):

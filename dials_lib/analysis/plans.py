@@ -8,11 +8,12 @@ again (and a run interrupted half-way resumes from its last checkpoint).
 
 Running a plan (`run_experiments`): runs that differ only in seed train as one stacked seed batch
 (`dials_lib.training.dials.train_batch`), and the batches that are not finished yet are spread over the machine's
-cores with joblib (loky, one process per core, each running its batch's worker calls itself, torch
-single-threaded). Every run's numbers are those it gets alone, so they depend neither on the batching nor on the
-schedule; the records are read back from the run directories in the plan's order. Run times of runs trained this
-way are the shared wall time of their batch, with other batches running beside it (`runtime_frame` divides by the
-batch size); the timing experiments (`dials_lib.analysis.scaling`) run one run at a time.
+cores with joblib (`parallel.map_tasks`: loky, this process and one worker process per further core, each running
+its batch's worker calls itself, torch single-threaded; or the Dask cluster of `parallel_config`). Every run's
+numbers are those it gets alone, so they depend neither on the batching nor on the schedule; the records are read
+back from the run directories in the plan's order. Run times of runs trained this way are the shared wall time of
+their batch, with other batches running beside it (`runtime_frame` divides by the batch size); the timing
+experiments (`dials_lib.analysis.scaling`) run one run at a time.
 
 The records come back as long frames: one row per evaluation of a run (`run_experiments`) or one row per run
 (`runtime_frame`, `final_evaluations`), each starting with the RUN_COLUMNS that say which run it is.
@@ -26,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, cpu_count, delayed
+from joblib import cpu_count
 
 from dials_lib import paper
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.paths import runs_dir
 from dials_lib.presets import get_preset
 from dials_lib.training.dials import is_finished, train_batch
-from dials_lib.training.parallel import calls_here
+from dials_lib.training.parallel import calls_here, map_tasks
 from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset
 from dials_lib.training.runner import load_run
 from dials_lib.validation import check_choice, check_int
@@ -125,11 +126,10 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
     if n_processes < 2 or len(todo) < 2:
         for batch in todo:
             train_batch(batch, progress)
-    else:
-        parallel = Parallel(n_jobs=min(n_processes, len(todo)), backend="loky", return_as="generator_unordered")
-        for run_dirs in parallel(delayed(_train_batch_quietly)(batch) for batch in todo):
+    else:  # this process trains batches too, beside n_processes - 1 loky workers (`parallel.map_tasks`)
+        for _, report in map_tasks(_train_batch_quietly, todo, n_processes):
             if log is not None:
-                log(f"trained {', '.join(Path(d).name for d in run_dirs)}")
+                log(f"trained {', '.join(Path(d).name for d in report.value)} in {report.seconds:.0f} s")
     frames = []
     for config in configs:
         records = load_run(config.directory())

@@ -41,8 +41,6 @@ class Adam:
             raise ValueError("Adam got an empty parameter list")
         if lr < 0 or eps < 0:
             raise ValueError(f"lr and eps must be >= 0; got lr={lr}, eps={eps}")
-        if self.blocks is not None and not fused:
-            raise ValueError("blocks are only supported by the fused Adam (fused=True)")
         self.fused = fused
         self.param_groups = [{"lr": float(lr), "betas": BETAS, "eps": float(eps), "weight_decay": 0.0,
                               "amsgrad": False, "maximize": False, "fused": fused or None}]
@@ -94,14 +92,17 @@ class Adam:
             )
             return
         for param, state in zip(params, states, strict=True):
-            grad, exp_avg, exp_avg_sq = param.grad, state["exp_avg"], state["exp_avg_sq"]
             state["step"] += 1
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             step = state["step"].item()
-            step_size = lr / (1 - beta1**step)
-            denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
-            param.addcdiv_(exp_avg, denom, value=-step_size)
+            tensors = (param, param.grad, state["exp_avg"], state["exp_avg_sq"])
+            # blocks: each its own tensor, as with the fused kernel (vectorised body and tail round differently)
+            parts = zip(*(t.split(self.blocks) for t in tensors), strict=True) if self.blocks else [tensors]
+            for block, grad, exp_avg, exp_avg_sq in parts:
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                step_size = lr / (1 - beta1**step)
+                denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
+                block.addcdiv_(exp_avg, denom, value=-step_size)
 
     def state_dict(self) -> dict[str, Any]:
         """Moments and step counts by parameter index, and the settings: torch.optim's layout (tensors shared)."""

@@ -34,7 +34,7 @@ from dials_lib.hyperparameters import AIPConfig
 from dials_lib.learning.adam import Adam
 from dials_lib.learning.controllers import Controller
 from dials_lib.learning.networks import GRUSequence, StackedGRUCell, StackedLinear
-from dials_lib.seeding import Stream, agent_generator, agent_rng, agent_seeds, inverse_cdf
+from dials_lib.seeding import Stream, agent_generator, agent_rng, agent_seeds, inverse_cdf, run_blocks
 from dials_lib.validation import check_choice
 
 AIP_ARCHITECTURES: tuple[str, ...] = ("fnn", "gru")
@@ -76,6 +76,13 @@ class InfluenceData:
         idx = np.asarray(agents)
         noise = None if self.noise is None else self.noise[idx]
         return InfluenceData(self.dsets[idx], self.sources[idx], self.actions[idx], self.rewards[idx], noise)
+
+    @staticmethod
+    def concat(parts: Sequence[InfluenceData]) -> InfluenceData:
+        """The agents of several data sets of equal episodes side by side, in order (copies)."""
+        noise = None if parts[0].noise is None else np.concatenate([p.noise for p in parts])
+        return InfluenceData(*(np.concatenate([getattr(p, name) for p in parts])
+                               for name in ("dsets", "sources", "actions", "rewards")), noise)
 
     def agent_range(self, lo: int, hi: int) -> InfluenceData:
         """Agents lo..hi-1, as views of these arrays (a worker group's slice: pickled alone when sent)."""
@@ -257,7 +264,7 @@ def train_predictor(
     model: StackedPredictor,
     data: InfluenceData,
     config: AIPConfig,
-    seed: int,
+    seed: int | Sequence[int],
     agent_ids: Sequence[int],
     round_index: int = 0,
     heldout: InfluenceData | None = None,
@@ -269,15 +276,18 @@ def train_predictor(
     activations and gradients peak (workers sample their memory there).
 
     Minibatch order is per agent and depends only on (seed, agent id, round_index), so an agent trains the same
-    way whichever group it is in. Returns 'train_loss' [epochs, K] (mean over the epoch's minibatches) and, if
+    way whichever group it is in. `seed` may give one seed per agent: the model then stacks the AIPs of several
+    runs, and Adam steps each run's block of agents as a tensor of its own, so that each run's AIPs train exactly
+    as they do alone. Returns 'train_loss' [epochs, K] (mean over the epoch's minibatches) and, if
     `heldout` is given, 'heldout_loss' [epochs + 1, K] (before training and after every epoch).
     """
     x, u = as_tensors(data, model.recurrent, compact=True)
     n_agents, n_samples = x.shape[:2]
     batch = min(config.batch_size, n_samples)
     n_batches = math.ceil(n_samples / batch)
-    rngs = [agent_rng(seed, a, Stream.AIP_MINIBATCH_ORDER, round_index) for a in agent_ids]
-    optimiser = Adam(model.parameters(), lr=config.learning_rate)
+    seeds = agent_seeds(seed, len(agent_ids))
+    rngs = [agent_rng(s, a, Stream.AIP_MINIBATCH_ORDER, round_index) for s, a in zip(seeds, agent_ids, strict=True)]
+    optimiser = Adam(model.parameters(), lr=config.learning_rate, blocks=run_blocks(seed, len(agent_ids)))
     rows = torch.arange(n_agents)[:, None]
     train_loss = np.zeros((config.epochs, n_agents))
     heldout_loss = [cross_entropy(model, heldout)] if heldout is not None else []

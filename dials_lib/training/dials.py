@@ -199,17 +199,19 @@ class Run:
     def retrain_aips(self, c: int, data: list[InfluenceData]) -> None:
         """Every group's AIPs trained on its agents' slice of its run's GS data, while the PPO states wait on disk."""
         round_index = sum(self.schedule.retrain[:c])
-        where = [(r, g) for r in range(len(self.states)) for g in range(len(self.groups))]
-        jobs = [tasks.TrainAIPs(self.hp, self.groups[g], self.seeds[r], self.states[r]["groups"][g]["aip"],
-                                data[r].agent_range(self.groups[g][0], self.groups[g][-1] + 1), round_index)
-                for r, g in where]
+        jobs = [tasks.TrainAIPs(self.hp, ids, self.seeds,
+                                concat_predictor_states([state["groups"][g]["aip"] for state in self.states]),
+                                InfluenceData.concat([run_data.agent_range(ids[0], ids[-1] + 1) for run_data in data]),
+                                round_index)
+                for g, ids in enumerate(self.groups)]
         del data
         with ExitStack() as on_disk:
             for state, directory in zip(self.states, self.directories, strict=True):
                 on_disk.enter_context(directory.ppo_states_on_disk(state["groups"]))
-            for i, result in self.map(tasks.train_aips, jobs, "training AIPs", c, [g for _, g in where]):
-                r, g = where[i]
-                self.states[r]["groups"][g]["aip"] = result["aip_state"]
+            for g, result in self.map(tasks.train_aips, jobs, "training AIPs", c, list(range(len(self.groups)))):
+                size = len(self.groups[g])
+                for r, state in enumerate(self.states):
+                    state["groups"][g]["aip"] = slice_predictor_state(result["aip_state"], r * size, (r + 1) * size)
 
     def evaluate(self, r: int, c: int) -> None:
         """A row of run r's metrics.csv: its joint policy on fresh GS episodes."""

@@ -123,28 +123,30 @@ class TrainAIPs:
     """Retrain one group's AIPs on its slice of a GS data set."""
 
     hp: EnvHyperparameters
-    """The run's hyperparameters (`hp.aip`: epochs, learning rate, warm start)."""
+    """The runs' hyperparameters (`hp.aip`: epochs, learning rate, warm start)."""
     agent_ids: list[int]
-    """The group's agents."""
-    seed: int
-    """The run seed (initial weights and minibatch order per agent)."""
+    """The group's agents (in each run)."""
+    seeds: tuple[int, ...]
+    """The run seeds (initial weights and minibatch order per agent)."""
     aip_state: dict[str, torch.Tensor]
-    """The group's current AIPs (the warm start)."""
+    """The group's current AIPs (the warm start; the runs' states concatenated, run-major)."""
     data: InfluenceData
-    """The group's agents' d-sets, influence sources, actions and rewards (compact dtypes)."""
+    """The group's agents' d-sets, influence sources, actions and rewards (compact dtypes), run-major."""
     round_index: int
     """Which retraining of the run this is (a fresh minibatch order every round)."""
 
 
 def train_aips(task: TrainAIPs) -> dict[str, Any]:
-    """Train the AIPs; returns their new state (`aip_state`) and the last epoch's mean loss (`train_loss`)."""
-    predictor = new_predictors(task.hp, task.agent_ids, task.seed)
+    """Train the AIPs; returns their new state (`aip_state`) and each run's last-epoch mean loss (`train_loss`)."""
+    seed = _one_or_many(task.seeds)
+    predictor = new_predictors(task.hp, task.agent_ids, seed)
     if task.hp.aip.warm_start:
         predictor.load_state_dict(task.aip_state)
+    ids, seeds = stacked(task.agent_ids, seed)
     # the data arrive compact (uint8 d-sets, int8 sources) and stay so: train_predictor widens each minibatch
-    losses = train_predictor(predictor, task.data, task.hp.aip, task.seed, task.agent_ids,
-                             round_index=task.round_index)
-    return {"aip_state": predictor.state_dict(), "train_loss": float(losses["train_loss"][-1].mean())}
+    losses = train_predictor(predictor, task.data, task.hp.aip, seeds, ids, round_index=task.round_index)
+    last = losses["train_loss"][-1].reshape(len(task.seeds), -1)
+    return {"aip_state": predictor.state_dict(), "train_loss": [float(run.mean()) for run in last]}
 
 
 __all__ = ["OnGlobal", "OnIALS", "TrainAIPs", "TrainAgents", "new_learners", "new_predictors", "stacked",
