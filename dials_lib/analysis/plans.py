@@ -98,6 +98,11 @@ def run_identity(config: RunConfig) -> dict[str, object]:
             "seed": config.seed}
 
 
+RELATIVE_COST = {"gs": 1.0, "untrained-dials": 1.5, "dials": 2.5}
+"""Rough cost of an agent-step by simulator at 4 agents on 2 cores (an IALS step adds an AIP forward pass; DIALS also
+collects data and trains AIPs), to start the costliest batches first."""
+
+
 def seed_batches(configs: Iterable[RunConfig]) -> list[list[RunConfig]]:
     """The runs grouped into batches that differ only in seed (in order of first appearance)."""
     batches: dict[RunConfig, list[RunConfig]] = {}
@@ -120,8 +125,8 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
     with one process, or one batch to train, they train here, one after another, with a progress bar."""
     configs = list(configs)
     todo = [batch for batch in seed_batches(configs) if not all(is_finished(c) for c in batch)]
-    # the largest batches first, so that the last to finish are short ones
-    todo.sort(key=lambda b: -len(b) * b[0].n_agents * (b[0].total_timesteps or 0))
+    # the costliest batches first, so that the last to finish are short ones
+    todo.sort(key=lambda b: -len(b) * b[0].n_agents * (b[0].total_timesteps or 0) * RELATIVE_COST[b[0].simulator])
     n_processes = cpu_count() if n_processes is None else check_int("n_processes", n_processes, 1)
     if n_processes < 2 or len(todo) < 2:
         for batch in todo:
