@@ -180,11 +180,13 @@ def test_train_seeds_is_reexported_and_documented():
 
 
 def test_an_experiment_plan_gives_the_same_numbers_on_one_process_or_two(tmp_path):
-    """Seed batches spread over 2 processes, or trained one after another here: the same records, in plan order."""
+    """Seed batches spread over 2 processes, or trained one after another here: the same records, in plan order.
+    (Over 2 processes, the DIALS batch trains here on its 2 workers while the GS batch trains in a pool process.)"""
     from dials_lib.analysis import plans
 
     def plan(folder: str) -> list[RunConfig]:
-        return [tiny_config(tmp_path / folder / f"{simulator}_{seed}", "traffic", simulator, seed=seed)
+        return [tiny_config(tmp_path / folder / f"{simulator}_{seed}", "traffic", simulator, seed=seed,
+                            n_workers=2 if simulator == "dials" else 1)
                 for simulator in ("gs", "dials") for seed in (5, 6)]
 
     assert [[c.seed for c in batch] for batch in plans.seed_batches(plan("one"))] == [[5, 6], [5, 6]]

@@ -22,6 +22,7 @@ The records come back as long frames: one row per evaluation of a run (`run_expe
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -117,12 +118,46 @@ def _train_batch_quietly(batch: list[RunConfig]) -> list[str]:
         return [str(result.run_dir) for result in train_batch(batch, progress=False)]
 
 
+def _spreads_over_workers(batch: list[RunConfig]) -> bool:
+    """Whether the runs of a batch spread their groups of agents over worker processes themselves."""
+    config = batch[0]
+    return config.simulator != "gs" and config.n_workers > 1 and len(config.groups()) > 1
+
+
+def _train_side_by_side(todo: list[list[RunConfig]], n_processes: int, log: Callable[[str], None] | None) -> None:
+    """The batches `todo` on `n_processes` cores (see `run_experiments`)."""
+    def report(run_dirs: list[str], seconds: float) -> None:
+        if log is not None:
+            log(f"trained {', '.join(Path(d).name for d in run_dirs)} in {seconds:.0f} s")
+
+    spreading = [batch for batch in todo if _spreads_over_workers(batch)]
+    alone = [batch for batch in todo if not _spreads_over_workers(batch)]
+    if not spreading:  # this process trains batches too, beside n_processes - 1 loky workers
+        for _, task in map_tasks(_train_batch_quietly, alone, n_processes):
+            report(task.value, task.seconds)
+        return
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    # a pool of its own: loky's reusable executor is the one the DIALS batches here hand their tasks to
+    with ProcessPoolExecutor(max_workers=max(1, n_processes - 1)) as pool:
+        started = time.perf_counter()
+        futures = [pool.submit(_train_batch_quietly, batch) for batch in alone]
+        for batch in spreading:
+            start = time.perf_counter()
+            report([str(result.run_dir) for result in train_batch(batch, progress=False)], time.perf_counter() - start)
+        for future in futures:
+            report(future.result(), time.perf_counter() - started)
+
+
 def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
                     log: Callable[[str], None] | None = print, n_processes: int | None = None) -> pd.DataFrame:
     """Train (or read back) every run; one row per evaluation of every run, with the RUN_COLUMNS in front.
 
-    Seed batches that are not finished train side by side on `n_processes` processes (default: one per core);
-    with one process, or one batch to train, they train here, one after another, with a progress bar."""
+    Seed batches that are not finished train side by side on `n_processes` processes (default: one per core):
+    batches whose runs spread their groups of agents over worker processes themselves (DIALS and untrained-DIALS
+    with several groups) train here, one after another, on their workers, while the others (GS: one group) train
+    in `n_processes - 1` further processes, so that no core idles while a long DIALS batch finishes. With one
+    process, or one batch to train, every batch trains here, one after another, with a progress bar."""
     configs = list(configs)
     todo = [batch for batch in seed_batches(configs) if not all(is_finished(c) for c in batch)]
     # the costliest batches first, so that the last to finish are short ones
@@ -131,10 +166,8 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
     if n_processes < 2 or len(todo) < 2:
         for batch in todo:
             train_batch(batch, progress)
-    else:  # this process trains batches too, beside n_processes - 1 loky workers (`parallel.map_tasks`)
-        for _, report in map_tasks(_train_batch_quietly, todo, n_processes):
-            if log is not None:
-                log(f"trained {', '.join(Path(d).name for d in report.value)} in {report.seconds:.0f} s")
+    else:
+        _train_side_by_side(todo, n_processes, log)
     frames = []
     for config in configs:
         records = load_run(config.directory())
