@@ -14,6 +14,7 @@ baseline, and returns a `Comparison` whose methods draw and save one section eac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -192,7 +193,12 @@ def describe(preset: str, env: str) -> str:
     return (f"preset {preset}: {len(configs)} runs = sizes {budget.sizes} x {budget.n_seeds} seeds x 3 simulators; "
             f"{budget.total_timesteps:,} steps per agent ({budget.total_timesteps / paper.TOTAL_STEPS:.2%} of the "
             f"paper's 4M), F = {f:,} steps, {budget.n_evaluations} evaluations of {budget.eval_episodes} GS "
-            f"episodes; runs in {plans.preset_runs_dir(preset).relative_to(REPO_ROOT)}/")
+            f"episodes; runs in {_shown(plans.preset_runs_dir(preset))}/")
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the repository when it lies inside it (runs may live elsewhere: DIALS_RUNS_DIR)."""
+    return path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
 
 
 def compare(preset: str, env: str, prefix: str, progress: bool = False) -> Comparison:
