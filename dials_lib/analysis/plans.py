@@ -138,15 +138,20 @@ def _train_side_by_side(todo: list[list[RunConfig]], n_processes: int, log: Call
         return
     from joblib.externals.loky import ProcessPoolExecutor
 
-    # a pool of its own: loky's reusable executor is the one the DIALS batches here hand their tasks to
-    with ProcessPoolExecutor(max_workers=max(1, n_processes - 1)) as pool:
+    # a pool of its own (only if there is work for it): loky's reusable executor is the one the DIALS batches here
+    # hand their tasks to
+    pool = ProcessPoolExecutor(max_workers=max(1, n_processes - 1)) if alone else None
+    try:
         started = time.perf_counter()
-        futures = [pool.submit(_train_batch_quietly, batch) for batch in alone]
+        futures = [pool.submit(_train_batch_quietly, batch) for batch in alone] if pool is not None else []
         for batch in spreading:
             start = time.perf_counter()
             report([str(result.run_dir) for result in train_batch(batch, progress=False)], time.perf_counter() - start)
         for future in futures:
             report(future.result(), time.perf_counter() - started)
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
 
 def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,

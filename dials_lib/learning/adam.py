@@ -94,14 +94,14 @@ class Adam:
         for param, state in zip(params, states, strict=True):
             state["step"] += 1
             step = state["step"].item()
+            step_size, correction = lr / (1 - beta1**step), (1 - beta2**step) ** 0.5
             tensors = (param, param.grad, state["exp_avg"], state["exp_avg_sq"])
             # blocks: each its own tensor, as with the fused kernel (vectorised body and tail round differently)
             parts = zip(*(t.split(self.blocks) for t in tensors), strict=True) if self.blocks else [tensors]
             for block, grad, exp_avg, exp_avg_sq in parts:
                 exp_avg.lerp_(grad, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                step_size = lr / (1 - beta1**step)
-                denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
+                denom = (exp_avg_sq.sqrt() / correction).add_(eps)
                 block.addcdiv_(exp_avg, denom, value=-step_size)
 
     def state_dict(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -148,7 +148,7 @@ class Run:
         for state in self.states:
             state["sessions"] += 1
             state["runtime"]["stacked_runs"] = len(self.seeds)
-        self.clocks = [RunClock(state["runtime"]) for state in self.states]
+        self.clock = RunClock([state["runtime"] for state in self.states])
         name = self.config.name() if len(self.seeds) == 1 else f"{self.config.name()} (+{len(self.seeds) - 1} seeds)"
         bar = tqdm(total=n * schedule.steps_per_agent, initial=n * schedule.starts[c], unit="agent-step",
                    unit_scale=True, disable=None if progress is None else not progress, desc=name)
@@ -158,7 +158,7 @@ class Run:
                     self.boundary(0)
                 while c < schedule.n_chunks:
                     start = time.perf_counter()
-                    with self.timed("agents_training_s"):
+                    with self.clock.timed("agents_training_s"):
                         self.train_chunk(c)
                     steps = n * schedule.chunk_length(c)
                     bar.set_postfix_str(f"{steps / (time.perf_counter() - start):,.0f} agent-steps/s")
@@ -171,18 +171,18 @@ class Run:
     def boundary(self, c: int) -> None:
         """Retrain the AIPs and evaluate where the schedule says so, then checkpoint every run."""
         if self.schedule.retrain[c]:
-            with self.timed("data_collection_s"):
+            with self.clock.timed("data_collection_s"):
                 data = [self.collect_gs_data(r, c) for r in range(len(self.states))]
-            with self.timed("aip_training_s"):
+            with self.clock.timed("aip_training_s"):
                 self.retrain_aips(c, data)
         if self.schedule.evaluate[c]:
-            with self.timed("evaluation_s"):
+            with self.clock.timed("evaluation_s"):
                 for r in range(len(self.states)):
                     self.evaluate(r, c)
         memory = self.memory.records(self.states[0]["memory"])
-        for state, clock, directory in zip(self.states, self.clocks, self.directories, strict=True):
+        for r, (state, directory) in enumerate(zip(self.states, self.directories, strict=True)):
             state["boundary"], state["prepared"] = c, True
-            state["runtime"]["total_s"] = clock.elapsed()
+            state["runtime"]["total_s"] = self.clock.elapsed(r)
             state["memory"] = memory
             directory.save(state)
         release_free_memory()  # the boundary's GS data and evaluation buffers are gone: return their pages
@@ -225,7 +225,7 @@ class Run:
         row = evaluate(self.config.env, actor, self.config.eval_episodes,
                        derived_seed(seed, Purpose.EVALUATION, c), predictor)
         self.keep_eval_counts(r, actor)
-        row.update(timestep=self.schedule.starts[c], wall_time_s=self.clocks[r].elapsed(),
+        row.update(timestep=self.schedule.starts[c], wall_time_s=self.clock.elapsed(r),
                    train_return=state["train_return"])
         state["rows"].append(row)
 
@@ -252,16 +252,6 @@ class Run:
         """Each run's seed of the simulator for `purpose` in chunk c."""
         return tuple(derived_seed(seed, purpose, c) for seed in self.seeds)
 
-    @contextmanager
-    def timed(self, part: str) -> Iterator[None]:
-        """Add the block's wall-clock seconds to `part` of every run of the batch (their shared time)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            for clock in self.clocks:
-                clock.add(part, time.perf_counter() - start)
-
     def joint_actor(self, r: int) -> PolicyActor:
         """Every agent's current policy of run r, to act on the GS."""
         state = concat_states([group["ppo"] for group in self.states[r]["groups"]])
@@ -282,8 +272,7 @@ class Run:
             for i, report in map_tasks(function, jobs, self.config.n_workers):
                 reports.append({"pid": report.pid, "peak_rss_mb": report.peak_rss_mb,
                                 "peak_pss_mb": report.peak_pss_mb})
-                for clock in self.clocks:
-                    clock.add_tasks(report.seconds, report.cpu_seconds)
+                self.clock.add_tasks(report.seconds, report.cpu_seconds)
                 yield i, report.value
         except WorkerLostError as err:
             raise WorkerDiedError.of_call(what, self.schedule.starts[c], c,

@@ -151,33 +151,32 @@ class RunDirectory:
 
 
 class RunClock:
-    """Seconds per part of a run, accumulated into `runtime` (the checkpointed dict) over all sessions."""
+    """Seconds per part of the runs of a batch (often one), accumulated into each run's `runtime` (its
+    checkpointed dict) over all sessions: the runs share the batch's wall time."""
 
-    def __init__(self, runtime: dict[str, float]) -> None:
-        self.runtime = runtime
-        self._base, self._start = runtime["total_s"], time.perf_counter()
+    def __init__(self, runtimes: list[dict[str, float]]) -> None:
+        self.runtimes = runtimes
+        self._bases, self._start = [runtime["total_s"] for runtime in runtimes], time.perf_counter()
 
     @contextmanager
     def timed(self, part: str) -> Iterator[None]:
-        """Add the block's wall-clock seconds to `part` (one of `RUNTIME_PARTS`)."""
+        """Add the block's wall-clock seconds to `part` (one of `RUNTIME_PARTS`) of every run."""
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.runtime[part] += time.perf_counter() - start
+            for runtime in self.runtimes:
+                runtime[part] += time.perf_counter() - start
 
-    def elapsed(self) -> float:
-        """Seconds since the run started, over all its sessions."""
-        return self._base + time.perf_counter() - self._start
-
-    def add(self, part: str, seconds: float) -> None:
-        """Add `seconds` to `part` (one of `RUNTIME_PARTS`), e.g. a block timed once for a batch of runs."""
-        self.runtime[part] += seconds
+    def elapsed(self, r: int = 0) -> float:
+        """Seconds since run r started, over all its sessions."""
+        return self._bases[r] + time.perf_counter() - self._start
 
     def add_tasks(self, seconds: float, cpu_seconds: float) -> None:
-        """Count a worker task's wall and CPU seconds."""
-        self.runtime["worker_busy_s"] += seconds
-        self.runtime["worker_cpu_s"] = self.runtime.get("worker_cpu_s", 0.0) + cpu_seconds
+        """Count a worker task's wall and CPU seconds (in every run)."""
+        for runtime in self.runtimes:
+            runtime["worker_busy_s"] += seconds
+            runtime["worker_cpu_s"] = runtime.get("worker_cpu_s", 0.0) + cpu_seconds
 
 
 __all__ = ["CHECKPOINT", "RUNTIME_PARTS", "RunClock", "RunDirectory", "RunResult", "WorkerDiedError", "load_run",
