@@ -91,19 +91,6 @@ def agent_seeds(seed: int | Sequence[int], n_agents: int) -> list[int]:
     return seeds
 
 
-def run_blocks(seed: int | Sequence[int], n_agents: int) -> list[int]:
-    """Sizes of the consecutive blocks of agents with one run seed (one block when `seed` is an int)."""
-    sizes: list[int] = []
-    previous = None
-    for s in agent_seeds(seed, n_agents):
-        if sizes and s == previous:
-            sizes[-1] += 1
-        else:
-            sizes.append(1)
-        previous = s
-    return sizes
-
-
 def agent_keys(seed: int | Sequence[int], agent_ids: Sequence[int], stream: Stream) -> np.ndarray:
     """One uint64 key per agent for `counter_uniforms`, each depending only on (seed, agent id, stream); `seed` is
     the run seed of every agent or one per agent (`agent_seeds`)."""
@@ -206,5 +193,4 @@ __all__ = [
     "counter_uniforms",
     "derived_seed",
     "inverse_cdf",
-    "run_blocks",
 ]

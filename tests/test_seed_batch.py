@@ -101,6 +101,53 @@ def test_a_batch_resumes_runs_at_different_boundaries_and_reads_back_finished_on
         assert_same_state(checkpoint(result.run_dir), checkpoint(directory))
 
 
+@pytest.mark.parametrize("env", ["traffic", "warehouse"])
+@pytest.mark.parametrize("simulator", ["dials", "untrained-dials"])
+def test_the_grouping_of_agents_does_not_change_a_run(tmp_path, env, simulator):
+    """Groups of 1, 2 or 4 agents (one worker task each): the same metrics and every agent's same learning state."""
+    runs = []
+    for size in (4, 2):
+        result = train(tiny_config(tmp_path / f"groups_of_{size}", env, simulator, agents_per_worker=size),
+                       progress=False)
+        groups = checkpoint(result.run_dir)["groups"]
+        assert len(groups) == 4 // size
+        aips = [g["aip"] for g in groups if g["aip"] is not None]
+        runs.append((results_only(result.metrics), concat_states([g["ppo"] for g in groups]),
+                     {name: torch.cat([a[name] for a in aips]) for name in aips[0]} if aips else None))
+    for metrics, ppo, aip in runs[1:]:
+        pd.testing.assert_frame_equal(metrics, runs[0][0])
+        assert_same_state(ppo, runs[0][1])
+        assert_same_state(aip, runs[0][2])
+
+
+def test_a_run_resumes_with_another_number_of_workers(tmp_path, monkeypatch):
+    """Interrupted with one group of 4 agents (n_workers=1) and resumed with two groups (n_workers=2): the metrics
+    and the final learning state of the run trained without a break."""
+    reference = train(tiny_config(tmp_path / "reference", "warehouse", "dials", n_workers=1, agents_per_worker=None),
+                      progress=False)
+    train_chunk = dials.Run.train_chunk
+
+    def stop_before_chunk_1(run: dials.Run, c: int) -> None:
+        if c == 1:
+            raise KeyboardInterrupt
+        train_chunk(run, c)
+
+    config = tiny_config(tmp_path / "resumed", "warehouse", "dials", n_workers=1, agents_per_worker=None)
+    monkeypatch.setattr(dials.Run, "train_chunk", stop_before_chunk_1)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.undo()
+    assert len(checkpoint(config.directory())["groups"]) == 1
+    resumed = train(with_fields(config, n_workers=2), progress=False)
+    groups = checkpoint(resumed.run_dir)["groups"]
+    assert [len(g["ppo"]["agent_ids"]) for g in groups] == [2, 2]
+    pd.testing.assert_frame_equal(results_only(resumed.metrics), results_only(reference.metrics))
+    assert_same_state(concat_states([g["ppo"] for g in groups]), checkpoint(reference.run_dir)["groups"][0]["ppo"])
+    assert RunConfig("traffic", n_agents=4, n_workers=8).groups() == [[0, 1], [2, 3]]
+    with pytest.raises(ValueError, match="groups"):  # groups of one agent round differently: not the same run
+        train(with_fields(config, agents_per_worker=1), progress=False)
+
+
 def test_the_thread_setting_does_not_change_a_run(tmp_path):
     """The runner trains torch single-threaded whatever the caller set; the caller's setting is restored."""
     previous = torch.get_num_threads()
@@ -169,7 +216,7 @@ def test_a_stacked_ppo_group_trains_each_run_like_a_group_of_its_own():
     assert_same_state(slice_state(joined, 4, 8), single[1])
     group, _ = train_runs([5])
     assert train_steps(group, Bandit([5]), hp.ppo.buffer_size).keys() == {"policy_loss", "value_loss", "entropy",
-                                                                           "train_return"}
+                                                                           "train_return", "episode_returns"}
 
 
 def test_train_seeds_is_reexported_and_documented():

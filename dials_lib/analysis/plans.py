@@ -119,9 +119,18 @@ def _train_batch_quietly(batch: list[RunConfig]) -> list[str]:
 
 
 def _spreads_over_workers(batch: list[RunConfig]) -> bool:
-    """Whether the runs of a batch spread their groups of agents over worker processes themselves."""
+    """Whether the runs of a batch spread their groups of agents over worker processes themselves: DIALS, whose AIP
+    retraining is the longest part of a run and splits well over the cores."""
     config = batch[0]
-    return config.simulator != "gs" and config.n_workers > 1 and len(config.groups()) > 1
+    return config.simulator == "dials" and config.n_workers > 1 and len(config.groups()) > 1
+
+
+def _as_one_group(batch: list[RunConfig]) -> list[RunConfig]:
+    """The batch with each run's agents in one group (one worker), for a batch trained in one process: the most
+    agents per stacked call, and the same numbers (the grouping does not change them; see `RunConfig.groups`)."""
+    if batch[0].agents_per_worker is not None:
+        return batch
+    return [dataclasses.replace(config, n_workers=1) for config in batch]
 
 
 def _train_side_by_side(todo: list[list[RunConfig]], n_processes: int, log: Callable[[str], None] | None) -> None:
@@ -131,7 +140,7 @@ def _train_side_by_side(todo: list[list[RunConfig]], n_processes: int, log: Call
             log(f"trained {', '.join(Path(d).name for d in run_dirs)} in {seconds:.0f} s")
 
     spreading = [batch for batch in todo if _spreads_over_workers(batch)]
-    alone = [batch for batch in todo if not _spreads_over_workers(batch)]
+    alone = [_as_one_group(batch) for batch in todo if not _spreads_over_workers(batch)]
     if not spreading:  # this process trains batches too, beside n_processes - 1 loky workers
         for _, task in map_tasks(_train_batch_quietly, alone, n_processes):
             report(task.value, task.seconds)
@@ -159,10 +168,11 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
     """Train (or read back) every run; one row per evaluation of every run, with the RUN_COLUMNS in front.
 
     Seed batches that are not finished train side by side on `n_processes` processes (default: one per core):
-    batches whose runs spread their groups of agents over worker processes themselves (DIALS and untrained-DIALS
-    with several groups) train here, one after another, on their workers, while the others (GS: one group) train
-    in `n_processes - 1` further processes, so that no core idles while a long DIALS batch finishes. With one
-    process, or one batch to train, every batch trains here, one after another, with a progress bar."""
+    DIALS batches with several groups train here, one after another, spreading their groups (and so their AIP
+    retraining) over worker processes, while the others (GS and untrained-DIALS) train in `n_processes - 1` further
+    processes, each batch as one group of all its runs' agents, so that no core idles while a long DIALS batch
+    finishes. With one process, or one batch to train, every batch trains here, one after another, with a
+    progress bar."""
     configs = list(configs)
     todo = [batch for batch in seed_batches(configs) if not all(is_finished(c) for c in batch)]
     # the costliest batches first, so that the last to finish are short ones

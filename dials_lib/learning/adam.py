@@ -19,7 +19,7 @@ so either optimiser can load the other's.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -32,11 +32,12 @@ class Adam:
     """Adam (no weight decay, no AMSGrad) over one group of parameters; `torch.optim.Adam`'s numbers and state."""
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, eps: float = 1e-8, fused: bool = False,
-                 blocks: Sequence[int] | None = None):
-        """Adam over `params` with learning rate `lr`; `blocks` (sizes along the first axis of every parameter) has
-        each block stepped as a tensor of its own, e.g. the agents of each run in a group stacking several runs."""
+                 per_agent: bool = False):
+        """Adam over `params` with learning rate `lr`; with `per_agent`, each slice along the first (agent) axis of
+        every parameter is stepped as a tensor of its own, so that an agent's numbers do not depend on which
+        agents share its stacked parameters (its group, the runs stacked with it)."""
         self.params = list(params)
-        self.blocks = None if blocks is None or len(blocks) < 2 else list(blocks)
+        self.per_agent = per_agent
         if not self.params:
             raise ValueError("Adam got an empty parameter list")
         if lr < 0 or eps < 0:
@@ -80,12 +81,12 @@ class Adam:
             torch._foreach_add_(steps, 1)
             tensors = [params, [p.grad for p in params], [s["exp_avg"] for s in states],
                        [s["exp_avg_sq"] for s in states]]
-            if self.blocks is not None:
-                # The kernel runs the vectorised body and the scalar tail of a tensor with different roundings,
-                # and which elements land in the tail depends on the tensor's length: stepping each block as its
-                # own tensor gives every run exactly the numbers it gets when trained alone.
-                tensors = [[block for t in ts for block in t.split(self.blocks)] for ts in tensors]
-                steps = [step for step in steps for _ in self.blocks]
+            if self.per_agent:
+                # The kernel rounds parts of a tensor differently depending on its length (its vectorised body
+                # and scalar tail, and how it splits the work): stepping each agent's slice as a tensor of its own
+                # gives every agent the same numbers in any group.
+                tensors = [[agent for t in ts for agent in t.unbind()] for ts in tensors]
+                steps = [step for step, param in zip(steps, params, strict=True) for _ in range(len(param))]
             torch._fused_adam_(
                 *tensors, [], steps, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps,
                 maximize=False, grad_scale=None, found_inf=None,
@@ -96,8 +97,8 @@ class Adam:
             step = state["step"].item()
             step_size, correction = lr / (1 - beta1**step), (1 - beta2**step) ** 0.5
             tensors = (param, param.grad, state["exp_avg"], state["exp_avg_sq"])
-            # blocks: each its own tensor, as with the fused kernel (vectorised body and tail round differently)
-            parts = zip(*(t.split(self.blocks) for t in tensors), strict=True) if self.blocks else [tensors]
+            # per agent: each slice its own tensor, as with the fused kernel
+            parts = zip(*(t.unbind() for t in tensors), strict=True) if self.per_agent else [tensors]
             for block, grad, exp_avg, exp_avg_sq in parts:
                 exp_avg.lerp_(grad, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)

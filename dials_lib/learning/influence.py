@@ -34,7 +34,7 @@ from dials_lib.hyperparameters import AIPConfig
 from dials_lib.learning.adam import Adam
 from dials_lib.learning.controllers import Controller
 from dials_lib.learning.networks import GRUSequence, StackedGRUCell, StackedLinear
-from dials_lib.seeding import Stream, agent_generator, agent_rng, agent_seeds, inverse_cdf, run_blocks
+from dials_lib.seeding import Stream, agent_generator, agent_rng, agent_seeds, inverse_cdf
 from dials_lib.validation import check_choice
 
 AIP_ARCHITECTURES: tuple[str, ...] = ("fnn", "gru")
@@ -277,8 +277,8 @@ def train_predictor(
 
     Minibatch order is per agent and depends only on (seed, agent id, round_index), so an agent trains the same
     way whichever group it is in. `seed` may give one seed per agent: the model then stacks the AIPs of several
-    runs, and Adam steps each run's block of agents as a tensor of its own, so that each run's AIPs train exactly
-    as they do alone. Returns 'train_loss' [epochs, K] (mean over the epoch's minibatches) and, if
+    runs. Adam steps each agent's parameters as tensors of their own, so that an agent's AIP trains exactly as it
+    does in any other group. Returns 'train_loss' [epochs, K] (mean over the epoch's minibatches) and, if
     `heldout` is given, 'heldout_loss' [epochs + 1, K] (before training and after every epoch).
     """
     x, u = as_tensors(data, model.recurrent, compact=True)
@@ -287,7 +287,7 @@ def train_predictor(
     n_batches = math.ceil(n_samples / batch)
     seeds = agent_seeds(seed, len(agent_ids))
     rngs = [agent_rng(s, a, Stream.AIP_MINIBATCH_ORDER, round_index) for s, a in zip(seeds, agent_ids, strict=True)]
-    optimiser = Adam(model.parameters(), lr=config.learning_rate, blocks=run_blocks(seed, len(agent_ids)))
+    optimiser = Adam(model.parameters(), lr=config.learning_rate, per_agent=True)
     rows = torch.arange(n_agents)[:, None]
     train_loss = np.zeros((config.epochs, n_agents))
     heldout_loss = [cross_entropy(model, heldout)] if heldout is not None else []

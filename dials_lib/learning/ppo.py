@@ -65,7 +65,7 @@ from dials_lib.learning.ppo_core import (
     sample_actions,
     segment_gae,
 )
-from dials_lib.seeding import Stream, agent_keys, agent_seeds, counter_uniforms, run_blocks
+from dials_lib.seeding import Stream, agent_keys, agent_seeds, counter_uniforms
 
 ADAM_EPS = 1e-5
 """Adam epsilon of the policy optimiser (the value common PPO implementations use)."""
@@ -104,7 +104,7 @@ class PPOGroup:
         self.chunk_length = policy_config.sequence_length if self.policy.recurrent else 1
         self._check_sizes()
         self.optimizer = Adam(self.policy.parameters(), lr=ppo_config.learning_rate, eps=ADAM_EPS, fused=True,
-                              blocks=run_blocks(seed, n_agents))
+                              per_agent=True)
         self.n_updates = 0
         self._action_keys = agent_keys(seed, self.agent_ids, Stream.ACTIONS)
         self._shuffle_keys = agent_keys(seed, self.agent_ids, Stream.MINIBATCH_ORDER)
@@ -348,7 +348,7 @@ def train_steps(group: PPOGroup, sim: Any, n_steps: int) -> dict[str, float]:
     it ends right after an update).
 
     Returns the mean undiscounted return per agent of the episodes completed on `sim` (`train_return`, NaN if
-    none) and the PPO losses averaged over the updates.
+    none; `episode_returns`: each agent's return per episode) and the PPO losses averaged over the updates.
     """
     return train_steps_by_run(group, sim, n_steps, n_runs=1)[0]
 
@@ -365,7 +365,7 @@ def train_steps_by_run(group: PPOGroup, sim: Any, n_steps: int, n_runs: int) -> 
     obs = sim.reset()
     group.reset_episodes()
     running = np.zeros(group.n_agents)
-    returns: list[list[float]] = []  # per episode, each run's mean return per agent
+    returns: list[np.ndarray] = []  # per episode, every agent's return
     losses: list[dict[str, float]] = [{} for _ in runs]
     n_updates = 0
     for _ in range(n_steps):
@@ -373,7 +373,7 @@ def train_steps_by_run(group: PPOGroup, sim: Any, n_steps: int, n_runs: int) -> 
         obs, rewards, done = sim.step(actions)
         running += rewards
         if done:
-            returns.append([float(running[run].mean()) for run in runs])
+            returns.append(running.copy())
             running[:] = 0.0
             obs = sim.reset()
         group.observe(rewards, done)
@@ -384,10 +384,19 @@ def train_steps_by_run(group: PPOGroup, sim: Any, n_steps: int, n_runs: int) -> 
                 for name in ("policy_loss", "value_loss", "entropy"):
                     run_losses[name] = run_losses.get(name, 0.0) + float(np.mean(metrics[name][run]))
     out = [{name: total / max(n_updates, 1) for name, total in run_losses.items()} for run_losses in losses]
-    for r, run_out in enumerate(out):
-        run_out["train_return"] = float(np.mean([episode[r] for episode in returns])) if returns else float("nan")
+    for run, run_out in zip(runs, out, strict=True):
+        run_out["episode_returns"] = np.array([episode[run] for episode in returns]).reshape(len(returns), per_run)
+        run_out["train_return"] = mean_episode_return(run_out["episode_returns"])
     return out
 
 
-__all__ = ["ADAM_EPS", "PPOGroup", "concat_states", "linear_decay", "ppo_losses", "segment_gae", "slice_state",
-           "train_steps", "train_steps_by_run"]
+def mean_episode_return(episode_returns: np.ndarray) -> float:
+    """The mean over episodes of the agents' mean return, from each agent's return per episode [episodes, agents]
+    (NaN without episodes). The agents of a run trained in several groups give the same number as one group."""
+    if not len(episode_returns):
+        return float("nan")
+    return float(np.mean([float(episode.mean()) for episode in episode_returns]))
+
+
+__all__ = ["ADAM_EPS", "PPOGroup", "concat_states", "linear_decay", "mean_episode_return", "ppo_losses",
+           "segment_gae", "slice_state", "train_steps", "train_steps_by_run"]

@@ -19,14 +19,15 @@ Several seeds at once (`train_seeds`): runs that differ only in seed train as on
 run collects its own data, retrains its AIPs (the tasks of all runs in one parallel map), evaluates and checkpoints
 into its own run directory; in a chunk, group g of every run trains as one stacked PPO group of runs x agents on
 one GS batched over a copy per run (or one IALS batch holding every run's regions). Per-agent randomness and a
-per-run Adam block (`ppo.PPOGroup`) make each run's numbers exactly those it gets when trained alone, so resume,
+per-agent Adam step (`ppo.PPOGroup`) make each run's numbers exactly those it gets when trained alone, so resume,
 records and analysis see ordinary runs.
 
 Randomness: every agent's streams (initial weights, actions, minibatch order, AIP initialisation and minibatch
 order, IALS influence and noise) come from (run seed, agent id, stream), and the GS episodes of each purpose and
-boundary from `derived_seed(seed, purpose, boundary)` (all in `dials_lib.seeding`). So results do not depend on
-the number of worker processes or where a task runs; they depend on the grouping of agents only through the
-rounding of stacked arithmetic.
+boundary from `derived_seed(seed, purpose, boundary)` (all in `dials_lib.seeding`), and Adam steps every agent's
+parameters as tensors of their own. So results depend neither on the number of worker processes nor on where a
+task runs, nor on how the agents are grouped, as long as every group holds at least two agents (torch's batched
+matrix product takes another path for a single matrix, which rounds the critic's one output differently).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from dials_lib.learning.influence import (
     slice_predictor_state,
 )
 from dials_lib.learning.policy_actor import PolicyActor
-from dials_lib.learning.ppo import concat_states, slice_state
+from dials_lib.learning.ppo import concat_states, mean_episode_return, slice_state
 from dials_lib.seeding import Purpose, derived_seed
 from dials_lib.training import group_tasks as tasks
 from dials_lib.training.evaluation import evaluate
@@ -121,7 +122,7 @@ class Run:
         self.hp, self.spec, self.schedule = config.hp, get_spec(config.env), config.schedule()
         on_gs = config.simulator == "gs"
         self.groups = [list(range(config.n_agents))] if on_gs else config.groups()
-        self.states = [state if state is not None else self.initial_state(seed, with_aips=not on_gs)
+        self.states = [self.regrouped(state) if state is not None else self.initial_state(seed, with_aips=not on_gs)
                        for seed, state in zip(self.seeds, states, strict=True)]
         # where group g of every run trains in chunk c: the GS for GS training, its IALS for (untrained-)DIALS
         self.simulator: Callable[[int, int], tasks.OnGlobal | tasks.OnIALS] = (
@@ -135,11 +136,24 @@ class Run:
         all_ids = list(range(self.config.n_agents))
         ppo = tasks.new_learners(self.hp, all_ids, seed, self.schedule.steps_per_agent).state_dict()
         aip = tasks.new_predictors(self.hp, all_ids, seed).state_dict() if with_aips else None
-        groups = [{"ppo": slice_state(ppo, ids[0], ids[-1] + 1),
-                   "aip": slice_predictor_state(aip, ids[0], ids[-1] + 1) if aip is not None else None}
-                  for ids in self.groups]
-        return {"boundary": 0, "prepared": False, "groups": groups, "rows": [], "sessions": 0,
+        return {"boundary": 0, "prepared": False, "groups": self.split(ppo, aip), "rows": [], "sessions": 0,
                 "runtime": dict.fromkeys(RUNTIME_PARTS, 0.0), "memory": {}, "train_return": math.nan}
+
+    def regrouped(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A checkpointed state with its agents split into this run's groups (the grouping does not change the
+        numbers, so a run may resume with another `n_workers` than it started with)."""
+        sizes = [len(group["ppo"]["agent_ids"]) for group in state["groups"]]
+        if sizes == [len(ids) for ids in self.groups]:
+            return state
+        aips = [group["aip"] for group in state["groups"]]
+        return {**state, "groups": self.split(concat_states([group["ppo"] for group in state["groups"]]),
+                                              concat_predictor_states(aips) if aips[0] is not None else None)}
+
+    def split(self, ppo: dict[str, Any], aip: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """One run's PPO (and AIP) state of all its agents, split into this run's groups."""
+        return [{"ppo": slice_state(ppo, ids[0], ids[-1] + 1),
+                 "aip": slice_predictor_state(aip, ids[0], ids[-1] + 1) if aip is not None else None}
+                for ids in self.groups]
 
     # ---- Algorithm 1 --------------------------------------------------------------------------------------
     def run(self, progress: bool | None) -> None:
@@ -236,16 +250,15 @@ class Run:
                                   concat_states([state["groups"][g]["ppo"] for state in self.states]),
                                   self.simulator(c, g), self.schedule.chunk_length(c))
                 for g, ids in enumerate(self.groups)]
-        returns = [[0.0] * len(self.groups) for _ in self.states]
+        returns: list[list[Any]] = [[None] * len(self.groups) for _ in self.states]
         for g, result in self.map(tasks.train_agents, jobs, "training agents", c, list(range(len(self.groups)))):
             size = len(self.groups[g])
             for r, state in enumerate(self.states):
                 state["groups"][g]["ppo"] = slice_state(result["ppo_state"], r * size, (r + 1) * size)
-                returns[r][g] = result["metrics"][r]["train_return"]
-        sizes = [len(ids) for ids in self.groups]  # one group: its own value, not an average's rounding of it
+                returns[r][g] = result["metrics"][r]["episode_returns"]
+        # every agent's return per episode, the groups side by side: the same mean however the agents were grouped
         for state, run_returns in zip(self.states, returns, strict=True):
-            state["train_return"] = (run_returns[0] if len(run_returns) == 1
-                                     else float(np.average(run_returns, weights=sizes)))
+            state["train_return"] = mean_episode_return(np.concatenate(run_returns, axis=1))
 
     # ---- helpers ------------------------------------------------------------------------------------------
     def chunk_seeds(self, purpose: Purpose, c: int) -> tuple[int, ...]:

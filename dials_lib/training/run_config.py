@@ -21,8 +21,9 @@ multiples of `chunk_steps`, nothing is rounded.
 
 Agents are split into groups of consecutive agent ids, one group per worker task: `agents_per_worker` agents per
 group (it must divide `n_agents`; 1 is the paper's one-process-per-agent layout), or, if None, the agents split as
-evenly as possible over `n_workers` groups. Results depend on the groups (stacked arithmetic), never on how many
-worker processes run them.
+evenly as possible over `n_workers` groups of at least two agents. Results depend neither on the groups (as long as
+each holds at least two agents: see `dials_lib.training.dials`) nor on how many worker processes run them, so a run
+may resume with another `n_workers`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ MIN_DEFAULT_CHUNK = 10_000
 """A default chunk has at least this many steps per agent, so each worker call outweighs its overhead."""
 RESUMABLE_FIELDS: tuple[str, ...] = ("n_workers", "run_dir")
 """Fields that may differ when a run is resumed (they do not change the results)."""
+GROUPING_FIELDS: tuple[str, ...] = ("agents_per_worker", "groups")
+"""Fields of the grouping of agents, which may differ on resume if every group holds at least two agents."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ class RunConfig:
     n_workers: int = 2
     """Parallel joblib workers (the backend comes from `joblib.parallel_config`)."""
     agents_per_worker: int | None = None
-    """Agents per worker task (must divide n_agents; 1 = one process per agent; None: split over n_workers)."""
+    """Agents per worker task (must divide n_agents; 1 = one process per agent; None: split over n_workers groups of
+    at least two agents)."""
     chunk_steps: int | None = None
     """Steps per agent in one worker call, a multiple of PPO's buffer_size (None: see the module docstring)."""
     hyperparameters: EnvHyperparameters | None = None
@@ -125,7 +129,8 @@ class RunConfig:
         if self.agents_per_worker is not None:
             size = self.agents_per_worker
             return [list(range(lo, lo + size)) for lo in range(0, self.n_agents, size)]
-        n_groups = min(self.n_workers, self.n_agents)
+        # at least two agents per group: then the grouping does not change the numbers (see the module docstring)
+        n_groups = max(1, min(self.n_workers, self.n_agents // 2))
         return [part.tolist() for part in np.array_split(np.arange(self.n_agents), n_groups)]
 
     def schedule(self) -> Schedule:
@@ -170,10 +175,15 @@ def seed_configs(config: RunConfig, seeds: Sequence[int]) -> list[RunConfig]:
 
 
 def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Readable differences between two `RunConfig.record()`s, ignoring the fields a resume may change."""
+    """Readable differences between two `RunConfig.record()`s, ignoring the fields a resume may change (the
+    grouping too, while every group on both sides holds at least two agents)."""
+    def in_pairs(record: dict[str, Any]) -> bool:
+        return all(size >= 2 for size in record.get("groups", [1]))
+
+    resumable = RESUMABLE_FIELDS + (GROUPING_FIELDS if in_pairs(stored) and in_pairs(current) else ())
     diffs = []
     for key in sorted(set(stored) | set(current)):
-        if key in RESUMABLE_FIELDS:
+        if key in resumable:
             continue
         a, b = stored.get(key, "<missing>"), current.get(key, "<missing>")
         if isinstance(a, dict) and isinstance(b, dict):
