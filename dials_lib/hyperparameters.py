@@ -3,8 +3,9 @@
 Every field carries a one-line docstring (the string right below it), which the overview notebook renders.
 Defaults are the paper's table values; where the authors' released code used something else, `PAPER_REFERENCE`
 records both and `hyperparameter_table` flags the difference. `EnvHyperparameters.retrain_every` is the paper's F
-for the environment (steps per agent between AIP retrainings); a run's own F is `RunConfig.retrain_every`, and a
-preset scales the paper's F to its budget (`RunBudget.scaled_f`).
+for the environment (steps per agent between AIP retrainings); a run's own F is `RunConfig.retrain_every`. A
+preset's shorter run keeps the paper's F in steps, as it keeps the paper's learning-rate decay: it is a prefix of the
+paper's run (see `dials_lib.presets`).
 """
 
 from __future__ import annotations

@@ -67,12 +67,12 @@ def f_fraction(label: str) -> float:
 
 
 def f_label_of_fraction(fraction: float) -> str | None:
-    """The paper's label of an F given as a fraction of the run (0.25 -> '1M'); None if the paper has no such F."""
+    """The paper's label of an F given as a fraction of its 4M steps (0.25 -> '1M'); None if the paper has no such F."""
     return next((label for label in F_STEPS if f_fraction(label) == fraction), None)
 
 
 def main_f_fraction(env: str) -> float:
-    """F of the paper's main comparison in `env` as a fraction of the run (traffic 0.25, warehouse 1.0)."""
+    """F of the paper's main comparison in `env` as a fraction of its 4M steps (traffic 0.25, warehouse 1.0)."""
     check_choice("env", env, ENV_NAMES)
     return f_fraction(MAIN_F[env])
 

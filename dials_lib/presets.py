@@ -1,10 +1,19 @@
 """Run presets: how much of the paper's protocol each budget runs (smoke for CI, quick the main job, paper).
 
-The one place that scales the paper's protocol to a budget: steps per agent, evaluation interval and episodes,
-sizes and seeds (`RunBudget`), F as the same fraction of the run as the paper's F is of its 4M steps
-(`RunBudget.scaled_f`), and the AIP data set and epochs (`Preset.hyperparameters`). Every field carries a one-line
-docstring that the overview notebook renders. `dials_lib.training.run_config.config_from_preset` turns a preset into a
-`RunConfig`.
+The one place that sets how much of the paper's protocol a budget runs: steps per agent, evaluation interval and
+episodes, sizes and seeds (`RunBudget`), the F values of the ablation, and the AIP data set and epochs
+(`Preset.hyperparameters`).
+
+A budget is a prefix of the paper's run, not a compressed copy of it. PPO's learning rate and clip decay over the
+paper's 4M steps (`RunConfig.anneal_timesteps`) and F stays the paper's F in steps, so a 1M-step run trains
+exactly like the first quarter of the paper's 4M-step run: the same step sizes, and the AIPs retrained at the same
+steps (traffic, F = 1M: once, at the start; the warehouse, F = 4M: once, at the start). Compressing the schedule
+instead (decaying to zero over a short run, F as the same fraction of it) makes a short run spend most of its
+steps at a small learning rate, and the agents do not learn. An F at or beyond the run's length means "trained once,
+at the start" for that run, so the ablation keeps only the paper's F values whose schedules differ at the budget.
+
+Every field carries a one-line docstring that the overview notebook renders.
+`dials_lib.training.run_config.config_from_preset` turns a preset into a `RunConfig`.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from dataclasses import dataclass, field
 from dials_lib.hyperparameters import ENV_NAMES, EnvHyperparameters, paper_hyperparameters
 from dials_lib.validation import check_choice, with_fields
 
-PRESET_NAMES: tuple[str, ...] = ("smoke", "quick", "paper")
+PRESET_NAMES: tuple[str, ...] = ("smoke", "quick", "full4", "paper")
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,8 @@ class RunBudget:
     eval_episodes: int
     """GS episodes per evaluation."""
     f_fractions: tuple[float, ...] = (0.025, 0.125, 0.25, 1.0)
-    """AIP retraining periods of the F ablation as fractions of the run (paper: 100K, 500K, 1M, 4M of 4M)."""
+    """F values of the ablation as fractions of the paper's 4M steps (100K, 500K, 1M, 4M), those that retrain at
+    different steps within this budget."""
     ablation_size: int = 4
     """Number of agents in the F ablation (the paper: 49 for traffic, 4 for the warehouse)."""
     ablation_seeds: int = 2
@@ -43,11 +53,9 @@ class RunBudget:
         """Evaluations per run, including the one before training."""
         return self.total_timesteps // self.eval_every + 1
 
-    def scaled_f(self, paper_f: int, paper_total: int = 4_000_000) -> int:
-        """F scaled to this budget: the same fraction of the run as `paper_f` is of the paper's 4M steps."""
-        if paper_f <= 0:
-            raise ValueError(f"F must be a positive number of timesteps, got {paper_f}")
-        return max(1, round(self.total_timesteps * paper_f / paper_total))
+    def ablation_f(self, paper_total: int = 4_000_000) -> dict[float, int]:
+        """F in steps per agent of each fraction of the ablation (a fraction of the paper's `paper_total` steps)."""
+        return {fraction: round(fraction * paper_total) for fraction in self.f_fractions}
 
 
 @dataclass(frozen=True)
@@ -104,11 +112,12 @@ PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         name="smoke",
         description="CI: every code path on a tiny budget, seconds per notebook; numbers are not meaningful.",
-        # Two F values only: on 2 chunks every F below half the run retrains at the same boundaries.
+        # Every F of the paper is beyond these 2 chunks; an F of 1,024 steps (not the paper's) makes the ablation
+        # retrain at the second chunk, so that CI runs that code path too.
         traffic=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
-                          f_fractions=(0.25, 1.0)),
+                          f_fractions=(0.000256, 1.0)),
         warehouse=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
-                            f_fractions=(0.25, 1.0)),
+                            f_fractions=(0.000256, 1.0)),
         env_episodes=1,
         scaling_sizes=(4, 25),
         scaling_steps=256,
@@ -121,18 +130,33 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         name="quick",
-        description="The main job: the whole series in at most 90 minutes on 2 cores, 4-agent variants, "
-        "several seeds, showing the paper's trends.",
-        # The F ablation keeps the F values that fit the 90 minutes: each warehouse AIP retraining (300 GRU
-        # epochs) costs about a minute, so its most frequent F values would take half an hour per seed.
-        traffic=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=153_600, eval_every=15_360, eval_episodes=4,
-                          f_fractions=(0.025, 0.25, 1.0)),
-        warehouse=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=81_920, eval_every=10_240, eval_episodes=10,
-                            f_fractions=(0.25, 1.0)),
+        description="The main job: the whole series in about two hours on 2 cores, 4 agents, 3 seeds, the first "
+        "quarter of the paper's traffic run and an eighth of its warehouse run.",
+        # A prefix of the paper's runs (1.06M and 512K steps: whole chunks, evaluated every 5 and 4 chunks). Within
+        # it, F = 1M and 4M both train the AIPs once, at the start: traffic compares F = 100K and 500K with the main
+        # 1M; the warehouse compares 100K with 1M (the same schedule as its main 4M, run beside the ablation's).
+        traffic=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=1_056_000, eval_every=96_000, eval_episodes=10,
+                          f_fractions=(0.025, 0.125, 0.25)),
+        warehouse=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=512_000, eval_every=51_200, eval_episodes=30,
+                            f_fractions=(0.025, 0.25)),
         env_episodes=10,
         theory_models=20,
         theory_mc_samples=(100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000),
         scaling_steps=1_280,  # the fixed cost (10K GS data steps, AIP training) dominates the timed runs anyway
+    ),
+    "full4": Preset(
+        name="full4",
+        description="The paper's 4M steps per agent at 4 agents, 3 seeds (Figures 5 and 6, first panel, at their "
+        "real length): hours for traffic, about a day for the warehouse on 2 cores; resumable.",
+        # Only the main F: the ablation is the quick preset's (and the paper preset's) job.
+        traffic=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=4_000_000, eval_every=100_000, eval_episodes=5,
+                          f_fractions=(0.25,)),
+        warehouse=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=4_000_000, eval_every=100_000, eval_episodes=10,
+                            f_fractions=(1.0,)),
+        env_episodes=10,
+        theory_models=20,
+        theory_mc_samples=(100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000),
+        scaling_steps=1_280,
     ),
     "paper": Preset(
         name="paper",
@@ -156,7 +180,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called `name` ('smoke', 'quick' or 'paper')."""
+    """The preset called `name` ('smoke', 'quick', 'full4' or 'paper')."""
     check_choice("preset", name, PRESET_NAMES)
     return PRESETS[name]
 

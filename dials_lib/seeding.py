@@ -69,6 +69,13 @@ class Purpose(IntEnum):
     """The IALS of a DIALS chunk, per chunk."""
 
 
+def boundary_counter(purpose: Purpose, boundary: int) -> int:
+    """The first counter of the per-agent evaluation stream for `purpose` at chunk boundary `boundary`: its own
+    range of 2**40 steps, so that what the policy samples at a boundary does not depend on what was sampled at
+    earlier boundaries (how often or how long a run evaluated) or on the boundary's other purposes."""
+    return (int(boundary) * len(Purpose) + int(purpose) - 1) << 40
+
+
 def derived_seed(seed: int, *tags: int) -> int:
     """A 63-bit seed for one purpose of a run (e.g. the GS of evaluation 3), spawned from the run seed and `tags`."""
     words = np.random.SeedSequence([seed, *(int(t) for t in tags)]).generate_state(2, dtype=np.uint32)
@@ -190,6 +197,7 @@ __all__ = [
     "agent_rng",
     "agent_seed_sequence",
     "agent_seeds",
+    "boundary_counter",
     "counter_uniforms",
     "derived_seed",
     "inverse_cdf",

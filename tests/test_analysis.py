@@ -10,7 +10,7 @@ from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.presets import get_preset
 
 
-@pytest.mark.parametrize("preset", ["smoke", "quick", "paper"])
+@pytest.mark.parametrize("preset", ["smoke", "quick", "full4", "paper"])
 @pytest.mark.parametrize("env", ["traffic", "warehouse"])
 def test_comparison_plan_covers_sizes_seeds_and_simulators(preset, env):
     budget = get_preset(preset).budget(env)
@@ -28,11 +28,21 @@ def test_ablation_reuses_the_main_dials_runs(env):
     main = {c.directory() for c in plans.comparison_configs("quick", env, ["dials"])}
     ablation = plans.ablation_configs("quick", env)
     shared = [c for c in ablation if c.directory() in main]
-    assert len(shared) == get_preset("quick").budget(env).ablation_seeds
-    fractions = {plans.run_identity(c)["f_fraction"] for c in ablation}
-    assert fractions == set(get_preset("quick").budget(env).f_fractions)
+    budget = get_preset("quick").budget(env)
     hp = paper_hyperparameters(env)
-    assert {plans.run_identity(c)["f_fraction"] for c in shared} == {hp.retrain_every / hp.total_timesteps}
+    main_fraction = hp.retrain_every / hp.total_timesteps
+    assert len(shared) == (budget.ablation_seeds if main_fraction in budget.f_fractions else 0)
+    fractions = {plans.run_identity(c)["f_fraction"] for c in ablation}
+    assert fractions == set(budget.f_fractions)
+    assert {plans.run_identity(c)["f_fraction"] for c in shared} <= {main_fraction}
+
+
+@pytest.mark.parametrize("preset", ["quick", "full4", "paper"])
+@pytest.mark.parametrize("env", ["traffic", "warehouse"])
+def test_the_ablation_runs_only_f_values_that_retrain_at_different_steps(preset, env):
+    # within a shorter run, an F at or beyond its length trains the AIPs once, at the start, like any other such F
+    schedules = [c.schedule().retrain for c in plans.ablation_configs(preset, env) if c.seed == 0]
+    assert len(set(schedules)) == len(schedules) == len(get_preset(preset).budget(env).f_fractions)
 
 
 def test_unknown_simulator_and_preset_are_rejected():

@@ -7,6 +7,7 @@ import pytest
 from dials_lib import hyperparameters, paths, presets
 from dials_lib.hyperparameters import ENV_NAMES, PAPER_REFERENCE, hyperparameter_table, paper_hyperparameters
 from dials_lib.presets import PRESET_NAMES, get_preset, use_preset
+from dials_lib.training.run_config import config_from_preset
 from dials_lib.validation import field_docs, get_field, with_fields
 
 CONFIG_CLASSES = [
@@ -47,7 +48,7 @@ def test_presets_grow_from_smoke_to_paper():
 
 
 def test_unknown_preset_names_the_allowed_values():
-    with pytest.raises(ValueError, match=r"unknown preset 'fast'; allowed values: 'smoke', 'quick', 'paper'"):
+    with pytest.raises(ValueError, match=r"unknown preset 'fast'; allowed values: 'smoke', 'quick', 'full4', 'paper'"):
         get_preset("fast")
 
 
@@ -106,12 +107,14 @@ def test_every_config_field_has_a_docstring(cls):
     assert not missing, f"{cls.__name__} fields without a docstring: {missing}"
 
 
-def test_retrain_every_scales_with_the_budget():
-    quick = get_preset("quick").traffic
-    assert quick.scaled_f(1_000_000) == quick.total_timesteps // 4
-    assert quick.scaled_f(4_000_000) == quick.total_timesteps
-    with pytest.raises(ValueError, match="F must be a positive"):
-        quick.scaled_f(0)
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("env", ENV_NAMES)
+def test_a_preset_run_keeps_the_papers_f_and_learning_rate_decay(preset, env):
+    hp = paper_hyperparameters(env)
+    config = config_from_preset(preset, env, "dials")
+    assert config.retrain_every == hp.retrain_every and config.anneal_timesteps == hp.total_timesteps
+    budget = get_preset(preset).budget(env)
+    assert budget.ablation_f() == {f: round(f * hp.total_timesteps) for f in budget.f_fractions}
 
 
 def test_use_preset_directs_figures(monkeypatch):

@@ -127,10 +127,10 @@ def test_defaults_and_schedule_rounding():
     assert [len(g) for g in RunConfig("traffic", n_agents=4, agents_per_worker=1).groups()] == [1, 1, 1, 1]
 
 
-def test_config_from_preset_scales_f_to_the_budget():
+def test_config_from_preset_takes_the_budget_and_keeps_the_papers_f():
     config = config_from_preset("smoke", "traffic", "dials", seed=3)
     assert (config.total_timesteps, config.eval_every, config.seed, config.n_agents) == (2048, 1024, 3, 4)
-    assert config.retrain_every == round(2048 * 1_000_000 / 4_000_000)
+    assert config.retrain_every == 1_000_000 and config.anneal_timesteps == 4_000_000
     assert config.chunk_steps == 1024
 
 

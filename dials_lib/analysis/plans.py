@@ -41,7 +41,7 @@ from dials_lib.training.runner import load_run
 from dials_lib.validation import check_choice, check_int
 
 RUN_COLUMNS: tuple[str, ...] = ("env", "n_agents", "simulator", "retrain_every", "f_fraction", "seed")
-"""Columns that identify a run in the frames below (F is given in steps and as a fraction of the run)."""
+"""Columns that identify a run in the frames below (F in steps and as a fraction of the paper's 4M steps)."""
 
 
 def preset_runs_dir(preset: str) -> Path:
@@ -74,15 +74,12 @@ def comparison_configs(preset: str, env: str, simulators: Iterable[str] = SIMULA
 
 
 def ablation_f_values(preset: str, env: str) -> dict[float, int]:
-    """F in steps per agent for each fraction of the F ablation, on the preset's budget."""
-    budget = get_preset(preset).budget(env)
-    paper_total = paper_hyperparameters(env).total_timesteps
-    return {fraction: budget.scaled_f(round(fraction * paper_total), paper_total)
-            for fraction in budget.f_fractions}
+    """F in steps per agent for each fraction (of the paper's 4M steps) of the preset's F ablation."""
+    return get_preset(preset).budget(env).ablation_f(paper_hyperparameters(env).total_timesteps)
 
 
 def ablation_configs(preset: str, env: str) -> list[RunConfig]:
-    """The F ablation (Figures 7, 8): DIALS at the ablation size for each F fraction and the first seeds."""
+    """The F ablation (Figures 7, 8): DIALS at the ablation size for each F and the first seeds."""
     budget = get_preset(preset).budget(env)
     seeds = run_seeds(preset, env, budget.ablation_seeds)
     return [_config(preset, env, "dials", budget.ablation_size, seed, retrain_every=f)
@@ -90,12 +87,13 @@ def ablation_configs(preset: str, env: str) -> list[RunConfig]:
 
 
 def run_identity(config: RunConfig) -> dict[str, object]:
-    """The RUN_COLUMNS of one run (F is NaN for the simulators that never retrain an AIP)."""
+    """The RUN_COLUMNS of one run (F is NaN for the simulators that never retrain an AIP; `f_fraction` is F as a
+    fraction of the paper's 4M steps, as the paper labels it)."""
     dials = config.simulator == "dials"
-    total = config.total_timesteps or 1
+    paper_total = paper_hyperparameters(config.env).total_timesteps
     return {"env": config.env, "n_agents": config.n_agents, "simulator": config.simulator,
             "retrain_every": config.retrain_every if dials else np.nan,
-            "f_fraction": round(config.retrain_every / total, 3) if dials and config.retrain_every else np.nan,
+            "f_fraction": round(config.retrain_every / paper_total, 3) if dials and config.retrain_every else np.nan,
             "seed": config.seed}
 
 

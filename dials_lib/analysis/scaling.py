@@ -311,7 +311,7 @@ def paper_protocol_configs(env: str, n_agents: int) -> dict[str, RunConfig]:
 
 def preset_configs(preset: str, env: str, n_agents: int) -> dict[str, RunConfig]:
     """The runs of `preset`'s own training budget at `n_agents` (its F), labelled like the paper's tables."""
-    f = get_preset(preset).budget(env).scaled_f(paper_hyperparameters(env).retrain_every)
+    f = paper_hyperparameters(env).retrain_every
     return {"GS": config_from_preset(preset, env, "gs", n_agents=n_agents),
             f"DIALS F={f:,}": config_from_preset(preset, env, "dials", n_agents=n_agents),
             "untrained-DIALS": config_from_preset(preset, env, "untrained-dials", n_agents=n_agents)}

@@ -30,8 +30,10 @@ truncated BPTT from the recurrent state stored at each sequence start). Per agen
 normalised, the policy loss is the clipped surrogate, the value loss 0.5 * max((v - R)^2, (v_clip - R)^2) with
 v_clip = v_old + clip(v - v_old, -eps, eps), and loss = policy - entropy_coef * entropy + value_coef * value.
 The group's loss is the SUM of the agents' losses, so agent k's gradient is exactly its gradient when training
-alone, and one Adam over the stacked tensors (elementwise) equals K separate Adams. Learning rate and clip
-epsilon decay linearly from their initial values towards 0 over `total_timesteps // buffer_size` updates.
+alone, and one Adam over the stacked tensors (elementwise, each agent's slice stepped as a tensor of its own)
+equals K separate Adams. Learning rate and clip epsilon decay linearly from their initial values towards 0 over
+`total_timesteps // buffer_size` updates (a training run passes the paper's 4M steps whatever its length:
+`RunConfig.anneal_timesteps`).
 
 Randomness is per agent (counter-based streams, see `dials_lib.seeding`): action sampling, minibatch shuffling
 and initial weights depend only on (seed, agent id), so results do not depend on how agents are grouped into
@@ -86,8 +88,8 @@ class PPOGroup:
         agent_ids: Sequence[int] | None = None,
     ) -> None:
         """K = `n_agents` learners; `seed` is the run seed of all of them, or one per agent for a group that stacks
-        the agents of several runs (consecutive agents with one seed are one run, stepped by Adam as a block of its
-        own so that each run gets exactly the numbers it gets alone)."""
+        the agents of several runs (consecutive agents with one seed are one run). `total_timesteps` is the length
+        of the learning-rate and clip decay."""
         if n_agents < 1:
             raise ValueError(f"n_agents must be a positive integer; got {n_agents}")
         if total_timesteps < ppo_config.buffer_size:

@@ -13,7 +13,8 @@ in parallel. Timed as agents training.
 GS training is the same loop with one group holding every agent, whose simulator is the GS; its schedule has no
 retraining points. Untrained-DIALS is DIALS whose schedule has none either: its AIPs keep their initial weights.
 Evaluation and data collection act with the concatenated states of all groups (`ppo.concat_states`,
-`PolicyActor`), and hand the evaluation streams' counters back to the groups.
+`PolicyActor`), sampling from counters of their own per boundary (`seeding.boundary_counter`), so that what a
+boundary samples does not depend on what earlier boundaries did.
 
 Several seeds at once (`train_seeds`): runs that differ only in seed train as one batch. At every boundary each
 run collects its own data, retrains its AIPs (the tasks of all runs in one parallel map), evaluates and checkpoints
@@ -52,7 +53,7 @@ from dials_lib.learning.influence import (
 )
 from dials_lib.learning.policy_actor import PolicyActor
 from dials_lib.learning.ppo import concat_states, mean_episode_return, slice_state
-from dials_lib.seeding import Purpose, derived_seed
+from dials_lib.seeding import Purpose, boundary_counter, derived_seed
 from dials_lib.training import group_tasks as tasks
 from dials_lib.training.evaluation import evaluate
 from dials_lib.training.memory import RunMemory, TreeMemorySampler, release_free_memory
@@ -134,7 +135,7 @@ class Run:
     def initial_state(self, seed: int, with_aips: bool) -> dict[str, Any]:
         """Boundary 0 of a new run: every agent's initial PPO (and AIP) state, sliced into the groups."""
         all_ids = list(range(self.config.n_agents))
-        ppo = tasks.new_learners(self.hp, all_ids, seed, self.schedule.steps_per_agent).state_dict()
+        ppo = tasks.new_learners(self.hp, all_ids, seed, self.config.anneal_timesteps).state_dict()
         aip = tasks.new_predictors(self.hp, all_ids, seed).state_dict() if with_aips else None
         return {"boundary": 0, "prepared": False, "groups": self.split(ppo, aip), "rows": [], "sessions": 0,
                 "runtime": dict.fromkeys(RUNTIME_PARTS, 0.0), "memory": {}, "train_return": math.nan}
@@ -205,10 +206,8 @@ class Run:
         """Algorithm 2 for run r: its joint policy on the GS for `aip.dataset_steps` steps (compact arrays)."""
         sim = make_global(self.config.env, n_agents=self.config.n_agents,
                           seed=derived_seed(self.seeds[r], Purpose.DATA_COLLECTION, c))
-        actor = self.joint_actor(r)
-        data = collect_compact_dataset(sim, PolicyController(actor), self.hp.aip.dataset_steps)
-        self.keep_eval_counts(r, actor)
-        return data
+        return collect_compact_dataset(sim, PolicyController(self.joint_actor(r, Purpose.DATA_COLLECTION, c)),
+                                       self.hp.aip.dataset_steps)
 
     def retrain_aips(self, c: int, data: list[InfluenceData]) -> None:
         """Every group's AIPs trained on its agents' slice of its run's GS data, while the PPO states wait on disk."""
@@ -235,10 +234,8 @@ class Run:
         if aips[0] is not None:
             predictor = tasks.new_predictors(self.hp, list(range(self.config.n_agents)), seed)
             predictor.load_state_dict(concat_predictor_states(aips))
-        actor = self.joint_actor(r)
-        row = evaluate(self.config.env, actor, self.config.eval_episodes,
+        row = evaluate(self.config.env, self.joint_actor(r, Purpose.EVALUATION, c), self.config.eval_episodes,
                        derived_seed(seed, Purpose.EVALUATION, c), predictor)
-        self.keep_eval_counts(r, actor)
         row.update(timestep=self.schedule.starts[c], wall_time_s=self.clock.elapsed(r),
                    train_return=state["train_return"])
         state["rows"].append(row)
@@ -246,7 +243,7 @@ class Run:
     def train_chunk(self, c: int) -> None:
         """Chunk c: group g of every run trains with PPO on its simulator (Algorithm 3 for DIALS), one stacked task
         per group."""
-        jobs = [tasks.TrainAgents(self.hp, ids, self.seeds, self.schedule.steps_per_agent,
+        jobs = [tasks.TrainAgents(self.hp, ids, self.seeds, self.config.anneal_timesteps,
                                   concat_states([state["groups"][g]["ppo"] for state in self.states]),
                                   self.simulator(c, g), self.schedule.chunk_length(c))
                 for g, ids in enumerate(self.groups)]
@@ -265,15 +262,14 @@ class Run:
         """Each run's seed of the simulator for `purpose` in chunk c."""
         return tuple(derived_seed(seed, purpose, c) for seed in self.seeds)
 
-    def joint_actor(self, r: int) -> PolicyActor:
-        """Every agent's current policy of run r, to act on the GS."""
+    def joint_actor(self, r: int, purpose: Purpose, c: int) -> PolicyActor:
+        """Every agent's current policy of run r, to act on the GS for `purpose` at boundary c: its samples come
+        from the boundary's own counters, so a boundary's evaluation is the same whether or not the run collects
+        data there or evaluated before (a shorter run is a prefix of a longer one)."""
         state = concat_states([group["ppo"] for group in self.states[r]["groups"]])
-        return PolicyActor.from_state(state, self.hp.policy, self.spec.obs_dim, self.spec.n_actions)
-
-    def keep_eval_counts(self, r: int, actor: PolicyActor) -> None:
-        """Hand the evaluation streams' advanced counters back to run r's groups' states."""
-        for ids, group in zip(self.groups, self.states[r]["groups"], strict=True):
-            group["ppo"]["eval_count"] = actor.eval_count[ids[0] : ids[-1] + 1].copy()
+        actor = PolicyActor.from_state(state, self.hp.policy, self.spec.obs_dim, self.spec.n_actions)
+        actor.eval_count[:] = boundary_counter(purpose, c)
+        return actor
 
     def map(self, function: Callable[[Any], dict[str, Any]], jobs: list[Any], what: str, c: int,
             job_groups: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:

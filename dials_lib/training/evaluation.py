@@ -1,8 +1,11 @@
 """Evaluation on the global simulator: the paper's average return, the domain metrics, and the AIPs' cross-entropy.
 
-`evaluate` runs a joint policy (stochastic, as the paper evaluates) for whole GS episodes and reports:
-- `mean_return`: each agent's undiscounted episode return averaged over agents and episodes (the paper's y-axis);
-  `sem_return`: its standard error over episodes (NaN with a single episode);
+`evaluate` runs a joint policy for whole GS episodes and reports:
+- `mean_return`: each agent's undiscounted episode return averaged over agents and episodes, with actions sampled
+  from the policy: the paper's y-axis, as the authors' code computes it (`Experiment.evaluate` samples from the
+  policy's categorical distribution on the global simulator and logs the mean episodic return over agents and
+  episodes); `sem_return`: its standard error over episodes (NaN with a single episode);
+- `greedy_return`: the same with each agent's most likely action (a secondary line; the paper does not report it);
 - the domain metrics of the environment (see below), computed from local states, rewards and influence sources;
 - `aip_ce`: the mean cross-entropy (nats per source and step) of the given AIPs on the (d-set, u) pairs of these
   very episodes, logged exactly as Algorithm 2 logs them (NaN when no AIPs are given, e.g. for GS training).
@@ -35,8 +38,11 @@ def evaluate(
     env: str, group: PolicyActor | PPOGroup, episodes: int, seed: int, predictor: StackedPredictor | None = None
 ) -> dict[str, float]:
     """Run the policies of `group` (a `PolicyActor` or a learner holding all agents of the GS; stochastic, from
-    their evaluation streams) for `episodes` GS episodes; see module docstring."""
-    return evaluate_controller(env, PolicyController(group), group.n_agents, episodes, seed, predictor)
+    their evaluation streams) for `episodes` GS episodes; see module docstring. Also `greedy_return`: the mean
+    return of the greedy policies (each agent's most likely action) on the same episodes' start and GS draws."""
+    row = evaluate_controller(env, PolicyController(group), group.n_agents, episodes, seed, predictor)
+    greedy = evaluate_controller(env, PolicyController(group, greedy=True), group.n_agents, episodes, seed)
+    return {**row, "greedy_return": greedy["mean_return"]}
 
 
 def evaluate_controller(

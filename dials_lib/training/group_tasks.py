@@ -43,13 +43,13 @@ def _one_or_many(seeds: Sequence[int]) -> int | list[int]:
     return int(seeds[0]) if len(seeds) == 1 else [int(s) for s in seeds]
 
 
-def new_learners(hp: EnvHyperparameters, agent_ids: list[int], seed: int | Sequence[int], total_timesteps: int
+def new_learners(hp: EnvHyperparameters, agent_ids: list[int], seed: int | Sequence[int], anneal_timesteps: int
                  ) -> PPOGroup:
-    """A PPO group for these agents of the run(s) with `seed` (an int, or the seeds of stacked runs) and
-    `total_timesteps` steps per agent."""
+    """A PPO group for these agents of the run(s) with `seed` (an int, or the seeds of stacked runs), its learning
+    rate and clip decaying over `anneal_timesteps` steps per agent."""
     spec = get_spec(hp.env)
     ids, seeds = stacked(agent_ids, seed)
-    return PPOGroup(len(ids), spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, total_timesteps, seeds, agent_ids=ids)
+    return PPOGroup(len(ids), spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, anneal_timesteps, seeds, agent_ids=ids)
 
 
 def new_predictors(hp: EnvHyperparameters, agent_ids: list[int], seed: int | Sequence[int]) -> StackedPredictor:
@@ -99,8 +99,8 @@ class TrainAgents:
     """The group's agents (in each run)."""
     seeds: tuple[int, ...]
     """The run seeds (every agent's streams come from its run's seed and the agent id)."""
-    total_timesteps: int
-    """Steps per agent of the whole run (the learning-rate and clip schedules)."""
+    anneal_timesteps: int
+    """Steps per agent over which the learning rate and clip decay (`RunConfig.anneal_timesteps`)."""
     ppo_state: dict[str, Any]
     """The group's PPO state at the chunk's start (the runs' states concatenated, run-major)."""
     on: OnGlobal | OnIALS
@@ -111,7 +111,7 @@ class TrainAgents:
 
 def train_agents(task: TrainAgents) -> dict[str, Any]:
     """Run the chunk; returns the group's new PPO state (`ppo_state`) and each run's chunk `metrics` (a list)."""
-    group = new_learners(task.hp, task.agent_ids, _one_or_many(task.seeds), task.total_timesteps)
+    group = new_learners(task.hp, task.agent_ids, _one_or_many(task.seeds), task.anneal_timesteps)
     group.load_state_dict(task.ppo_state)
     sim = task.on.build(task.hp, task.agent_ids, task.seeds)
     metrics = train_steps_by_run(group, sim, task.n_steps, len(task.seeds))

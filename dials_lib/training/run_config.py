@@ -14,6 +14,10 @@ progress at a chunk's end is cut there and treated as a truncation (bootstrapped
 observation, not terminal). The last chunk is the remainder of `total_timesteps`, rounded up to whole PPO buffers
 (so `Schedule.steps_per_agent` may exceed `total_timesteps` by less than one buffer).
 
+A shorter run is a prefix of the paper's run: its learning rate and clip decay over `anneal_timesteps` (default the
+paper's 4M steps) and its F is in steps, so with the paper's F a 1M-step run trains exactly like the first quarter
+of a 4M-step run.
+
 Rounding of F and the evaluation interval: both take effect at chunk boundaries. The AIPs are retrained at the
 start (boundary 0) and at the first boundary at or after every multiple of F; evaluations happen at boundary 0,
 at the first boundary at or after every multiple of `eval_every`, and at the end. With F and `eval_every`
@@ -65,6 +69,10 @@ class RunConfig:
     """What the agents train on: 'gs', 'dials' or 'untrained-dials'."""
     total_timesteps: int | None = None
     """Training steps per agent (None: the paper's 4M from the hyperparameters)."""
+    anneal_timesteps: int | None = None
+    """Steps per agent over which PPO's learning rate and clip decay linearly to 0 (None: the paper's 4M, so that a
+    shorter run trains exactly like the first steps of the paper's run; total_timesteps squeezes the whole decay into
+    the run)."""
     retrain_every: int | None = None
     """F: steps per agent between AIP retrainings, DIALS only (None: the paper's F for this env)."""
     eval_every: int | None = None
@@ -97,6 +105,8 @@ class RunConfig:
         buffer = hp.ppo.buffer_size
         total = check_int("total_timesteps", hp.total_timesteps if self.total_timesteps is None
                            else self.total_timesteps, buffer)
+        anneal = check_int("anneal_timesteps", hp.total_timesteps if self.anneal_timesteps is None
+                           else self.anneal_timesteps, buffer)
         chunk = default_chunk_steps(self.env, buffer) if self.chunk_steps is None else self.chunk_steps
         chunk = check_int("chunk_steps", chunk, 1)
         if chunk % buffer:
@@ -114,8 +124,8 @@ class RunConfig:
                 divisors = [d for d in range(1, self.n_agents + 1) if self.n_agents % d == 0]
                 raise ValueError(f"agents_per_worker must divide n_agents={self.n_agents}; got {apw}; allowed "
                                  f"values: {divisors} or None (split evenly over n_workers)")
-        for name, value in (("total_timesteps", total), ("chunk_steps", chunk), ("retrain_every", f),
-                            ("eval_every", eval_every)):
+        for name, value in (("total_timesteps", total), ("anneal_timesteps", anneal), ("chunk_steps", chunk),
+                            ("retrain_every", f), ("eval_every", eval_every)):
             object.__setattr__(self, name, value)
 
     @property
@@ -248,9 +258,10 @@ def config_from_preset(
 ) -> RunConfig:
     """A RunConfig on a preset's budget ('smoke', 'quick', 'paper'): steps, evaluation interval and episodes.
 
-    F is the paper's F scaled to the budget (`RunBudget.scaled_f`); the chunk is at most the evaluation
-    interval, rounded to PPO buffers; the AIP data set and epochs come from the preset (`aip_dataset_steps`,
-    `aip_epoch_fraction`). Any RunConfig field can be overridden through `changes`.
+    The run is a prefix of the paper's run (see `dials_lib.presets`): F and the learning-rate decay are the
+    paper's, in steps. The chunk is at most the evaluation interval, rounded to PPO buffers; the AIP data set and
+    epochs come from the preset (`aip_dataset_steps`, `aip_epoch_fraction`). Any RunConfig field can be overridden
+    through `changes`.
     """
     p = get_preset(preset)
     budget = p.budget(env)
@@ -262,7 +273,7 @@ def config_from_preset(
         n_agents=budget.sizes[0] if n_agents is None else n_agents,
         simulator=simulator,
         total_timesteps=budget.total_timesteps,
-        retrain_every=budget.scaled_f(hp.retrain_every),
+        retrain_every=hp.retrain_every,
         eval_every=budget.eval_every,
         eval_episodes=budget.eval_episodes,
         seed=seed,

@@ -2,9 +2,11 @@
 
 Run directory (`RunConfig.directory()`):
 - config.json: the config with its resolved worker groups. A directory holding another config (anything but
-  `n_workers` and `run_dir` differing) is refused with an error naming the differences.
+  `n_workers`, `run_dir` and a grouping in groups of at least two agents differing) is refused with an error
+  naming the differences.
 - metrics.csv: one row per evaluation (`metric_columns`): timestep = steps per agent so far, wall_time_s since
-  the run started over all sessions, mean_return, sem_return, aip_ce, the environment's domain metrics, and
+  the run started over all sessions, mean_return, sem_return, greedy_return (see
+  `dials_lib.training.evaluation`), aip_ce, the environment's domain metrics, and
   train_return = the mean return of the training episodes completed in the chunk before (on the IALS for DIALS).
 - runtime.json: seconds of agents training, data collection, AIP training, evaluation and in total;
   worker_busy_s and worker_cpu_s: wall and CPU seconds summed over worker tasks (their ratio shows how much of a
@@ -72,7 +74,8 @@ class RunResult:
 
 def metric_columns(env: str) -> list[str]:
     """Columns of metrics.csv for `env`."""
-    return ["timestep", "wall_time_s", "mean_return", "sem_return", "aip_ce", *DOMAIN_METRICS[env], "train_return"]
+    return ["timestep", "wall_time_s", "mean_return", "sem_return", "greedy_return", "aip_ce", *DOMAIN_METRICS[env],
+            "train_return"]
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
