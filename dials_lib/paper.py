@@ -1,9 +1,9 @@
 """Every number the series takes from the paper, in one place.
 
 Suau et al., "Distributed Influence-Augmented Local Simulators for Parallel MARL in Large Networked Systems"
-(NeurIPS 2022). The paper's tables live as CSV files in `paper/` (`results`, `runtimes`, `memory`, `f_ablation`;
-see paper/README.md) and are read from there; the few numbers that have no table of their own are written down
-here once, each with the table or figure it comes from. The hyperparameters of its appendix I stay in
+(NeurIPS 2022). The paper's tables live as CSV files in `paper/` (`results`, `runtimes`, `memory`, `f_ablation`,
+`curves`; see paper/README.md) and are read from there; the few numbers that have no table of their own are written
+down here once, each with the table or figure it comes from. The hyperparameters of its appendix I stay in
 `dials_lib.hyperparameters`.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from dials_lib.hyperparameters import ENV_NAMES
@@ -98,6 +99,22 @@ def final_returns(env: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def curve(env: str, n_agents: int, method: str) -> pd.DataFrame:
+    """The paper's learning curve of `method` ('GS', 'DIALS', 'untrained-DIALS') at a few steps (paper/curves.csv:
+    step and return); empty where the paper's figures give none (every size but 4)."""
+    table = read_paper_table("curves")
+    rows = table[(table["env"] == env) & (table["agents"] == n_agents) & (table["method"] == method)]
+    return rows[["step", "return"]].sort_values("step").reset_index(drop=True)
+
+
+def curve_at(env: str, n_agents: int, method: str, step: float) -> float:
+    """The paper's return of `method` at `step`, linearly between the points of `curve`; NaN where it has none."""
+    points = curve(env, n_agents, method)
+    if points.empty or not points["step"].min() <= step <= points["step"].max():
+        return float("nan")
+    return float(np.interp(step, points["step"], points["return"]))
+
+
 def table_value(table: pd.DataFrame, env: str, n_agents: int, simulator: str, column: str) -> float:
     """One number of a paper table with env, agents and simulator columns (runtimes, memory); NaN if absent."""
     rows = table[(table["env"] == env) & (table["agents"] == n_agents) & (table["simulator"] == simulator)]
@@ -114,6 +131,8 @@ __all__ = [
     "RESULT_COLUMNS",
     "TOTAL_STEPS",
     "AIPLoss",
+    "curve",
+    "curve_at",
     "f_fraction",
     "f_label_of_fraction",
     "final_returns",

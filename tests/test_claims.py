@@ -57,37 +57,83 @@ def _verdicts(table: pd.DataFrame) -> list[str]:
 
 
 MATCH = {"sizes": {"traffic": [4]}, "steps": {"traffic": 1000}}
+START = 150.0  # every run's return before training in these records, unless told
+
+
+def _starts(finals: pd.DataFrame, start: float | dict[str, float] = START) -> pd.DataFrame:
+    """The first evaluation of each run of `finals`: `start` for all, or per simulator."""
+    values = finals["simulator"].map(start) if isinstance(start, dict) else start
+    return finals.assign(timestep=0, mean_return=values)
+
+
+def test_learned_rule_needs_the_whole_interval_above_the_margin():
+    assert verdicts.learned(20.0, 12.0, 28.0, start=150).verdict == "reproduced"  # margin 7.5
+    assert verdicts.learned(9.0, 2.0, 16.0, start=150).verdict == "partly"
+    assert verdicts.learned(1.0, -5.0, 7.0, start=150).verdict == "not reproduced"
+    assert verdicts.unless_learned({"A": verdicts.learned(20.0, 12.0, 28.0, start=150)}) is None
+    gated = verdicts.unless_learned({"A": verdicts.learned(20.0, 12.0, 28.0, start=150),
+                                     "B": verdicts.learned(1.0, -5.0, 7.0, start=150)})
+    assert gated.verdict == "not measured" and gated.reason.startswith("B did not clearly learn")
 
 
 def test_dials_matches_gs_holds_fails_and_is_partly():
     gs = [200.0, 201.0, 199.0, 200.0]
     holds = _finals({"gs": gs, "dials": [210.0, 211.0, 209.0, 210.0]})
-    table = claims.dials_matches_gs(holds, **MATCH)
+    table = claims.dials_matches_gs(holds, _starts(holds), **MATCH)
     assert _verdicts(table) == ["reproduced"]
-    assert table["our evidence"].iloc[0] == "DIALS 210 vs GS 200 (4 seeds each; 1,000 steps)"
+    assert table["our evidence"].iloc[0] == "DIALS 210 (from 150) vs GS 200 (from 150) (4 seeds each; 1,000 steps)"
     assert table["paper"].iloc[0] == "DIALS 214 vs GS 200 (4M steps)"  # paper/results.csv, traffic, 4 agents
-    fails = _finals({"gs": gs, "dials": [150.0, 151.0, 149.0, 150.0]})
-    assert _verdicts(claims.dials_matches_gs(fails, **MATCH)) == ["not reproduced"]
-    noisy = _finals({"gs": gs, "dials": [170.0, 230.0, 160.0, 235.0]})  # mean 198.75: within 5%, interval wide
-    assert _verdicts(claims.dials_matches_gs(noisy, **MATCH)) == ["partly"]
+    fails = _finals({"gs": gs, "dials": [170.0, 171.0, 169.0, 170.0]})
+    assert _verdicts(claims.dials_matches_gs(fails, _starts(fails), **MATCH)) == ["not reproduced"]
+    noisy = _finals({"gs": gs, "dials": [190.0, 230.0, 180.0, 195.0]})  # mean 198.75: within 5%, interval wide
+    assert _verdicts(claims.dials_matches_gs(noisy, _starts(noisy), **MATCH)) == ["partly"]
+
+
+def test_comparing_methods_that_did_not_learn_is_not_measured():
+    # the quick run before the paper's schedule: everything ends where it started, DIALS a hair above GS
+    flat = _finals({"gs": [174.0, 176.0, 175.0, 175.0], "dials": [176.0, 175.0, 177.0, 176.0],
+                    "untrained-dials": [67.0, 68.0, 66.0, 67.0]})
+    starts = _starts(flat, {"gs": 175.0, "dials": 175.0, "untrained-dials": 175.0})
+    matches = claims.dials_matches_gs(flat, starts, **MATCH)
+    assert _verdicts(matches) == ["not measured"]
+    assert "DIALS did not clearly learn" in matches["rule"].iloc[0] and "GS did not" in matches["rule"].iloc[0]
+    assert _verdicts(claims.untrained_is_worse(flat, starts, MATCH["sizes"])) == ["not measured"]
+    rule = pd.DataFrame({"env": ["traffic"], "n_agents": [4], "mean_return": [170.0]})
+    assert _verdicts(claims.dials_reaches_hand_coded(flat, starts, rule, MATCH["sizes"])) == ["not measured"]
+    # only GS learned: the comparison still needs both
+    gs_learned = _starts(flat, {"gs": 150.0, "dials": 175.0, "untrained-dials": 175.0})
+    assert _verdicts(claims.dials_matches_gs(flat, gs_learned, **MATCH)) == ["not measured"]
+
+
+def test_dials_reaches_hand_coded_holds_and_fails():
+    dials = _finals({"dials": [210.0, 211.0, 209.0, 210.0]})
+    rule = pd.DataFrame({"env": ["traffic"], "n_agents": [4], "mean_return": [212.0]})
+    table = claims.dials_reaches_hand_coded(dials, _starts(dials), rule, MATCH["sizes"])
+    assert _verdicts(table) == ["reproduced"]  # 2 below 212: within 5%
+    assert table["paper"].iloc[0] == "DIALS 214 vs hand-coded 176.4 (4M steps)"
+    far_above = rule.assign(mean_return=240.0)
+    assert _verdicts(claims.dials_reaches_hand_coded(dials, _starts(dials), far_above, MATCH["sizes"])) == [
+        "not reproduced"]
+    assert _verdicts(claims.dials_reaches_hand_coded(dials, _starts(dials), rule.iloc[:0], MATCH["sizes"])) == [
+        "not measured"]
 
 
 def test_dials_matches_gs_only_counts_dials_at_the_papers_main_f():
     gs = [200.0, 201.0, 199.0, 200.0]
-    other_f = _finals({"gs": gs, "dials": [150.0, 151.0, 149.0, 150.0]}, dials_f=1.0)
-    assert _verdicts(claims.dials_matches_gs(other_f, **MATCH)) == ["not measured"]
+    other_f = _finals({"gs": gs, "dials": [170.0, 171.0, 169.0, 170.0]}, dials_f=1.0)
+    assert _verdicts(claims.dials_matches_gs(other_f, _starts(other_f), **MATCH)) == ["not measured"]
     both = pd.concat([other_f, _finals({"dials": [210.0, 211.0, 209.0, 210.0]})], ignore_index=True)
-    assert _verdicts(claims.dials_matches_gs(both, **MATCH)) == ["reproduced"]
+    assert _verdicts(claims.dials_matches_gs(both, _starts(both), **MATCH)) == ["reproduced"]
 
 
 def test_untrained_is_worse_holds_and_fails():
     dials = [210.0, 211.0, 209.0, 210.0]
     holds = _finals({"dials": dials, "untrained-dials": [160.0, 161.0, 159.0, 160.0]})
-    assert _verdicts(claims.untrained_is_worse(holds, MATCH["sizes"])) == ["reproduced"]
+    assert _verdicts(claims.untrained_is_worse(holds, _starts(holds), MATCH["sizes"])) == ["reproduced"]
     fails = _finals({"dials": dials, "untrained-dials": [220.0, 221.0, 219.0, 220.0]})
-    assert _verdicts(claims.untrained_is_worse(fails, MATCH["sizes"])) == ["not reproduced"]
+    assert _verdicts(claims.untrained_is_worse(fails, _starts(fails), MATCH["sizes"])) == ["not reproduced"]
     missing = _finals({"dials": dials})
-    assert _verdicts(claims.untrained_is_worse(missing, MATCH["sizes"])) == ["not measured"]
+    assert _verdicts(claims.untrained_is_worse(missing, _starts(missing), MATCH["sizes"])) == ["not measured"]
 
 
 def _projected(gs: tuple[float, float], dials: tuple[float, float], env: str = "warehouse") -> pd.DataFrame:
@@ -122,17 +168,20 @@ def _ablation(by_f: dict[float, list[float]], env: str = "warehouse") -> pd.Data
 
 def test_extreme_f_hurts_holds_fails_and_is_not_measured():
     middle = [13.0, 13.1, 12.9, 13.0]
-    holds = claims.extreme_f_hurts(_ablation({0.025: [10.0, 10.1, 9.9, 10.0], 0.25: middle,
-                                              1.0: [11.0, 11.1, 10.9, 11.0]}))
-    assert _verdicts(holds) == ["reproduced", "reproduced"]
-    assert list(holds["claim"]) == ["retraining the AIPs too often can hurt", "retraining the AIPs too rarely can hurt"]
-    assert holds["paper"].iloc[0] == "F=100K: 12.9 vs F=1M: 12.9"  # paper/f_ablation.csv, warehouse
-    fails = claims.extreme_f_hurts(_ablation({0.025: [15.0, 15.1, 14.9, 15.0], 0.25: middle,
-                                              1.0: [16.0, 16.1, 15.9, 16.0]}))
-    assert _verdicts(fails) == ["not reproduced", "not reproduced"]
-    unmeasured = claims.extreme_f_hurts(_ablation({0.25: middle, 1.0: [11.0, 11.1, 10.9, 11.0]}))
-    assert _verdicts(unmeasured) == ["not measured", "reproduced"]
-    assert unmeasured["rule"].iloc[0] == "the preset runs no F too often next to 25% of the run"
+    holds = _ablation({0.025: [10.0, 10.1, 9.9, 10.0], 0.25: middle, 1.0: [11.0, 11.1, 10.9, 11.0]})
+    table = claims.extreme_f_hurts(holds, _starts(holds, 2.0))
+    assert _verdicts(table) == ["reproduced", "reproduced"]
+    assert list(table["claim"]) == ["retraining the AIPs too often can hurt", "retraining the AIPs too rarely can hurt"]
+    assert table["paper"].iloc[0] == "F=100K: 12.9 vs F=1M: 12.9"  # paper/f_ablation.csv, warehouse
+    assert table["our evidence"].iloc[0] == "F=100,000: 10 vs F=1M: 13"
+    fails = _ablation({0.025: [15.0, 15.1, 14.9, 15.0], 0.25: middle, 1.0: [16.0, 16.1, 15.9, 16.0]})
+    assert _verdicts(claims.extreme_f_hurts(fails, _starts(fails, 2.0))) == ["not reproduced", "not reproduced"]
+    unmeasured = _ablation({0.25: middle, 1.0: [11.0, 11.1, 10.9, 11.0]})
+    table = claims.extreme_f_hurts(unmeasured, _starts(unmeasured, 2.0))
+    assert _verdicts(table) == ["not measured", "reproduced"]
+    assert table["rule"].iloc[0] == "the preset runs no F too often next to F=1M"
+    # nothing learned (every run ends near where it started): no verdict either way
+    assert _verdicts(claims.extreme_f_hurts(holds, _starts(holds, 12.5))) == ["not measured", "not measured"]
 
 
 def _measured(small_mib: float, large_mib: float) -> pd.DataFrame:
@@ -156,8 +205,9 @@ def test_memory_stays_flat_holds_and_fails():
 
 
 def test_summary_counts_verdicts_per_claim():
+    alone = _finals({"dials": [1.0, 1.1, 0.9, 1.0]})
     table = pd.concat([claims.memory_stays_flat(_measured(300.0, 310.0)),
-                       claims.untrained_is_worse(_finals({"dials": [1.0, 1.1, 0.9, 1.0]}), MATCH["sizes"])])
+                       claims.untrained_is_worse(alone, _starts(alone), MATCH["sizes"])])
     summary = claims.summary(table)
     assert summary["memory per DIALS process stays flat"] == "reproduced: 2"
     assert summary["untrained-DIALS is clearly worse than DIALS"] == "not measured: 1"

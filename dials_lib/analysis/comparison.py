@@ -5,7 +5,11 @@
 baseline, and returns a `Comparison` whose methods draw and save one section each, under names starting with
 `prefix` ('04_traffic_...'):
 
-- `returns()`: learning curves per size, final returns next to the paper's, total runtime (figure and table);
+- `returns()`: learning curves per size (the paper's 4-agent curve points marked), final returns next to the paper's,
+  total runtime (figure and table);
+- `learning()`: per method, the return before training and at the end, whether it learned, and the paper's return
+  at the same step, at its start and after 4M steps; the hand-coded controller's, ours and the paper's (table);
+- `conclusion()`: the verdicts of the paper's claims on these runs, in words (`dials_lib.analysis.claims`);
 - `differences()`: differences of the final returns between methods with bootstrap intervals over seeds;
 - `domain_metrics()`: the environment's own measures (delay, throughput, items collected, ...) over training;
 - `aip_and_runtime()`: the AIPs' cross-entropy over training, and the runtime next to the paper's Tables 1-2.
@@ -20,7 +24,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dials_lib import paper
-from dials_lib.analysis import plans, report
+from dials_lib.analysis import claims, plans, report, verdicts
 from dials_lib.analysis.stats import bootstrap_ci
 from dials_lib.paths import REPO_ROOT
 from dials_lib.plots import read_paper_table, save_figure, save_table
@@ -33,6 +37,8 @@ DOMAIN_METRICS: dict[str, list[tuple[str, str]]] = {
                   ("item_wait", "wait of a collected item (steps)")],
 }
 """The domain metrics of each environment shown next to the return: (column of the metrics, axis label)."""
+LEARNED_WORDS: dict[str, str] = {"reproduced": "yes", "partly": "partly", "not reproduced": "no"}
+"""The `learning()` table's answer to "did it learn?" for each verdict of `verdicts.learned`."""
 DIFFERENCES: tuple[tuple[str, str], ...] = (("dials", "gs"), ("untrained-dials", "gs"), ("dials", "untrained-dials"))
 """Pairs of simulators whose final returns are compared (first minus second)."""
 
@@ -77,6 +83,7 @@ class Comparison:
                                  gridspec_kw={"width_ratios": [1.6] * len(sizes) + [1, 1]})
         for ax, size in zip(axes, sizes, strict=False):
             report.plot_curves(ax, curves[curves["n_agents"] == size])
+            self._paper_points(ax, size)
             ax.axhline(self._hand_coded(size), color="k", ls="--", label="hand-coded")
             ax.set(title=f"{size} agents", xlabel="timesteps per agent", ylabel="average return per agent")
             report.steps_axis(ax)
@@ -90,6 +97,71 @@ class Comparison:
         save_figure(fig, self._name("returns_and_runtime"))
         save_table(final_table, self._name("final_returns"))
         return final_table
+
+    def _paper_points(self, ax: plt.Axes, size: int) -> None:
+        """The paper's curve points (paper/curves.csv) within this budget's steps, as crosses in the method colours."""
+        end = self.budget.total_timesteps
+        for method in report.METHOD_ORDER:
+            points = paper.curve(self.env, size, method)
+            points = points[points["step"] <= end]
+            if not points.empty:
+                ax.plot(points["step"], points["return"], ls="none", marker="x", ms=7, mew=2,
+                        color=report.METHOD_COLORS.get(method),
+                        label="paper (Figure 5/6)" if method == report.METHOD_ORDER[0] else None)
+
+    @property
+    def starts(self) -> pd.DataFrame:
+        """The evaluation before training of every run."""
+        return plans.first_evaluations(self.metrics)
+
+    def learning(self) -> pd.DataFrame:
+        """Per size and method: our return before training and at the end (mean over seeds), the gain with its 95%
+        interval and whether it counts as learned (`verdicts.learned`), next to the paper's return at the same step,
+        at its start and after 4M steps; the hand-coded controller as a row of its own. Saved and returned."""
+        finals, starts, rows = self.finals, self.starts, []
+        steps = int(finals["timestep"].max())
+        for size in self.budget.sizes:
+            for simulator, method in report.METHOD_LABELS.items():
+                pick = (finals["n_agents"] == size) & (finals["simulator"] == simulator)
+                final = finals.loc[pick, "mean_return"].to_numpy()
+                start = starts.loc[(starts["n_agents"] == size) & (starts["simulator"] == simulator),
+                                   "mean_return"].to_numpy()
+                gain = bootstrap_ci(final, start)
+                rows.append({"n_agents": size, "method": method, "start": start.mean(), "final": final.mean(),
+                             "final - start": gain[0], "95% CI low": gain[1], "95% CI high": gain[2],
+                             "learned": LEARNED_WORDS[verdicts.learned(*gain, start=float(start.mean())).verdict],
+                             f"paper at {steps:,}": paper.curve_at(self.env, size, method, steps),
+                             "paper start": paper.curve_at(self.env, size, method, 0),
+                             "paper at 4M": paper.curve_at(self.env, size, method, paper.TOTAL_STEPS)})
+            paper_rule = read_paper_table("results").query("env == @self.env and agents == @size")["hand_coded"]
+            rule = self._hand_coded(size)
+            rows.append({"n_agents": size, "method": "hand-coded", "start": rule, "final": rule,
+                         f"paper at {steps:,}": float(paper_rule.iloc[0]) if len(paper_rule) else float("nan"),
+                         "paper start": float(paper_rule.iloc[0]) if len(paper_rule) else float("nan"),
+                         "paper at 4M": float(paper_rule.iloc[0]) if len(paper_rule) else float("nan")})
+        table = pd.DataFrame(rows)
+        save_table(table, self._name("learning"))
+        return table
+
+    def conclusion(self) -> str:
+        """The paper's claims on these runs, each with its verdict and the numbers that decided it."""
+        sizes, steps = {self.env: list(self.budget.sizes)}, {self.env: self.budget.total_timesteps}
+        hand_coded = self.hand_coded.assign(env=self.env)
+        tables = [claims.dials_matches_gs(self.finals, self.starts, sizes, steps),
+                  claims.untrained_is_worse(self.finals, self.starts, sizes),
+                  claims.dials_reaches_hand_coded(self.finals, self.starts, hand_coded, sizes)]
+        learning = self.learning()
+        lines = []
+        for size in self.budget.sizes:
+            part = learning[(learning["n_agents"] == size) & (learning["method"] != "hand-coded")]
+            learned = [m for m, v in zip(part["method"], part["learned"], strict=True) if v == "yes"]
+            lines.append(f"{size} agents, {steps[self.env]:,} steps per agent: learned: "
+                         f"{', '.join(learned) if learned else 'none'} (final return clearly above the start)")
+        for table in tables:
+            for _, row in table.iterrows():
+                lines.append(f"- {row['claim']} ({row['env']}): {row['verdict'].upper()}. {row['our evidence']}; "
+                             f"paper: {row['paper']}. Rule: {row['rule']}")
+        return "\n".join(lines)
 
     def differences(self) -> pd.DataFrame:
         """Differences of final returns between methods, 95% bootstrap intervals over seeds; saved and returned."""

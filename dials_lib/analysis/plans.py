@@ -2,9 +2,9 @@
 
 The notebooks 04-06 and 09 share these runs. `comparison_configs` is the main experiment of the paper's Figures 5
 and 6 (GS, DIALS and untrained-DIALS for each size and seed); `ablation_configs` is the F ablation of Figures 7
-and 8 (DIALS with F = 2.5%, 12.5%, 25% and 100% of the run, the paper's 100K, 500K, 1M and 4M of 4M steps). Run
-directories live under `runs/<preset>/`, so a notebook that finds a finished run reads it back instead of training
-again (and a run interrupted half-way resumes from its last checkpoint).
+and 8 (DIALS with the paper's F = 100K, 500K, 1M and 4M steps, those that retrain at different steps within the
+preset's run). Run directories live under `runs/<preset>/`, so a notebook that finds a finished run reads it back
+instead of training again (and a run interrupted half-way resumes from its last checkpoint).
 
 Running a plan (`run_experiments`): runs that differ only in seed train as one stacked seed batch
 (`dials_lib.training.dials.train_batch`), and the batches that are not finished yet are spread over the machine's
@@ -216,6 +216,11 @@ def final_evaluations(metrics: pd.DataFrame) -> pd.DataFrame:
     return metrics[metrics["timestep"] == last].reset_index(drop=True)
 
 
+def first_evaluations(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation before training of every run (one row per run)."""
+    return metrics[metrics["timestep"] == 0].reset_index(drop=True)
+
+
 def runs_of(frame: pd.DataFrame, configs: Iterable[RunConfig]) -> pd.DataFrame:
     """The rows of `frame` that belong to one of `configs` (matched on the RUN_COLUMNS other than F in steps)."""
     keys = ["env", "n_agents", "simulator", "f_fraction", "seed"]
@@ -241,6 +246,7 @@ __all__ = [
     "ablation_f_values",
     "comparison_configs",
     "final_evaluations",
+    "first_evaluations",
     "main_comparison_runs",
     "preset_runs_dir",
     "run_experiments",

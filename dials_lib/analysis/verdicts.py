@@ -8,9 +8,12 @@ returns one of VERDICTS with the reason, so a claim's row can show why it holds 
 - "not reproduced": the estimate goes against the claim.
 
 Margins are written down here, once: `MATCH_TOLERANCE` says how far below GS a DIALS return may be and still
-"match" it (the paper's own GS and DIALS curves differ by more than that between seeds), `FAR_SLOWER` how much
-more GS's runtime must grow than DIALS's, `FLAT_LIMIT` how much a "flat" memory may grow from the smallest to the
-largest size.
+"match" it (the paper's own GS and DIALS curves differ by more than that between seeds), `LEARNING_MARGIN` how far
+above its start a method's final return must be for it to have learned, `FAR_SLOWER` how much more GS's runtime
+must grow than DIALS's, `FLAT_LIMIT` how much a "flat" memory may grow from the smallest to the largest size.
+
+A claim that compares trained methods is "not measured" unless those methods learned at the budget (`learned`):
+comparing policies that are still their initial weights would decide it by chance.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ VERDICTS: tuple[str, ...] = ("reproduced", "partly", "not reproduced", "not meas
 """The possible verdicts, strongest first ("not measured": the preset does not run the experiment)."""
 MATCH_TOLERANCE = 0.05
 """DIALS 'matches' GS when its final return is at most this fraction of |GS's| below it."""
+LEARNING_MARGIN = 0.05
+"""A method learned when its final return is above its return before training by more than this fraction of |start|,
+over the whole 95% interval."""
 FAR_SLOWER = 2.0
 """'Far slower' growth: GS's runtime grows at least this many times more than DIALS's over the same sizes."""
 FLAT_LIMIT = 1.25
@@ -52,6 +58,26 @@ def at_least(estimate: float, low: float, high: float, reference: float,
     if estimate >= margin:
         return Verdict("partly", text + ": the estimate is above it, the interval reaches below")
     return Verdict("not reproduced", text + ": the estimate is below it")
+
+
+def learned(estimate: float, low: float, high: float, start: float, margin: float = LEARNING_MARGIN) -> Verdict:
+    """'The method learned', given final minus start return with its interval and the start's mean."""
+    need = margin * abs(start)
+    text = f"final - start {_interval(estimate, low, high)}; learning needs more than {need:+.3g}"
+    if low > need:
+        return Verdict("reproduced", text + ": the whole interval is above it")
+    if estimate > need:
+        return Verdict("partly", text + ": the estimate is above it, the interval reaches below")
+    return Verdict("not reproduced", text + ": the estimate is not above it")
+
+
+def unless_learned(learning: dict[str, Verdict]) -> Verdict | None:
+    """'not measured' when one of the compared methods did not clearly learn (its `learned` verdict), else None."""
+    missing = {name: v for name, v in learning.items() if v.verdict != "reproduced"}
+    if not missing:
+        return None
+    return Verdict("not measured", "; ".join(f"{name} did not clearly learn at this budget ({v.reason})"
+                                             for name, v in missing.items()))
 
 
 def clearly_worse(estimate: float, low: float, high: float) -> Verdict:
@@ -111,6 +137,7 @@ def stays_flat(growth: float, limit: float = FLAT_LIMIT) -> Verdict:
 __all__ = [
     "FAR_SLOWER",
     "FLAT_LIMIT",
+    "LEARNING_MARGIN",
     "MATCH_TOLERANCE",
     "VERDICTS",
     "Verdict",
@@ -120,5 +147,7 @@ __all__ = [
     "both_hurt",
     "clearly_worse",
     "grows_far_slower",
+    "learned",
     "stays_flat",
+    "unless_learned",
 ]
