@@ -183,13 +183,14 @@ def plot_runtimes(wall: pd.DataFrame, steps: int) -> plt.Figure:
     return fig
 
 
-def paper_preset_hours(paper_runs: pd.DataFrame, workers: int) -> str:
-    """What the `paper` preset's training runs (`scaling.training_runs_runtime`) would take here, as markdown."""
-    known = paper_runs[paper_runs["measured"]]
-    missing = sorted(set(paper_runs.loc[~paper_runs["measured"], "n_agents"]))
+def preset_hours(preset_runs: pd.DataFrame, preset: str, workers: int) -> str:
+    """What a preset's training runs (`scaling.training_runs_runtime`) would take here, one run after another on
+    `workers` processes, as markdown (an upper bound: an experiment stacks each run's seeds, which is faster)."""
+    known = preset_runs[preset_runs["measured"]]
+    missing = sorted(set(preset_runs.loc[~preset_runs["measured"], "n_agents"]))
     by_env = known.groupby("env")["total_s"].sum() / HOUR
     hours = known["total_s"].sum() / HOUR
-    text = (f"**{len(known)} of the `paper` preset's {len(paper_runs)} training runs** (the sizes measured here) "
+    text = (f"**{len(known)} of the `{preset}` preset's {len(preset_runs)} training runs** (the sizes measured here) "
             f"would take about **{hours:,.0f} hours = {hours / 24:,.1f} days** on {workers} cores, one run after "
             "another (" + ", ".join(f"{env} {h:,.0f} h" for env, h in by_env.items()) + "). ")
     gs_share = known.loc[known["simulator"] == "gs", "total_s"].sum() / known["total_s"].sum()
@@ -206,8 +207,8 @@ __all__ = [
     "agents_training_speedup",
     "describe_fit",
     "in_paper_order",
-    "paper_preset_hours",
     "plot_runtimes",
+    "preset_hours",
     "preset_wall_time",
     "projected_wall_time",
     "run_of",
