@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create or update .venv with the package and its dev extras
 
-reproduce: $(STAMP)  ## run every notebook with PRESET=smoke|quick|paper (default quick) into build/notebooks/
+reproduce: $(STAMP)  ## run every notebook with PRESET=smoke|quick|full4|paper (default quick) into build/notebooks/
 	$(PY) -m dials_lib.series --preset $(PRESET)
 
 publish: $(STAMP)  ## copy the outputs of the last PRESET run back into notebooks/ (maintainers)

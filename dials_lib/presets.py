@@ -115,7 +115,7 @@ PRESETS: dict[str, Preset] = {
         # Every F of the paper is beyond these 2 chunks; an F of 1,024 steps (not the paper's) makes the ablation
         # retrain at the second chunk, so that CI runs that code path too.
         traffic=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
-                          f_fractions=(0.000256, 1.0)),
+                          f_fractions=(0.000256, 0.25)),
         warehouse=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
                             f_fractions=(0.000256, 1.0)),
         env_episodes=1,

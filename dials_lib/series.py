@@ -1,10 +1,12 @@
 """Run the numbered notebook series headlessly with papermill, and publish a run's outputs.
 
-`python -m dials_lib.series --preset quick` executes every `notebooks/NN_*.ipynb` in order into
-`build/notebooks/<preset>/` (never over the source notebooks), printing each notebook's run time, and
-writes the timings to `build/notebooks/<preset>/timings.json`. `--publish` then copies the executed
-notebooks back into `notebooks/` with their outputs, cleaned of run-specific metadata, so a reader sees
-results without running anything while the `parameters` cell keeps its smoke defaults.
+`python -m dials_lib.series --preset quick` first trains every training run of notebooks 04-06 at once (their seed
+batches side by side on the cores, `plans.train_plan`; finished runs are kept, interrupted ones resume; not with
+`--only`, where each notebook trains its own runs), then
+executes every `notebooks/NN_*.ipynb` in order into `build/notebooks/<preset>/` (never over the source notebooks),
+printing each step's run time, and writes the timings to `build/notebooks/<preset>/timings.json`. `--publish` then
+copies the executed notebooks back into `notebooks/` with their outputs, cleaned of run-specific metadata, so a
+reader sees results without running anything while the `parameters` cell keeps its smoke defaults.
 """
 
 from __future__ import annotations
@@ -46,6 +48,19 @@ def output_dir(preset: str) -> Path:
     return build_dir() / "notebooks" / preset
 
 
+def train_runs(preset: str) -> dict[str, Any]:
+    """Train (or resume) every training run of notebooks 04-06 at once, their seed batches sharing the cores, so
+    that the notebooks only read them back; returns the step's timing."""
+    from dials_lib.analysis import plans
+
+    print(f"[training] every run of notebooks 04-06 (preset {preset}), side by side ...", flush=True)
+    start = time.perf_counter()
+    plans.train_plan(preset, log=lambda line: print(f"    {line}", flush=True))
+    seconds = time.perf_counter() - start
+    print(f"    done in {seconds:.1f} s", flush=True)
+    return {"notebook": "training (the runs of 04-06)", "seconds": round(seconds, 1)}
+
+
 def run_series(preset: str, only: list[str] | None = None) -> list[dict[str, Any]]:
     """Execute the notebooks with `preset` into build/notebooks/<preset>/; returns per-notebook timings."""
     import papermill
@@ -60,6 +75,8 @@ def run_series(preset: str, only: list[str] | None = None) -> list[dict[str, Any
         os.environ.setdefault(variable, "1")
     timings: list[dict[str, Any]] = []
     series_start = time.perf_counter()
+    if only is None:  # the whole series: its training runs first, all at once (with --only, notebooks train theirs)
+        timings.append(train_runs(preset))
     for index, path in enumerate(paths, start=1):
         print(f"[{index}/{len(paths)}] {path.name} (preset {preset}) ...", flush=True)
         start = time.perf_counter()

@@ -45,6 +45,16 @@ def test_the_ablation_runs_only_f_values_that_retrain_at_different_steps(preset,
     assert len(set(schedules)) == len(schedules) == len(get_preset(preset).budget(env).f_fractions)
 
 
+@pytest.mark.parametrize("preset", ["smoke", "quick"])
+def test_the_training_plan_holds_every_run_of_the_training_notebooks_once(preset):
+    plan = plans.training_plan(preset)
+    everything = [c for env in ("traffic", "warehouse")
+                  for c in plans.comparison_configs(preset, env) + plans.ablation_configs(preset, env)]
+    assert len({c.directory() for c in plan}) == len(plan)
+    assert {c.directory() for c in plan} == {c.directory() for c in everything}
+    assert len(plan) < len(everything)  # the ablation shares the main-F runs of the comparison
+
+
 def test_unknown_simulator_and_preset_are_rejected():
     with pytest.raises(ValueError, match="simulator.*allowed values"):
         plans.comparison_configs("smoke", "traffic", ["gs", "ials"])

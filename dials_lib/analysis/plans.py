@@ -86,6 +86,22 @@ def ablation_configs(preset: str, env: str) -> list[RunConfig]:
             for f in ablation_f_values(preset, env).values() for seed in seeds]
 
 
+def training_plan(preset: str) -> list[RunConfig]:
+    """Every training run of the notebooks 04-06 on `preset` (both environments' comparisons and F ablations), once
+    each (the ablation shares its main-F runs with the comparison)."""
+    configs: dict[Path, RunConfig] = {}
+    for env in ("traffic", "warehouse"):
+        for config in comparison_configs(preset, env) + ablation_configs(preset, env):
+            configs.setdefault(config.directory(), config)
+    return list(configs.values())
+
+
+def train_plan(preset: str, log: Callable[[str], None] | None = print, n_processes: int | None = None) -> None:
+    """Train (or resume) every run of `training_plan(preset)` at once, so that the seed batches of all notebooks share
+    the cores (the notebooks then read them back); finished runs are left as they are."""
+    run_experiments(training_plan(preset), progress=False, log=log, n_processes=n_processes)
+
+
 def run_identity(config: RunConfig) -> dict[str, object]:
     """The RUN_COLUMNS of one run (F is NaN for the simulators that never retrain an AIP; `f_fraction` is F as a
     fraction of the paper's 4M steps, as the paper labels it)."""
@@ -255,4 +271,6 @@ __all__ = [
     "runs_of",
     "runtime_frame",
     "seed_batches",
+    "train_plan",
+    "training_plan",
 ]
