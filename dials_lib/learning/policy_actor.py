@@ -21,7 +21,7 @@ import torch
 from dials_lib.hyperparameters import PolicyConfig
 from dials_lib.learning.networks import StackedPolicy, empty_policy
 from dials_lib.learning.ppo_core import sample_actions
-from dials_lib.seeding import Stream, agent_keys, counter_uniforms
+from dials_lib.seeding import CounterStream, Stream, agent_keys, counter_uniforms
 
 
 class PolicyActor:
@@ -33,6 +33,7 @@ class PolicyActor:
         self.agent_ids = [int(a) for a in agent_ids]
         self.n_agents = len(self.agent_ids)
         self.eval_keys = agent_keys(seed, self.agent_ids, Stream.EVAL_ACTIONS)
+        self._eval_stream = CounterStream(self.eval_keys, width=1)
         self.eval_count = (np.zeros(self.n_agents, dtype=np.uint64) if eval_count is None
                            else np.array(eval_count, dtype=np.uint64))
         self._weights: list[Any] | None = None
@@ -64,12 +65,12 @@ class PolicyActor:
         """A zero recurrent state [K, H] (H = 0 for the FNN policy), for an episode start."""
         return torch.zeros(self.n_agents, self.policy.hidden_size)
 
-    def as_obs(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """obs as float32 [K, obs_dim], or a clear error naming the expected shape."""
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
-        if obs_t.shape != (self.n_agents, self.obs_dim):
-            raise ValueError(f"obs must have shape ({self.n_agents}, {self.obs_dim}); got {tuple(obs_t.shape)}")
-        return obs_t
+    def obs_array(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+        """obs as a float32 array [K, obs_dim], or a clear error naming the expected shape."""
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.shape != (self.n_agents, self.obs_dim):
+            raise ValueError(f"obs must have shape ({self.n_agents}, {self.obs_dim}); got {tuple(obs.shape)}")
+        return obs
 
     @torch.no_grad()
     def act_eval(
@@ -79,16 +80,18 @@ class PolicyActor:
 
         Stochastic by default (the evaluation stream, whose counters advance); greedy=True takes the most likely
         action and draws nothing."""
-        obs_t = self.as_obs(obs)
         hidden = self.initial_hidden() if hidden is None else hidden
-        logits, _, next_hidden = self.policy.step(obs_t, hidden, self.weights())
+        logits, _, next_hidden = self.policy.step(torch.from_numpy(self.obs_array(obs)), hidden, self.weights())
         if greedy:
-            actions = logits.argmax(dim=-1)
+            return logits.argmax(dim=-1).numpy(), next_hidden
+        counts = self.eval_count
+        if counts.min() == counts.max():  # agents in step (always, unless counters were joined by hand)
+            uniforms = self._eval_stream.at(int(counts[0]))[:, 0]
         else:
-            uniforms = counter_uniforms(self.eval_keys, self.eval_count)
-            self.eval_count += np.uint64(1)
-            actions, _ = sample_actions(logits, torch.from_numpy(uniforms).float())
-        return actions.numpy(), next_hidden
+            uniforms = counter_uniforms(self.eval_keys, counts)
+        self.eval_count += np.uint64(1)
+        actions, _ = sample_actions(logits.numpy(), uniforms.astype(np.float32))
+        return actions, next_hidden
 
 
 __all__ = ["PolicyActor"]

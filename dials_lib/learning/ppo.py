@@ -67,7 +67,7 @@ from dials_lib.learning.ppo_core import (
     sample_actions,
     segment_gae,
 )
-from dials_lib.seeding import Stream, agent_keys, agent_seeds, counter_uniforms
+from dials_lib.seeding import CounterStream, Stream, agent_keys, agent_seeds, counter_uniforms
 
 ADAM_EPS = 1e-5
 """Adam epsilon of the policy optimiser (the value common PPO implementations use)."""
@@ -109,6 +109,7 @@ class PPOGroup:
                               per_agent=True)
         self.n_updates = 0
         self._action_keys = agent_keys(seed, self.agent_ids, Stream.ACTIONS)
+        self._action_stream = CounterStream(self._action_keys, width=1)
         self._shuffle_keys = agent_keys(seed, self.agent_ids, Stream.MINIBATCH_ORDER)
         self.act_count = np.zeros(n_agents, dtype=np.uint64)
         self.actor = PolicyActor(self.policy, obs_dim, seed, self.agent_ids)
@@ -128,12 +129,13 @@ class PPOGroup:
             )
 
     def _allocate_buffer(self) -> None:
+        # numpy arrays, written a step at a time (cheap), read by the update as torch views of the same memory
         k, n = self.n_agents, self.config.buffer_size
-        self._obs = torch.zeros(k, n, self.obs_dim)
-        self._actions = torch.zeros(k, n, dtype=torch.int64)
-        self._logp, self._values = torch.zeros(k, n), torch.zeros(k, n)
-        self._rewards, self._dones, self._starts = torch.zeros(k, n), torch.zeros(k, n), torch.zeros(k, n)
-        self._hiddens = torch.zeros(k, n, self.policy.hidden_size)
+        self._obs = np.zeros((k, n, self.obs_dim), dtype=np.float32)
+        self._actions = np.zeros((k, n), dtype=np.int64)
+        self._logp, self._values = np.zeros((k, n), dtype=np.float32), np.zeros((k, n), dtype=np.float32)
+        self._rewards, self._dones, self._starts = (np.zeros((k, n), dtype=np.float32) for _ in range(3))
+        self._hiddens = np.zeros((k, n, self.policy.hidden_size), dtype=np.float32)
         self._pos = 0
 
     # ---- acting -------------------------------------------------------------------------------------------
@@ -148,41 +150,47 @@ class PPOGroup:
     def reset_episodes(self) -> None:
         """Mark the next step as every agent's episode start (recurrent state back to 0)."""
         self._hidden = torch.zeros(self.n_agents, self.policy.hidden_size)
-        self._episode_start = torch.ones(self.n_agents)
+        self._episode_start = np.ones(self.n_agents, dtype=np.float32)
 
     def initial_hidden(self) -> torch.Tensor:
         """A zero recurrent state [K, H] (H = 0 for the FNN policy), for `act_eval` at an episode start."""
         return self.actor.initial_hidden()
-
-    def _as_obs(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return self.actor.as_obs(obs)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
         """Sample every agent's action for obs [K, obs_dim] and record the step in the buffer; int64 [K]."""
         if self._pos == self.config.buffer_size:
             raise RuntimeError("the rollout buffer is full: call update(next_obs) before acting again")
-        obs_t = self._as_obs(obs)
-        logits, value, hidden = self.policy.step(obs_t, self._hidden, self._weights())
-        uniforms = counter_uniforms(self._action_keys, self.act_count)
-        self.act_count += np.uint64(1)
-        actions, logp = sample_actions(logits, torch.from_numpy(uniforms).float())
+        obs = self.actor.obs_array(obs)
+        logits, value, hidden = self.policy.step(torch.from_numpy(obs), self._hidden, self._weights())
+        actions, logp = sample_actions(logits.numpy(), self._action_uniforms())
         t = self._pos
-        self._obs[:, t], self._actions[:, t], self._logp[:, t], self._values[:, t] = obs_t, actions, logp, value
-        self._hiddens[:, t], self._starts[:, t] = self._hidden, self._episode_start
+        self._obs[:, t], self._actions[:, t], self._logp[:, t], self._values[:, t] = obs, actions, logp, value.numpy()
+        self._hiddens[:, t], self._starts[:, t] = self._hidden.numpy(), self._episode_start
         self._hidden = hidden
-        return actions.numpy()
+        return actions
+
+    def _action_uniforms(self) -> np.ndarray:
+        """This step's uniform per agent of the action streams, as float32 [K]; the counters advance."""
+        counts = self.act_count
+        if counts.min() == counts.max():  # agents in step (always, unless states were joined by hand): hashed in blocks
+            uniforms = self._action_stream.at(int(counts[0]))[:, 0]
+        else:
+            uniforms = counter_uniforms(self._action_keys, counts)
+        self.act_count += np.uint64(1)
+        return uniforms.astype(np.float32)
 
     def observe(self, reward: np.ndarray | torch.Tensor, done: np.ndarray | torch.Tensor) -> None:
         """Record the reward [K] and episode end [K] of the step just taken with `act`."""
         if self._pos == self.config.buffer_size:
             raise RuntimeError("observe() called twice for one act(): the rollout buffer is already full")
-        done_t = torch.as_tensor(done, dtype=torch.float32).expand(self.n_agents)
-        self._rewards[:, self._pos] = torch.as_tensor(reward, dtype=torch.float32)
-        self._dones[:, self._pos] = done_t
+        done = np.broadcast_to(np.asarray(done, dtype=np.float32), (self.n_agents,))
+        self._rewards[:, self._pos] = np.asarray(reward)
+        self._dones[:, self._pos] = done
         self._pos += 1
-        self._episode_start = done_t.clone()
-        self._hidden = self._hidden * (1.0 - done_t)[:, None]
+        self._episode_start = done.copy()
+        if done.any():  # the recurrent state restarts at 0 where an episode ended (times 1 elsewhere: exact)
+            self._hidden = self._hidden * torch.from_numpy(1.0 - done)[:, None]
 
     def ready(self) -> bool:
         """True when the buffer holds buffer_size transitions per agent (time to call `update`)."""
@@ -217,10 +225,13 @@ class PPOGroup:
             raise RuntimeError(f"update() needs a full buffer: {self._pos} of {self.config.buffer_size} steps")
         cfg, k = self.config, self.n_agents
         with torch.no_grad():
-            _, last_value, _ = self.policy.step(self._as_obs(next_obs), self._hidden, self._weights())
-        advantages, returns = segment_gae(
-            self._rewards, self._values, self._dones, last_value, cfg.gamma, cfg.gae_lambda, cfg.rollout_steps
-        )
+            _, last_value, _ = self.policy.step(torch.from_numpy(self.actor.obs_array(next_obs)), self._hidden,
+                                                self._weights())
+        obs, actions, logp, values, rewards, dones, starts, hiddens = (torch.from_numpy(x) for x in (
+            self._obs, self._actions, self._logp, self._values, self._rewards, self._dones, self._starts,
+            self._hiddens))
+        advantages, returns = segment_gae(rewards, values, dones, last_value, cfg.gamma, cfg.gae_lambda,
+                                          cfg.rollout_steps)
         lr, clip = self.schedule()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -230,8 +241,8 @@ class PPOGroup:
         def chunks(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(k, n_chunks, length, *x.shape[2:])
 
-        data = [chunks(x) for x in (self._obs, self._actions, self._logp, self._values, advantages, returns)]
-        starts, hidden0 = chunks(self._starts), chunks(self._hiddens)[:, :, 0]
+        data = [chunks(x) for x in (obs, actions, logp, values, advantages, returns)]
+        starts, hidden0 = chunks(starts), chunks(hiddens)[:, :, 0]
         rows = torch.arange(k)[:, None]
         totals: dict[str, torch.Tensor] = {}
         for epoch in range(cfg.epochs):

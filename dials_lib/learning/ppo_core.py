@@ -9,10 +9,15 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import numpy as np
 import torch
 
 from dials_lib.hyperparameters import PPOConfig
 from dials_lib.seeding import inverse_cdf
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 
 def linear_decay(initial: float, update_index: int, total_updates: int) -> float:
@@ -51,8 +56,17 @@ def segment_gae(
     return advantages, advantages + values
 
 
-def sample_actions(logits: torch.Tensor, uniforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverse-CDF sampling, one uniform per row: logits [K, A], uniforms [K] -> actions [K] and log-probs [K]."""
+def sample_actions(logits: Array, uniforms: Array) -> tuple[Array, Array]:
+    """Inverse-CDF sampling, one uniform per row: logits [K, A], uniforms [K] -> actions [K] and log-probs [K].
+
+    Torch tensors or numpy arrays (then numpy out). Either way the log-probabilities and the cdf are torch's
+    `log_softmax`, `exp` and `cumsum` (on a view of the array), so both give the same numbers; the comparisons and
+    the pick of each row's log-probability are exact in either library."""
+    if isinstance(logits, np.ndarray):
+        log_probs_t = torch.log_softmax(torch.from_numpy(logits), dim=-1)
+        cdf, log_probs = log_probs_t.exp().cumsum(dim=-1).numpy(), log_probs_t.numpy()
+        actions = inverse_cdf(cdf[:, :-1], uniforms)
+        return actions, log_probs[np.arange(len(actions)), actions]
     log_probs = torch.log_softmax(logits, dim=-1)
     cdf = log_probs.exp().cumsum(dim=-1)
     actions = inverse_cdf(cdf[:, :-1], uniforms)
