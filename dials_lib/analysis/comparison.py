@@ -7,8 +7,9 @@ baseline, and returns a `Comparison` whose methods draw and save one section eac
 
 - `returns()`: learning curves per size (the paper's 4-agent curve points marked), final returns next to the paper's,
   total runtime (figure and table);
-- `learning()`: per method, the return before training and at the end, whether it learned, and the paper's return
-  at the same step, at its start and after 4M steps; the hand-coded controller's, ours and the paper's (table);
+- `learning()`: per method, the return before training and at the end, whether it learned, the greedy policies'
+  final return, and the paper's return at the same step, at its start and after 4M steps; the hand-coded
+  controller's, ours and the paper's (table);
 - `conclusion()`: the verdicts of the paper's claims on these runs, in words (`dials_lib.analysis.claims`);
 - `differences()`: differences of the final returns between methods with bootstrap intervals over seeds;
 - `domain_metrics()`: the environment's own measures (delay, throughput, items collected, ...) over training;
@@ -81,8 +82,12 @@ class Comparison:
         sizes = list(self.budget.sizes)
         fig, axes = plt.subplots(1, len(sizes) + 2, figsize=(5 * len(sizes) + 9, 4),
                                  gridspec_kw={"width_ratios": [1.6] * len(sizes) + [1, 1]})
+        greedy = report.learning_curves(self.metrics, "greedy_return")
         for ax, size in zip(axes, sizes, strict=False):
             report.plot_curves(ax, curves[curves["n_agents"] == size])
+            for method, group in greedy[greedy["n_agents"] == size].groupby("method"):
+                ax.plot(group["timestep"], group["mean"], ls=":", lw=1.2, color=report.METHOD_COLORS.get(method),
+                        label="greedy policies (dotted)" if method == report.METHOD_ORDER[0] else None)
             self._paper_points(ax, size)
             ax.axhline(self._hand_coded(size), color="k", ls="--", label="hand-coded")
             ax.set(title=f"{size} agents", xlabel="timesteps per agent", ylabel="average return per agent")
@@ -127,9 +132,11 @@ class Comparison:
                 start = starts.loc[(starts["n_agents"] == size) & (starts["simulator"] == simulator),
                                    "mean_return"].to_numpy()
                 gain = bootstrap_ci(final, start)
+                greedy = finals.loc[pick, "greedy_return"].to_numpy()
                 rows.append({"n_agents": size, "method": method, "start": start.mean(), "final": final.mean(),
                              "final - start": gain[0], "95% CI low": gain[1], "95% CI high": gain[2],
                              "learned": LEARNED_WORDS[verdicts.learned(*gain, start=float(start.mean())).verdict],
+                             "final, greedy": greedy.mean(),
                              f"paper at {steps:,}": paper.curve_at(self.env, size, method, steps),
                              "paper start": paper.curve_at(self.env, size, method, 0),
                              "paper at 4M": paper.curve_at(self.env, size, method, paper.TOTAL_STEPS)})

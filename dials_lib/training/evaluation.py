@@ -6,6 +6,9 @@
   policy's categorical distribution on the global simulator and logs the mean episodic return over agents and
   episodes); `sem_return`: its standard error over episodes (NaN with a single episode);
 - `greedy_return`: the same with each agent's most likely action (a secondary line; the paper does not report it);
+  a run's `train_return` (`dials_lib.training.run_records`) is the same statistic over its training episodes (sampled
+  actions, on the simulator it trains on: the IALS for DIALS), so the gap between the two shows how far the
+  training simulator is from the GS;
 - the domain metrics of the environment (see below), computed from local states, rewards and influence sources;
 - `aip_ce`: the mean cross-entropy (nats per source and step) of the given AIPs on the (d-set, u) pairs of these
   very episodes, logged exactly as Algorithm 2 logs them (NaN when no AIPs are given, e.g. for GS training).
