@@ -22,6 +22,7 @@ from dials_lib.envs.traffic import hand_coded_actions
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.seeding import Purpose, derived_seed
 from dials_lib.training import dials, group_tasks, runner
+from dials_lib.training.checkpoints import verified_state
 from dials_lib.training.evaluation import TrafficMetrics
 from dials_lib.training.run_config import RunConfig, config_from_preset
 from dials_lib.training.runner import WorkerDiedError, train, train_dials, train_gs
@@ -54,7 +55,7 @@ def results_only(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def final_policy(run_dir: Path) -> dict[str, torch.Tensor]:
     """All agents' policy parameters in the run's checkpoint, concatenated over groups."""
-    state = torch.load(Path(run_dir) / runner.CHECKPOINT, weights_only=False)
+    state = verified_state(Path(run_dir) / runner.CHECKPOINT)
     groups = [g["ppo"]["policy"] for g in state["groups"]]
     return {name: torch.cat([g[name] for g in groups]) for name in groups[0]}
 

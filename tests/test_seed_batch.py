@@ -19,6 +19,7 @@ import torch
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.learning.ppo import PPOGroup, concat_states, slice_state, train_steps, train_steps_by_run
 from dials_lib.training import dials
+from dials_lib.training.checkpoints import verified_state
 from dials_lib.training.run_config import RunConfig, seed_configs
 from dials_lib.training.run_records import CHECKPOINT
 from dials_lib.training.runner import train, train_seeds
@@ -67,7 +68,7 @@ def assert_same_state(a: Any, b: Any, where: str = "state") -> None:
 
 
 def checkpoint(run_dir: Path | str) -> dict[str, Any]:
-    return torch.load(Path(run_dir) / CHECKPOINT, weights_only=False)
+    return verified_state(Path(run_dir) / CHECKPOINT)
 
 
 @pytest.mark.parametrize("env", ["traffic", "warehouse"])

@@ -97,18 +97,23 @@ def is_finished(config: RunConfig) -> bool:
 def _train_batch(configs: list[RunConfig], progress: bool | None) -> list[RunResult]:
     config = configs[0]
     directories = [RunDirectory(c) for c in configs]
-    states = [directory.load_checkpoint() for directory in directories]
-    n_chunks = config.schedule().n_chunks
-    batches: dict[tuple[int, bool], list[int]] = {}
-    for i, state in enumerate(states):
-        if state is None:
-            batches.setdefault((0, False), []).append(i)
-        elif state["boundary"] < n_chunks:
-            batches.setdefault((state["boundary"], state["prepared"]), []).append(i)
-    for members in batches.values():
-        Run([configs[i] for i in members], [directories[i] for i in members], [states[i] for i in members]
-            ).run(progress)
-    return [directory.result() for directory in directories]
+    with ExitStack() as locks:
+        for directory in directories:
+            locks.enter_context(directory.locked())
+        states = [directory.load_checkpoint() for directory in directories]
+        n_chunks = config.schedule().n_chunks
+        batches: dict[tuple[int, bool], list[int]] = {}
+        for i, state in enumerate(states):
+            if state is None:
+                batches.setdefault((0, False), []).append(i)
+            elif state["boundary"] < n_chunks:
+                batches.setdefault((state["boundary"], state["prepared"]), []).append(i)
+            else:  # finished: its records are rewritten from the checkpoint, whatever a kill left of them
+                directories[i].write_records(state)
+        for members in batches.values():
+            Run([configs[i] for i in members], [directories[i] for i in members], [states[i] for i in members]
+                ).run(progress)
+        return [directory.result() for directory in directories]
 
 
 class Run:

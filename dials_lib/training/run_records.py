@@ -13,14 +13,20 @@ Run directory (`RunConfig.directory()`):
   core the workers got); sessions: how many times the run was started or resumed; stacked_runs: how many runs
   (seeds) trained together in the run's last session, whose shared wall time these seconds are.
 - memory.json: peak RSS and PSS in MiB of the main process, of each worker and in total (`dials_lib.training.memory`).
-- checkpoint.pt: the whole run state at the last boundary (written atomically); a run restarted with the same
-  config resumes from it, and a finished run is read back without training.
+- checkpoint.pt: the whole run state at the last boundary, with a checksum and the run's identity
+  (`dials_lib.training.checkpoints`), and checkpoint.prev.pt, the one before; a run restarted with the same config
+  resumes from the newest that passes its checks, and a finished run is read back without training. The records
+  above are written from the checkpointed state (rewritten whenever a run is opened), so they always agree.
+- run.lock: locked while a process trains the run; a second process on the same directory is refused at once.
+  The lock dies with its process. Our own temporary files (`.<name>.*.tmp`) left by a kill are removed on the
+  next start, and a directory whose creation was cut short (nothing in it but such files) is taken as new.
 - ppo_states.spill.pt: exists only while the AIPs retrain (the agents' PPO states wait there, see
   `RunDirectory.ppo_states_on_disk`).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,12 +38,14 @@ import pandas as pd
 import torch
 
 from dials_lib.files import atomic_write, atomic_write_json, atomic_write_text, read_json
+from dials_lib.training.checkpoints import previous_path, read_checkpoint, run_identity, write_checkpoint
 from dials_lib.training.evaluation import DOMAIN_METRICS
 from dials_lib.training.memory import release_free_memory
 from dials_lib.training.run_config import RunConfig, config_differences
 
 CHECKPOINT = "checkpoint.pt"
 SPILL = "ppo_states.spill.pt"
+LOCK = "run.lock"
 RUNTIME_PARTS = ("agents_training_s", "data_collection_s", "aip_training_s", "evaluation_s", "total_s",
                  "worker_busy_s", "worker_cpu_s")
 """The seconds runtime.json accumulates over all sessions of a run."""
@@ -89,37 +97,80 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     return out
 
 
+def _is_our_temp_file(path: Path) -> bool:
+    """A temporary file as `dials_lib.files.atomic_write` and `checkpoints.write_checkpoint` name them."""
+    return path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp")
+
+
 class RunDirectory:
     """The directory of one run: opened (or created) for `config`, refusing one that holds another run."""
 
     def __init__(self, config: RunConfig) -> None:
         self.config, self.path = config, config.directory()
+        self.identity = run_identity(config)
         record, config_path = config.record(), self.path / "config.json"
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"run_dir {self.path} is a file, not a directory; choose another run_dir")
         if config_path.exists():
-            diffs = config_differences(read_json(config_path), record)
+            try:
+                stored = read_json(config_path)
+            except (ValueError, UnicodeDecodeError):
+                raise ValueError(f"{config_path} is damaged (not readable JSON); delete the run directory to start "
+                                 "the run over, or choose another run_dir") from None
+            diffs = config_differences(stored, record)
             if diffs:
                 raise ValueError(
                     f"run directory {self.path} holds a run with a different config ({'; '.join(diffs)}); it is "
                     "left untouched: choose another run_dir, or delete that directory to start over")
-        elif self.path.exists() and any(self.path.iterdir()):
+        elif self.path.exists() and not all(_is_our_temp_file(p) for p in self.path.iterdir()):
             raise ValueError(f"{self.path} exists, is not empty and has no config.json: not a run directory; "
                              "choose another run_dir")
-        else:
-            atomic_write_json(config_path, record)
+        else:  # new, or its creation was cut short before config.json was in place
+            try:
+                atomic_write_json(config_path, record)
+            except OSError as err:
+                raise ValueError(f"cannot create the run directory {self.path}: {err.strerror}; choose another "
+                                 "run_dir") from None
 
     @property
     def checkpoint_path(self) -> Path:
         """Where the run state is checkpointed."""
         return self.path / CHECKPOINT
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the run's lock (run.lock) for the block, after removing our temporary files that a kill left
+        behind; a directory another process holds is refused at once."""
+        import fcntl
+
+        file = open(self.path / LOCK, "a+")  # noqa: SIM115 (held open for the whole block)
+        try:
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ValueError(f"run directory {self.path} is in use by another process (its run.lock is "
+                                 "held); wait for it to finish or stop it first") from None
+            for stale in [p for p in self.path.iterdir() if _is_our_temp_file(p) or p.name == SPILL]:
+                stale.unlink(missing_ok=True)
+            yield
+        finally:
+            file.close()  # releases the lock
+
     def load_checkpoint(self) -> dict[str, Any] | None:
-        """The run state of the last checkpoint, or None for a new run."""
-        path = self.checkpoint_path
-        return torch.load(path, weights_only=False) if path.exists() else None
+        """The run state of the newest checkpoint that passes its checks, or None for a new run; a one-line
+        `CheckpointError` when checkpoints exist and none passes."""
+        state, problems = read_checkpoint(self.checkpoint_path, self.identity)
+        for problem in problems:
+            print(f"warning: {problem}; resuming from {previous_path(self.checkpoint_path).name}", file=sys.stderr)
+        return state
 
     def save(self, state: dict[str, Any]) -> None:
         """Checkpoint `state` and write the records it holds (metrics.csv, runtime.json, memory.json)."""
-        atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
+        write_checkpoint(self.checkpoint_path, state, self.identity)
+        self.write_records(state)
+
+    def write_records(self, state: dict[str, Any]) -> None:
+        """metrics.csv, runtime.json and memory.json from a checkpointed state (so they always agree with it)."""
         runtime = dict(state["runtime"])
         runtime["data_collection_plus_aip_training_s"] = runtime["data_collection_s"] + runtime["aip_training_s"]
         runtime["sessions"] = state["sessions"]
