@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         results = train_seeds(config, seeds, progress=args.progress)
-    except (ValueError, WorkerDiedError) as err:
+    except ValueError as err:  # what the user can fix: the run directory, its files, the config
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except WorkerDiedError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for result in results:

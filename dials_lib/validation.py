@@ -24,10 +24,14 @@ def check_choice(parameter: str, value: Any, allowed: tuple[Any, ...] | list[Any
         raise ValueError(f"unknown {parameter} {value!r}; allowed values: {choices}")
 
 
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """`value` as an int if it is an integer >= `minimum` (bools refused); else ValueError naming `name`."""
+def check_int(name: str, value: Any, minimum: int, maximum: int | None = None, why: str = "") -> int:
+    """`value` as an int if it is an integer >= `minimum` (and <= `maximum`, if given; bools refused); else
+    ValueError naming `name`, the allowed range and, for the maximum, `why`."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    if maximum is not None and value > maximum:
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"{name} must be an integer from {minimum:,} to {maximum:,}{reason}; got {value!r}")
     return int(value)
 
 

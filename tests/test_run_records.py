@@ -6,6 +6,7 @@ writes, a second process on the same directory), never through hooks in the libr
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -172,3 +173,41 @@ def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
         assert "in use by another process" in out.stdout, out.stderr
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "locked", out.stderr  # the lock went with the block that held it
+
+
+KILL_POINTS = {
+    # where the training process dies (SIGKILL, no clean-up): at the nth call of one of these
+    "flushing a new checkpoint": ("os", "fsync"),
+    "renaming any file into place": ("os", "replace"),
+    "writing the records": ("run_records", "atomic_write_json"),
+}
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+@pytest.mark.parametrize("nth", [2, 4])
+def test_a_run_killed_at_any_moment_resumes_to_the_rows_of_an_uninterrupted_run(tmp_path, point, nth, reference):
+    """A separate process trains the run and is killed with SIGKILL at the `nth` call of a file operation; the same
+    command then finishes the run with exactly the uninterrupted run's rows."""
+    module, function = KILL_POINTS[point]
+    run_dir = tmp_path / "run"
+    script = f"""
+import os, signal
+from pathlib import Path
+import tests.test_run_records as t
+from dials_lib.training import run_records
+from dials_lib.training.runner import train
+calls, original = [0], getattr({module}, {function!r})
+def dying(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == {nth}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(*args, **kwargs)
+setattr({module}, {function!r}, dying)
+train(t.tiny(Path({str(run_dir)!r})), progress=False)
+"""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    result = train(tiny(run_dir), progress=False)
+    pd.testing.assert_frame_equal(result.metrics.drop(columns="wall_time_s"), reference)
+    assert not list(run_dir.glob(".*.tmp"))

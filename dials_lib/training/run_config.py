@@ -49,6 +49,16 @@ from dials_lib.seeding import derived_seed  # re-exported: its home is dials_lib
 from dials_lib.validation import check_choice, check_int
 
 SIMULATORS: tuple[str, ...] = ("gs", "dials", "untrained-dials")
+MAX_STEPS = 1_000_000_000
+"""Most steps per agent a run (or its F, chunk or evaluation interval) may take: 250 times the paper's 4M."""
+MAX_AGENTS = 2_500
+"""Most agents a run may train (a 50 x 50 grid, 25 times the paper's largest); a run holds every agent's networks."""
+MAX_WORKERS = 256
+"""Most worker processes a run may start (each holds a share of the agents; more than the groups do nothing)."""
+MAX_SEED = 2**63 - 1
+"""Largest run seed (seeds are hashed into 64-bit per-agent streams)."""
+MAX_EVALUATION_BYTES = 4 * 2**30
+"""Most memory an evaluation's GS episodes may take (they are held at once, with every agent's d-sets)."""
 MIN_DEFAULT_CHUNK = 10_000
 """A default chunk has at least this many steps per agent, so each worker call outweighs its overhead."""
 RESUMABLE_FIELDS: tuple[str, ...] = ("n_workers", "run_dir")
@@ -97,27 +107,35 @@ class RunConfig:
         check_choice("env", self.env, ENV_NAMES)
         check_choice("simulator", self.simulator, SIMULATORS)
         check_n_agents(self.n_agents)
+        check_int("n_agents", self.n_agents, 1, maximum=MAX_AGENTS,
+                  why="a 50 x 50 grid; a run holds every agent's networks and simulator state")
         hp = self.hyperparameters if self.hyperparameters is not None else paper_hyperparameters(self.env)
         if not isinstance(hp, EnvHyperparameters) or hp.env != self.env:
             raise ValueError(f"hyperparameters must be an EnvHyperparameters for env {self.env!r}; got "
                              f"{getattr(hp, 'env', type(hp).__name__)!r}")
         object.__setattr__(self, "hyperparameters", hp)
         buffer = hp.ppo.buffer_size
+        steps_limit = dict(maximum=MAX_STEPS, why="250 times the paper's 4M steps")
         total = check_int("total_timesteps", hp.total_timesteps if self.total_timesteps is None
-                           else self.total_timesteps, buffer)
+                          else self.total_timesteps, buffer, **steps_limit)
         anneal = check_int("anneal_timesteps", hp.total_timesteps if self.anneal_timesteps is None
-                           else self.anneal_timesteps, buffer)
+                           else self.anneal_timesteps, buffer, **steps_limit)
         chunk = default_chunk_steps(self.env, buffer) if self.chunk_steps is None else self.chunk_steps
-        chunk = check_int("chunk_steps", chunk, 1)
+        chunk = check_int("chunk_steps", chunk, 1, **steps_limit)
         if chunk % buffer:
             raise ValueError(f"chunk_steps must be a positive multiple of PPO's buffer_size ({buffer}); got {chunk}")
         f = hp.retrain_every if self.retrain_every is None else self.retrain_every
-        f = check_int("retrain_every (F)", f, 1)
+        f = check_int("retrain_every (F)", f, 1, **steps_limit)
         eval_every = max(chunk, total // 20) if self.eval_every is None else self.eval_every
-        eval_every = check_int("eval_every", eval_every, 1)
-        check_int("eval_episodes", self.eval_episodes, 1)
-        check_int("seed", self.seed, 0)
-        check_int("n_workers", self.n_workers, 1)
+        eval_every = check_int("eval_every", eval_every, 1, **steps_limit)
+        spec = get_spec(self.env)
+        episode_bytes = spec.horizon * self.n_agents * (4 * spec.dset_dim + 8 * spec.n_sources + 12)
+        check_int("eval_episodes", self.eval_episodes, 1, maximum=max(1, MAX_EVALUATION_BYTES // episode_bytes),
+                  why=f"an evaluation holds its episodes at once, {episode_bytes / 2**20:.2f} MiB each at "
+                      f"{self.n_agents} agents, at most {MAX_EVALUATION_BYTES / 2**30:g} GiB")
+        check_int("seed", self.seed, 0, maximum=MAX_SEED, why="seeds are hashed into 64-bit streams")
+        check_int("n_workers", self.n_workers, 1, maximum=MAX_WORKERS,
+                  why="more processes than groups of agents do nothing")
         if self.agents_per_worker is not None:
             apw = check_int("agents_per_worker", self.agents_per_worker, 1)
             if self.n_agents % apw:
@@ -172,7 +190,7 @@ def seed_configs(config: RunConfig, seeds: Sequence[int]) -> list[RunConfig]:
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
     for seed in seeds:
-        check_int("seed", seed, 0)
+        check_int("seed", seed, 0, maximum=MAX_SEED, why="seeds are hashed into 64-bit streams")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct; got {seeds}")
     if len(seeds) > 1 and config.run_dir is not None and "{seed}" not in str(config.run_dir):

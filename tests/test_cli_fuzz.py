@@ -1,0 +1,93 @@
+"""Bad command lines: each is refused with exit code 2 and a message naming the parameter, writes nothing, and
+leaves earlier runs untouched."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dials_lib.__main__ import main
+from dials_lib.training.run_config import RunConfig
+from dials_lib.training.run_records import RunDirectory
+
+BAD = [  # (arguments after `train --env traffic`, a word the error must name)
+    (["--steps", "-5"], "total_timesteps"),
+    (["--steps", "0"], "total_timesteps"),
+    (["--steps", str(10**12)], "total_timesteps"),
+    (["--steps", str(10**30)], "total_timesteps"),
+    (["--steps", "abc"], "--steps"),
+    (["--agents", "5"], "square"),
+    (["--agents", "0"], "n_agents"),
+    (["--agents", "1000000"], "n_agents"),
+    (["--simulator", "ials"], "--simulator"),
+    (["--workers", "0"], "n_workers"),
+    (["--workers", "-1"], "n_workers"),
+    (["--workers", "1000"], "n_workers"),
+    (["--seed", "-1"], "seed"),
+    (["--seed", str(2**64)], "seed"),
+    (["--seed", str(10**30)], "seed"),
+    (["--seeds", "1,1"], "distinct"),
+    (["--seeds", "0,x"], "--seeds"),
+    (["--F", str(10**30)], "retrain_every"),
+    (["--F", "0"], "retrain_every"),
+    (["--eval-episodes", str(10**9)], "eval_episodes"),
+    (["--eval-episodes", "0"], "eval_episodes"),
+    (["--eval-every", "0"], "eval_every"),
+    (["--chunk-steps", "100"], "chunk_steps"),
+    (["--agents-per-worker", "3"], "agents_per_worker"),
+    (["--unknown-flag", "1"], "unrecognized"),
+]
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch) -> Path:
+    """An empty working directory that is also the runs folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIALS_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")}
+
+
+def refused(argv: list[str], capsys) -> str:
+    """Run the command line; it must exit with code 2; returns what it printed on stderr."""
+    try:
+        code = main(["train", "--env", "traffic", "--steps", "256", *argv] if "--steps" not in argv
+                    else ["train", "--env", "traffic", *argv])
+    except SystemExit as exit_:  # argparse
+        code = exit_.code
+    assert code == 2, argv
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "named"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_a_bad_command_line_is_refused_naming_the_parameter(argv, named, sandbox, capsys):
+    err = refused(argv, capsys)
+    assert named in err and "Traceback" not in err
+    assert files_under(sandbox) == set()
+
+
+def test_a_bad_run_directory_is_refused_and_earlier_runs_stay_untouched(sandbox, capsys):
+    a_file = sandbox / "a_file"
+    a_file.write_text("mine")
+    earlier = RunConfig("traffic", total_timesteps=512, run_dir=str(sandbox / "earlier"))
+    RunDirectory(earlier)
+    before = {p: p.read_bytes() for p in files_under(sandbox) if p.is_file()}
+    cases = [(["--run-dir", str(a_file)], "is a file"),
+             (["--run-dir", str(sandbox / "earlier")], "different config"),
+             (["--seeds", "0,1", "--run-dir", str(sandbox / "no_placeholder")], "{seed}")]
+    if os.geteuid() != 0:  # root writes into read-only folders anyway
+        locked = sandbox / "read_only"
+        locked.mkdir(mode=0o500)
+        cases.append((["--run-dir", str(locked / "run")], "cannot create"))
+        before[locked] = b""
+    for argv, named in cases:
+        err = refused(argv, capsys)
+        assert named in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2
+    after = {p: p.read_bytes() for p in files_under(sandbox) if p.is_file()}
+    assert {p: v for p, v in after.items() if p in before} == {p: v for p, v in before.items() if p.is_file()}
+    assert set(after) <= set(before)
