@@ -63,8 +63,8 @@ def runs_dir() -> Path:
 
 
 def build_dir() -> Path:
-    """Untracked build folder (`build/`) for executed notebooks and scratch output."""
-    return _ensure(REPO_ROOT / "build")
+    """Untracked build folder (`build/`, or `DIALS_BUILD_DIR`) for executed notebooks and scratch output."""
+    return _ensure(_from_env("DIALS_BUILD_DIR", REPO_ROOT / "build"))
 
 
 def notebooks_dir() -> Path:

@@ -82,3 +82,34 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_a_series_killed_midway_completes_with_the_same_outputs(tmp_path):
+    """The traffic comparison notebook run by the series, killed (SIGKILL, kernel and workers too) while it trains,
+    then run again: its tables are those of a run without a break."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    def env(name: str) -> dict[str, str]:
+        return dict(os.environ, DIALS_RUNS_DIR=str(tmp_path / name / "runs"), MPLBACKEND="Agg",
+                    DIALS_FIGURES_DIR=str(tmp_path / name / "figures"), DIALS_BUILD_DIR=str(tmp_path / name / "build"))
+
+    command = [sys.executable, "-m", "dials_lib.series", "--preset", "smoke", "--only", "04"]
+    subprocess.run(command, env=env("clean"), check=True, capture_output=True, timeout=600)
+    killed = subprocess.Popen(command, env=env("killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "killed" / "runs").glob("smoke/*/checkpoint.pt")):
+        assert killed.poll() is None and time.monotonic() < deadline, "the series ended before it trained"
+        time.sleep(0.2)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=60)
+    subprocess.run(command, env=env("killed"), check=True, capture_output=True, timeout=600)
+    for table in ("04_traffic_final_returns.csv", "04_traffic_learning.csv", "04_traffic_differences.csv"):
+        clean, again = (pd.read_csv(tmp_path / name / "figures" / table) for name in ("clean", "killed"))
+        pd.testing.assert_frame_equal(again, clean)
