@@ -91,3 +91,17 @@ def test_a_bad_run_directory_is_refused_and_earlier_runs_stay_untouched(sandbox,
     after = {p: p.read_bytes() for p in files_under(sandbox) if p.is_file()}
     assert {p: v for p, v in after.items() if p in before} == {p: v for p, v in before.items() if p.is_file()}
     assert set(after) <= set(before)
+
+
+def test_a_damaged_checkpoint_stops_the_command_with_one_line_and_exit_code_2(sandbox, capsys):
+    argv = ["train", "--env", "traffic", "--simulator", "gs", "--steps", "256", "--eval-episodes", "1",
+            "--workers", "1", "--run-dir", str(sandbox / "run")]
+    assert main(argv) == 0
+    checkpoint = sandbox / "run" / "checkpoint.pt"
+    for path in (checkpoint, checkpoint.with_name("checkpoint.prev.pt")):
+        if path.exists():
+            path.write_bytes(path.read_bytes()[:-100])  # truncated
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(checkpoint) in err and "Traceback" not in err
