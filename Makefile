@@ -36,8 +36,9 @@ test-unit: $(STAMP)  ## unit tests in tests/ (pytest exit 5, "no tests collected
 test-notebooks: $(STAMP)  ## execute every notebook with its smoke defaults under nbval
 	$(TEST_ENV) $(PY) -m pytest $(NBVAL_FLAGS) notebooks -q -p no:cacheprovider || [ $$? -eq 5 ]
 
-lab: $(STAMP)  ## open the notebooks in JupyterLab
-	$(VENV)/bin/jupyter lab notebooks
+LAB_ARGS ?=
+lab: $(STAMP)  ## open the notebooks in JupyterLab (as root too); more flags with LAB_ARGS="--ip 0.0.0.0 --no-browser"
+	$(VENV)/bin/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 bench: $(STAMP)  ## run the benchmarks, writing benchmarks/results/*.json and *.md
 	cd benchmarks && for script in simulators.py ppo.py training.py; do \

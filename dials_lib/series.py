@@ -113,11 +113,18 @@ def is_preset_note(cell: nbformat.NotebookNode) -> bool:
     return cell.cell_type == "markdown" and cell.source.startswith("**Outputs shown below come from the `")
 
 
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+"""The kernelspec the committed notebooks name: what ipykernel installs and JupyterLab writes when it saves, so that
+opening a notebook does not change it."""
+
+
 def clean_for_publishing(nb: nbformat.NotebookNode, preset: str) -> nbformat.NotebookNode:
-    """Drop papermill's run metadata and replace its injected-parameters cell by a note on the preset.
+    """Drop papermill's run metadata, name the installed kernel (`KERNELSPEC`) and replace the injected-parameters
+    cell by a note on the preset.
 
     Notes from earlier publishes are dropped first, so publishing again never stacks them up."""
     nb.metadata.pop("papermill", None)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
     cells = []
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)

@@ -113,3 +113,20 @@ def test_a_series_killed_midway_completes_with_the_same_outputs(tmp_path):
     for table in ("04_traffic_final_returns.csv", "04_traffic_learning.csv", "04_traffic_differences.csv"):
         clean, again = (pd.read_csv(tmp_path / name / "figures" / table) for name in ("clean", "killed"))
         pd.testing.assert_frame_equal(again, clean)
+
+
+def test_the_committed_notebooks_name_the_installed_kernel_as_jupyterlab_writes_it():
+    """Opening a notebook in JupyterLab must not rewrite it: the kernelspec is the installed kernel's."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    installed = KernelSpecManager().get_kernel_spec("python3")
+    assert series.KERNELSPEC == {"display_name": installed.display_name, "language": installed.language,
+                                 "name": "python3"}
+    for path in series.notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata["kernelspec"] == series.KERNELSPEC, path.name
+        assert nb.metadata["language_info"]["name"] == "python" and (nb.nbformat, nb.nbformat_minor) == (4, 5)
+        assert all("id" in cell for cell in nb.cells), path.name
+    drifted = nbformat.read(series.notebook_paths()[0], as_version=4)
+    drifted.metadata["kernelspec"]["display_name"] = "Python 3"
+    assert series.clean_for_publishing(drifted, "quick").metadata["kernelspec"] == series.KERNELSPEC
