@@ -63,6 +63,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_after_interrupt(configs: list[RunConfig]) -> None:
+    """Ctrl-C: stop the worker processes, say where each run can resume, and exit at once with status 130 (the
+    threads still inside a call are not waited for: the checkpoint on disk is what the next start resumes)."""
+    import os
+
+    import psutil
+
+    from dials_lib.training.checkpoints import read_header
+
+    for child in psutil.Process().children(recursive=True):  # loky's workers and their resource tracker
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    places = []
+    for config in configs:
+        header = read_header(config.directory() / "checkpoint.pt")
+        step = config.schedule().starts[header["boundary"]] if header else 0
+        places.append(f"{config.directory()} from step {step:,}")
+    print(f"interrupted: rerun the same command to resume ({'; '.join(places)})", file=sys.stderr, flush=True)
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = _parser()
@@ -82,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         results = train_seeds(config, seeds, progress=args.progress)
+    except KeyboardInterrupt:
+        _stop_after_interrupt(seed_configs(config, seeds))
     except ValueError as err:  # what the user can fix: the run directory, its files, the config
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -171,7 +171,12 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     if not args.publish_only:
-        run_series(args.preset, args.only)
+        try:
+            run_series(args.preset, args.only)
+        except KeyboardInterrupt:
+            print("interrupted: rerun the same command to continue (finished runs are read back, interrupted ones "
+                  "resume from their last checkpoint)", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
     if args.publish or args.publish_only:
         for path in publish(args.preset, args.only):
             print(f"published {path.name}")

@@ -105,3 +105,36 @@ def test_a_damaged_checkpoint_stops_the_command_with_one_line_and_exit_code_2(sa
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(checkpoint) in err and "Traceback" not in err
+
+
+def test_ctrl_c_stops_at_once_with_one_line_and_the_same_command_resumes(sandbox):
+    """SIGINT while DIALS agents train on 2 workers: exit 130 within seconds, one line saying where to resume, no
+    worker left running; the same command then finishes the run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    command = [sys.executable, "-m", "dials_lib", "train", "--env", "traffic", "--simulator", "dials", "--steps",
+               "2560", "--chunk-steps", "1280", "--eval-episodes", "1", "--workers", "2", "--run-dir",
+               str(sandbox / "run")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (sandbox / "run" / "checkpoint.pt").exists():  # boundary 0 done: chunk 0 trains on the workers
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and time.monotonic() - started < 15
+    assert err.strip().splitlines()[-1].startswith("interrupted: rerun the same command to resume")
+    assert "Traceback" not in err
+    time.sleep(1.0)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "final average return per agent" in finished.stdout

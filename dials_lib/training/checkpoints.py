@@ -74,6 +74,16 @@ def write_checkpoint(path: Path, state: dict[str, Any], identity: str) -> None:
     os.replace(tmp, path)
 
 
+def read_header(path: Path) -> dict[str, Any] | None:
+    """The header of checkpoint file `path` (bytes, sha256, run, boundary), unverified; None if unreadable."""
+    try:
+        with open(path, "rb") as file:
+            line = file.readline(4096)
+        return json.loads(line[len(MAGIC):]) if line.startswith(MAGIC) else None
+    except (OSError, ValueError):
+        return None
+
+
 def verified_state(path: Path, identity: str | None = None) -> dict[str, Any]:
     """The state in checkpoint file `path` after its checks (the run identity too, unless `identity` is None), or a
     `CheckpointError` saying which one failed."""
@@ -114,5 +124,5 @@ def read_checkpoint(path: Path, identity: str) -> tuple[dict[str, Any] | None, l
     return None, problems
 
 
-__all__ = ["MAGIC", "CheckpointError", "previous_path", "read_checkpoint", "record_identity", "run_identity",
-           "verified_state", "write_checkpoint"]
+__all__ = ["MAGIC", "CheckpointError", "previous_path", "read_checkpoint", "read_header", "record_identity",
+           "run_identity", "verified_state", "write_checkpoint"]
