@@ -86,7 +86,7 @@ def run_series(preset: str, only: list[str] | None = None) -> list[dict[str, Any
                 str(out_dir / path.name),
                 parameters={"preset": preset},
                 cwd=str(notebooks_dir()),
-                progress_bar=False,
+                progress_bar=sys.stdout.isatty(),  # cells done / total and elapsed time, on a terminal only
             )
         except papermill.PapermillExecutionError as error:
             print(f"    FAILED after {time.perf_counter() - start:.1f} s; see {out_dir / path.name}", flush=True)

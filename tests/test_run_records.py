@@ -211,3 +211,13 @@ train(t.tiny(Path({str(run_dir)!r})), progress=False)
     result = train(tiny(run_dir), progress=False)
     pd.testing.assert_frame_equal(result.metrics.drop(columns="wall_time_s"), reference)
     assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_the_progress_bar_says_what_the_run_does_and_is_silent_when_off(tmp_path, capsys):
+    train(tiny(tmp_path / "shown", "dials", n_workers=2), progress=True)
+    shown = capsys.readouterr().err
+    for doing in ("collecting GS data", "training AIPs", "evaluating on the GS", "training agents (chunk 1 of 3)",
+                  "agent-steps/s", "3.07k/3.07k"):
+        assert doing in shown, doing
+    train(tiny(tmp_path / "quiet", "dials", n_workers=2), progress=False)
+    assert capsys.readouterr().err == ""

@@ -170,32 +170,39 @@ class Run:
             state["runtime"]["stacked_runs"] = len(self.seeds)
         self.clock = RunClock([state["runtime"] for state in self.states])
         name = self.config.name() if len(self.seeds) == 1 else f"{self.config.name()} (+{len(self.seeds) - 1} seeds)"
-        bar = tqdm(total=n * schedule.steps_per_agent, initial=n * schedule.starts[c], unit="agent-step",
-                   unit_scale=True, disable=None if progress is None else not progress, desc=name)
+        self.bar = bar = tqdm(total=n * schedule.steps_per_agent, initial=n * schedule.starts[c], unit="agent-step",
+                              unit_scale=True, disable=None if progress is None else not progress, desc=name)
         try:
             with TreeMemorySampler(own=self.memory.main) as self.memory.tree:
                 if not self.states[0]["prepared"]:
                     self.boundary(0)
                 while c < schedule.n_chunks:
                     start = time.perf_counter()
+                    self.doing(f"training agents (chunk {c + 1} of {schedule.n_chunks})")
                     with self.clock.timed("agents_training_s"):
                         self.train_chunk(c)
                     steps = n * schedule.chunk_length(c)
-                    bar.set_postfix_str(f"{steps / (time.perf_counter() - start):,.0f} agent-steps/s")
-                    bar.update(steps)
+                    self.doing(f"{steps / (time.perf_counter() - start):,.0f} agent-steps/s")
                     c += 1
                     self.boundary(c)
         finally:
             bar.close()
 
+    def doing(self, what: str) -> None:
+        """Say on the progress bar what the run is doing now (nothing when the bar is off)."""
+        self.bar.set_postfix_str(what)
+
     def boundary(self, c: int) -> None:
         """Retrain the AIPs and evaluate where the schedule says so, then checkpoint every run."""
         if self.schedule.retrain[c]:
+            self.doing(f"collecting GS data ({self.hp.aip.dataset_steps:,} steps per run)")
             with self.clock.timed("data_collection_s"):
                 data = [self.collect_gs_data(r, c) for r in range(len(self.states))]
+            self.doing(f"training AIPs ({self.hp.aip.epochs} epochs)")
             with self.clock.timed("aip_training_s"):
                 self.retrain_aips(c, data)
         if self.schedule.evaluate[c]:
+            self.doing(f"evaluating on the GS ({self.config.eval_episodes} episodes per run)")
             with self.clock.timed("evaluation_s"):
                 for r in range(len(self.states)):
                     self.evaluate(r, c)
@@ -255,6 +262,7 @@ class Run:
         returns: list[list[Any]] = [[None] * len(self.groups) for _ in self.states]
         for g, result in self.map(tasks.train_agents, jobs, "training agents", c, list(range(len(self.groups)))):
             size = len(self.groups[g])
+            self.bar.update(size * len(self.states) * self.schedule.chunk_length(c))  # as each group's task returns
             for r, state in enumerate(self.states):
                 state["groups"][g]["ppo"] = slice_state(result["ppo_state"], r * size, (r + 1) * size)
                 returns[r][g] = result["metrics"][r]["episode_returns"]
