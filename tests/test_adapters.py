@@ -139,3 +139,69 @@ def test_adapter_argument_errors() -> None:
         env.step(5)
     with pytest.raises(ValueError, match="sampler must return"):
         env.step(0)
+
+
+@pytest.mark.parametrize("env_name", ["traffic", "warehouse"])
+def test_an_aip_sampler_makes_a_region_an_ials_as_a_gymnasium_env(env_name: str) -> None:
+    """A trained AIP as the sampler: the env passes Gymnasium's checker, and its influence follows the AIP (a source
+    the AIP predicts as almost never active stays inactive; the same seed replays the same episode)."""
+    import torch
+
+    from dials_lib.hyperparameters import paper_hyperparameters
+    from dials_lib.learning.ials import AIPSampler
+    from dials_lib.learning.influence import make_predictor
+
+    spec = get_spec(env_name)
+    predictor = make_predictor(paper_hyperparameters(env_name).aip, spec.dset_dim, spec.source_sizes, 0, [0, 1])
+    with torch.no_grad():  # agent 1's head: every source's class 0 far more likely than the others
+        predictor.head.bias[1] = 0.0
+        start = 0
+        for size in spec.source_sizes:
+            width = 1 if size == 2 else size
+            if size == 2:
+                predictor.head.bias[1, 0, start] = -30.0  # binary sources: one logit, of class 1
+            else:
+                predictor.head.bias[1, 0, start] = 30.0
+            start += width
+        predictor.head.weight[1] = 0.0
+    env = InfluenceAugmentedEnv(make_local(env_name, n_regions=1), AIPSampler(predictor, agent=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+    env.reset(seed=3)
+    sources = [env.step(0)[4]["influence_sources"] for _ in range(20)]
+    assert all(np.all(u == 0) for u in sources)
+    replay = [InfluenceAugmentedEnv(make_local(env_name, n_regions=1), AIPSampler(predictor, agent=0))
+              for _ in range(2)]
+    runs = []
+    for env in replay:
+        env.reset(seed=5)
+        runs.append([env.step(i % spec.n_actions)[0] for i in range(15)])
+    assert all(np.array_equal(a, b) for a, b in zip(*runs, strict=True))
+    with pytest.raises(ValueError, match="agent must be a position"):
+        AIPSampler(predictor, agent=2)
+
+
+def test_the_adapters_refuse_steps_out_of_an_episode_and_unknown_agents() -> None:
+    gs = GlobalParallelEnv(make_global("traffic", n_agents=4, seed=0))
+    with pytest.raises(RuntimeError, match="call reset"):
+        gs.step({a: 0 for a in gs.possible_agents})
+    gs.reset(seed=0)
+    with pytest.raises(ValueError, match="unknown agents \\['agent_9'\\]"):
+        gs.step({**{a: 0 for a in gs.possible_agents}, "agent_9": 0})
+    done = False
+    while not done:
+        *_, truncations, _ = gs.step({a: 0 for a in gs.agents})
+        done = all(truncations.values())
+    with pytest.raises(RuntimeError, match="episode is over"):
+        gs.step({a: 0 for a in gs.possible_agents})
+    spec = get_spec("traffic")
+    local = InfluenceAugmentedEnv(make_local("traffic", n_regions=1), FixedRateSampler(spec.source_sizes, 0.1))
+    with pytest.raises(RuntimeError, match="call reset"):
+        local.step(0)
+    local.reset(seed=0)
+    truncated = False
+    while not truncated:
+        truncated = local.step(0)[3]
+    with pytest.raises(RuntimeError, match="episode is over"):
+        local.step(0)

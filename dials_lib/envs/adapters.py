@@ -7,7 +7,13 @@ An influence sampler stands in for the rest of the world in the Gymnasium adapte
 `sampler(dset, rng) -> u`, with `dset` the region's d-set at the current t (float32 [dset_dim]) and `u` an
 integer array [n_sources] of class indices, i.e. u_t drawn before the step that it enters (docs/design.md,
 "Timing convention"). A sampler with memory (e.g. a GRU AIP) may define `reset()`, called at every episode start.
-`FixedRateSampler` is the simplest one: every source draws its class independently at fixed rates.
+`FixedRateSampler` is the simplest one: every source draws its class independently at fixed rates; an AIP trained
+on GS data (`dials_lib.learning.ials.AIPSampler`) makes the region an influence-augmented local simulator:
+
+    env = InfluenceAugmentedEnv(make_local("traffic", n_regions=1), AIPSampler(predictor, agent=0))
+
+Both adapters refuse `step` before `reset` and after the episode ended, and the PettingZoo one refuses actions of
+unknown agents, each with an error saying what to do.
 """
 
 from __future__ import annotations
@@ -97,6 +103,12 @@ class GlobalParallelEnv(ParallelEnv):
 
     def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
         """Step all agents; every agent must act while the episode runs."""
+        if not self.agents:
+            raise RuntimeError("the episode is over (or never started): call reset() before step()")
+        unknown = set(actions) - set(self.possible_agents)
+        if unknown:
+            raise ValueError(f"actions holds unknown agents {sorted(unknown)}; the agents are "
+                             f"{self.possible_agents[0]} .. {self.possible_agents[-1]}")
         missing = set(self.agents) - set(actions)
         if missing:
             raise ValueError(f"actions is missing agents {sorted(missing)}")
@@ -146,6 +158,7 @@ class InfluenceAugmentedEnv(gymnasium.Env):
         self.spec_env = local.spec
         self.observation_space = _observation_box(local.spec.obs_dim, obs_low, obs_high)
         self.action_space = gymnasium.spaces.Discrete(local.spec.n_actions)
+        self._running = False
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         """Start an episode; `seed` seeds the sampler's generator (and the local simulator)."""
@@ -153,10 +166,13 @@ class InfluenceAugmentedEnv(gymnasium.Env):
         obs = self.local.reset(seed=seed)
         if hasattr(self.sampler, "reset"):
             self.sampler.reset()
+        self._running = True
         return obs[0].astype(np.float32), {}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         """Draw u_t from the sampler given the d-set at t, then step the region with (a_t, u_t)."""
+        if not self._running:
+            raise RuntimeError("the episode is over (or never started): call reset() before step()")
         if not self.action_space.contains(action):
             raise ValueError(f"action must be in 0..{self.action_space.n - 1}; got {action!r}")
         u = np.asarray(self.sampler(self.local.dsets()[0], self.np_random), dtype=np.int64)
@@ -164,5 +180,6 @@ class InfluenceAugmentedEnv(gymnasium.Env):
             raise ValueError(f"the sampler must return u of shape ({self.spec_env.n_sources},); got {u.shape}")
         noise = None if self.noise_sampler is None else np.asarray(self.noise_sampler(self.np_random))[None]
         obs, rew, done = self.local.step(np.array([action], dtype=np.int64), u[None, :], noise=noise)
+        self._running = not done
         info = {"influence_sources": self.local.influence_sources()[0]}
         return obs[0].astype(np.float32), float(rew[0]), False, bool(done), info

@@ -91,6 +91,31 @@ class FrozenPredictor:
         return u.numpy(), hidden
 
 
+class AIPSampler:
+    """One agent's trained AIP as the influence sampler of a single region (`envs.adapters.InfluenceAugmentedEnv`):
+    u_t drawn from the AIP's distribution given the region's d-set, the GRU state carried through the episode."""
+
+    def __init__(self, predictor: StackedPredictor, agent: int = 0) -> None:
+        """The AIP of agent position `agent` in `predictor` (e.g. a group's AIPs after `train_predictor`)."""
+        if not 0 <= agent < predictor.n_agents:
+            raise ValueError(f"agent must be a position in the predictor, 0..{predictor.n_agents - 1}; got {agent}")
+        state = {name: tensor[agent : agent + 1].clone() for name, tensor in predictor.state_dict().items()}
+        single = make_predictor(predictor.config, predictor.input_dim, predictor.source_sizes, 0, [0])
+        single.load_state_dict(state)
+        self.predictor = FrozenPredictor(single)
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero recurrent state at an episode start."""
+        self._hidden = self.predictor.initial_hidden()
+
+    def __call__(self, dset: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One u: int64 [n_sources], sampled with uniforms from `rng`."""
+        uniforms = rng.random((1, len(self.predictor.source_sizes)))
+        u, self._hidden = self.predictor.sample(np.asarray(dset, dtype=np.float32)[None], self._hidden, uniforms)
+        return u[0]
+
+
 class IALS:
     """K influence-augmented local simulators: local regions whose influence sources come from AIPs."""
 

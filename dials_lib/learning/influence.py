@@ -113,7 +113,7 @@ class StackedPredictor(nn.Module):
         check_choice("AIP architecture", config.architecture, AIP_ARCHITECTURES)
         if config.hidden_layers < 1 or config.hidden_size < 1:
             raise ValueError(f"AIP needs hidden_layers >= 1 and hidden_size >= 1; got {config}")
-        self.n_agents = n_agents
+        self.n_agents, self.input_dim, self.config = n_agents, input_dim, config
         self.source_sizes = tuple(int(s) for s in source_sizes)
         self.recurrent = config.architecture == "gru"
         self.hidden_size = config.hidden_size
