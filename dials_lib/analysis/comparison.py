@@ -249,8 +249,9 @@ def _final_bars(ax: plt.Axes, final_table: pd.DataFrame) -> None:
             ax.plot(size_index + (j - 1) * 0.8 / 3, row["final (paper, 4M steps)"], marker="_", ms=18, mew=2,
                     color="k", label="paper, 4M steps" if size_index == 0 and j == 0 else None)
     low = min(final_table["final (ours)"].min(), final_table["final (paper, 4M steps)"].min())
+    # bars start at 0, so that their heights compare as the returns do
     ax.set(title="final return", xlabel="number of agents", ylabel="average return per agent",
-           ylim=(0.8 * low if low > 0 else low, None))
+           ylim=(min(0.0, 1.1 * low), None))
     ax.legend(fontsize=8)
 
 
