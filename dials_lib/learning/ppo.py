@@ -6,7 +6,7 @@ is a `PolicyActor` (`dials_lib.learning.policy_actor`). The training loop, `trai
 
     group = PPOGroup(n_agents, obs_dim, n_actions, hp.policy, hp.ppo, total_timesteps, seed)
     obs = sim.reset()
-    for _ in range(n_steps):
+    for step in range(1, n_steps + 1):
         actions = group.act(obs)                 # numpy int64 [K]; stores obs, action, log-prob, value
         obs, reward, done = sim.step(actions)
         if done: obs = sim.reset()               # episode ends: the recurrent state is reset in `observe`
@@ -50,7 +50,7 @@ of the parameters) because batched matrix-vector products are faster in that lay
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -366,9 +366,11 @@ def train_steps(group: PPOGroup, sim: Any, n_steps: int) -> dict[str, float]:
     return train_steps_by_run(group, sim, n_steps, n_runs=1)[0]
 
 
-def train_steps_by_run(group: PPOGroup, sim: Any, n_steps: int, n_runs: int) -> list[dict[str, float]]:
+def train_steps_by_run(group: PPOGroup, sim: Any, n_steps: int, n_runs: int,
+                       on_update: Callable[[int], None] | None = None) -> list[dict[str, float]]:
     """`train_steps` for a group stacking `n_runs` runs of equal size (agents run-major): the metrics of each run,
-    each averaged over its own agents exactly as `train_steps` averages a group that holds that run alone."""
+    each averaged over its own agents exactly as `train_steps` averages a group that holds that run alone.
+    `on_update(steps)`, if given, is told the steps per agent done so far after every PPO update."""
     if n_steps % group.config.buffer_size:
         raise ValueError(f"n_steps={n_steps} must be a multiple of buffer_size={group.config.buffer_size}")
     if n_runs < 1 or group.n_agents % n_runs:
@@ -381,7 +383,7 @@ def train_steps_by_run(group: PPOGroup, sim: Any, n_steps: int, n_runs: int) -> 
     returns: list[np.ndarray] = []  # per episode, every agent's return
     losses: list[dict[str, float]] = [{} for _ in runs]
     n_updates = 0
-    for _ in range(n_steps):
+    for step in range(1, n_steps + 1):
         actions = group.act(obs)
         obs, rewards, done = sim.step(actions)
         running += rewards
@@ -393,6 +395,8 @@ def train_steps_by_run(group: PPOGroup, sim: Any, n_steps: int, n_runs: int) -> 
         if group.ready():
             metrics = group.update(obs)
             n_updates += 1
+            if on_update is not None:
+                on_update(step)
             for run, run_losses in zip(runs, losses, strict=True):
                 for name in ("policy_loss", "value_loss", "entropy"):
                     run_losses[name] = run_losses.get(name, 0.0) + float(np.mean(metrics[name][run]))

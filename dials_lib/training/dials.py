@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -172,8 +173,9 @@ class Run:
         name = self.config.name() if len(self.seeds) == 1 else f"{self.config.name()} (+{len(self.seeds) - 1} seeds)"
         self.bar = bar = tqdm(total=n * schedule.steps_per_agent, initial=n * schedule.starts[c], unit="agent-step",
                               unit_scale=True, disable=None if progress is None else not progress, desc=name)
+        self._reported, self._bar_lock = [0] * len(self.groups), threading.Lock()
         try:
-            with TreeMemorySampler(own=self.memory.main) as self.memory.tree:
+            with TreeMemorySampler(own=self.memory.main) as self.memory.tree, tasks.progress_reports(self.advance):
                 if not self.states[0]["prepared"]:
                     self.boundary(0)
                 while c < schedule.n_chunks:
@@ -191,6 +193,14 @@ class Run:
     def doing(self, what: str) -> None:
         """Say on the progress bar what the run is doing now (nothing when the bar is off)."""
         self.bar.set_postfix_str(what)
+
+    def advance(self, agent_ids: tuple[int, ...], steps: int) -> None:
+        """Move the progress bar to `steps` per agent done by the group of `agent_ids` in the current chunk (told
+        after every PPO update by calls in this process, and at the end of every call)."""
+        g = self.groups.index(list(agent_ids))
+        with self._bar_lock:
+            self.bar.update((steps - self._reported[g]) * len(agent_ids) * len(self.states))
+            self._reported[g] = steps
 
     def boundary(self, c: int) -> None:
         """Retrain the AIPs and evaluate where the schedule says so, then checkpoint every run."""
@@ -260,9 +270,10 @@ class Run:
                                   self.simulator(c, g), self.schedule.chunk_length(c))
                 for g, ids in enumerate(self.groups)]
         returns: list[list[Any]] = [[None] * len(self.groups) for _ in self.states]
+        self._reported = [0] * len(self.groups)
         for g, result in self.map(tasks.train_agents, jobs, "training agents", c, list(range(len(self.groups)))):
             size = len(self.groups[g])
-            self.bar.update(size * len(self.states) * self.schedule.chunk_length(c))  # as each group's task returns
+            self.advance(tuple(self.groups[g]), self.schedule.chunk_length(c))  # the rest of the group's chunk
             for r, state in enumerate(self.states):
                 state["groups"][g]["ppo"] = slice_state(result["ppo_state"], r * size, (r + 1) * size)
                 returns[r][g] = result["metrics"][r]["episode_returns"]

@@ -17,7 +17,8 @@ runner's business (`dials_lib.training.parallel.run_measured`), not the task's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,12 +110,28 @@ class TrainAgents:
     """Steps per agent of the chunk."""
 
 
+_PROGRESS: list[Callable[[tuple[int, ...], int], None] | None] = [None]
+
+
+@contextmanager
+def progress_reports(sink: Callable[[tuple[int, ...], int], None]) -> Iterator[None]:
+    """Inside the block, a `train_agents` call running in this process tells `sink(agent_ids, steps)` the steps per
+    agent it has done after every PPO update (calls in other processes report only when they return)."""
+    previous, _PROGRESS[0] = _PROGRESS[0], sink
+    try:
+        yield
+    finally:
+        _PROGRESS[0] = previous
+
+
 def train_agents(task: TrainAgents) -> dict[str, Any]:
     """Run the chunk; returns the group's new PPO state (`ppo_state`) and each run's chunk `metrics` (a list)."""
     group = new_learners(task.hp, task.agent_ids, _one_or_many(task.seeds), task.anneal_timesteps)
     group.load_state_dict(task.ppo_state)
     sim = task.on.build(task.hp, task.agent_ids, task.seeds)
-    metrics = train_steps_by_run(group, sim, task.n_steps, len(task.seeds))
+    sink, ids = _PROGRESS[0], tuple(task.agent_ids)
+    on_update = None if sink is None else (lambda steps: sink(ids, steps))
+    metrics = train_steps_by_run(group, sim, task.n_steps, len(task.seeds), on_update)
     return {"ppo_state": group.state_dict(), "metrics": metrics}
 
 
@@ -149,5 +166,5 @@ def train_aips(task: TrainAIPs) -> dict[str, Any]:
     return {"aip_state": predictor.state_dict(), "train_loss": [float(run.mean()) for run in last]}
 
 
-__all__ = ["OnGlobal", "OnIALS", "TrainAIPs", "TrainAgents", "new_learners", "new_predictors", "stacked",
-           "train_agents", "train_aips"]
+__all__ = ["OnGlobal", "OnIALS", "TrainAIPs", "TrainAgents", "new_learners", "new_predictors", "progress_reports",
+           "stacked", "train_agents", "train_aips"]
