@@ -110,18 +110,22 @@ class TrainAgents:
     """Steps per agent of the chunk."""
 
 
-_PROGRESS: list[Callable[[tuple[int, ...], int], None] | None] = [None]
+class _Progress:
+    """Where `train_agents` calls in this process report their progress (a class, so that a call pickled by value
+    for another process, e.g. a wrapped function in a test, takes the class by reference and not the sink)."""
+
+    sink: Callable[[tuple[int, ...], int], None] | None = None
 
 
 @contextmanager
 def progress_reports(sink: Callable[[tuple[int, ...], int], None]) -> Iterator[None]:
     """Inside the block, a `train_agents` call running in this process tells `sink(agent_ids, steps)` the steps per
     agent it has done after every PPO update (calls in other processes report only when they return)."""
-    previous, _PROGRESS[0] = _PROGRESS[0], sink
+    previous, _Progress.sink = _Progress.sink, sink
     try:
         yield
     finally:
-        _PROGRESS[0] = previous
+        _Progress.sink = previous
 
 
 def train_agents(task: TrainAgents) -> dict[str, Any]:
@@ -129,7 +133,7 @@ def train_agents(task: TrainAgents) -> dict[str, Any]:
     group = new_learners(task.hp, task.agent_ids, _one_or_many(task.seeds), task.anneal_timesteps)
     group.load_state_dict(task.ppo_state)
     sim = task.on.build(task.hp, task.agent_ids, task.seeds)
-    sink, ids = _PROGRESS[0], tuple(task.agent_ids)
+    sink, ids = _Progress.sink, tuple(task.agent_ids)
     on_update = None if sink is None else (lambda steps: sink(ids, steps))
     metrics = train_steps_by_run(group, sim, task.n_steps, len(task.seeds), on_update)
     return {"ppo_state": group.state_dict(), "metrics": metrics}
