@@ -71,6 +71,7 @@ def _stop_after_interrupt(configs: list[RunConfig]) -> None:
     import psutil
 
     from dials_lib.training.checkpoints import read_header
+    from dials_lib.training.run_records import CHECKPOINT
 
     for child in psutil.Process().children(recursive=True):  # loky's workers and their resource tracker
         try:
@@ -79,7 +80,7 @@ def _stop_after_interrupt(configs: list[RunConfig]) -> None:
             pass
     places = []
     for config in configs:
-        header = read_header(config.directory() / "checkpoint.pt")
+        header = read_header(config.directory() / CHECKPOINT)
         step = config.schedule().starts[header["boundary"]] if header else 0
         places.append(f"{config.directory()} from step {step:,}")
     print(f"interrupted: rerun the same command to resume ({'; '.join(places)})", file=sys.stderr, flush=True)

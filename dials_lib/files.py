@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)` on a temporary file next to `path`, then rename it over `path`."""
+def atomic_write(path: str | Path, write: Callable[[Path], None], previous: Path | None = None) -> Path:
+    """Call `write(tmp_path)` on a temporary file next to `path`, then rename it over `path`; with `previous`, the
+    file it replaces is first renamed to `previous` (kept until the new one is in place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -20,6 +21,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
+        if previous is not None and path.exists():
+            os.replace(path, previous)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -161,6 +161,14 @@ class CounterStream:
             self._first, self._end = step, step + self.block_steps
         return self._block[step - self._first]
 
+    def of_counters(self, counters: np.ndarray) -> np.ndarray:
+        """Uniforms [K, width] for each agent's own step count `counters` [K]: from the hashed blocks when the agents
+        are in step (always, unless states were joined by hand), else hashed one by one."""
+        if counters.min() == counters.max():
+            return self.at(int(counters[0]))
+        steps = counters.astype(np.uint64)[:, None] * np.uint64(self.width) + np.arange(self.width, dtype=np.uint64)
+        return counter_uniforms(self.keys, steps)
+
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 

@@ -212,3 +212,14 @@ def test_fixed_rate_sampler_is_the_inverse_cdf_of_its_probabilities() -> None:
                     for p, size, x in zip(sampler.probabilities, (2, 4, 3), draws, strict=True)]
         np.testing.assert_array_equal(u, expected)
         assert u[2] != 1  # a class of probability 0 is never drawn
+
+
+def test_a_counter_stream_gives_each_agent_the_uniforms_of_its_own_count() -> None:
+    from dials_lib.seeding import CounterStream
+
+    keys = agent_keys(7, [0, 1, 2], Stream.ACTIONS)
+    stream = CounterStream(keys, width=2, block_steps=4)
+    for counts in ([5, 5, 5], [0, 9, 3], [11, 11, 11]):  # in step (from the blocks) and not (hashed one by one)
+        counts = np.array(counts, dtype=np.uint64)
+        expected = counter_uniforms(keys, counts[:, None] * np.uint64(2) + np.arange(2, dtype=np.uint64))
+        np.testing.assert_array_equal(stream.of_counters(counts), expected)

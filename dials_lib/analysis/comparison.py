@@ -123,6 +123,12 @@ class Comparison:
         """Per size and method: our return before training and at the end (mean over seeds), the gain with its 95%
         interval and whether it counts as learned (`verdicts.learned`), next to the paper's return at the same step,
         at its start and after 4M steps; the hand-coded controller as a row of its own. Saved and returned."""
+        table = self._learning_table()
+        save_table(table, self._name("learning"))
+        return table
+
+    def _learning_table(self) -> pd.DataFrame:
+        """The table of `learning`, not saved."""
         finals, starts, rows = self.finals, self.starts, []
         steps = int(finals["timestep"].max())
         for size in self.budget.sizes:
@@ -141,14 +147,11 @@ class Comparison:
                              "paper start": paper.curve_at(self.env, size, method, 0),
                              "paper at 4M": paper.curve_at(self.env, size, method, paper.TOTAL_STEPS)})
             paper_rule = read_paper_table("results").query("env == @self.env and agents == @size")["hand_coded"]
+            theirs = float(paper_rule.iloc[0]) if len(paper_rule) else float("nan")  # a flat line in the paper
             rule = self._hand_coded(size)
             rows.append({"n_agents": size, "method": "hand-coded", "start": rule, "final": rule,
-                         f"paper at {steps:,}": float(paper_rule.iloc[0]) if len(paper_rule) else float("nan"),
-                         "paper start": float(paper_rule.iloc[0]) if len(paper_rule) else float("nan"),
-                         "paper at 4M": float(paper_rule.iloc[0]) if len(paper_rule) else float("nan")})
-        table = pd.DataFrame(rows)
-        save_table(table, self._name("learning"))
-        return table
+                         f"paper at {steps:,}": theirs, "paper start": theirs, "paper at 4M": theirs})
+        return pd.DataFrame(rows)
 
     def conclusion(self) -> str:
         """The paper's claims on these runs, each with its verdict and the numbers that decided it."""
@@ -157,7 +160,7 @@ class Comparison:
         tables = [claims.dials_matches_gs(self.finals, self.starts, sizes, steps),
                   claims.untrained_is_worse(self.finals, self.starts, sizes),
                   claims.dials_reaches_hand_coded(self.finals, self.starts, hand_coded, sizes)]
-        learning = self.learning()
+        learning = self._learning_table()
         lines = []
         for size in self.budget.sizes:
             part = learning[(learning["n_agents"] == size) & (learning["method"] != "hand-coded")]

@@ -21,7 +21,7 @@ import torch
 from dials_lib.hyperparameters import PolicyConfig
 from dials_lib.learning.networks import StackedPolicy, empty_policy
 from dials_lib.learning.ppo_core import sample_actions
-from dials_lib.seeding import CounterStream, Stream, agent_keys, counter_uniforms
+from dials_lib.seeding import CounterStream, Stream, agent_keys
 
 
 class PolicyActor:
@@ -84,11 +84,7 @@ class PolicyActor:
         logits, _, next_hidden = self.policy.step(torch.from_numpy(self.obs_array(obs)), hidden, self.weights())
         if greedy:
             return logits.argmax(dim=-1).numpy(), next_hidden
-        counts = self.eval_count
-        if counts.min() == counts.max():  # agents in step (always, unless counters were joined by hand)
-            uniforms = self._eval_stream.at(int(counts[0]))[:, 0]
-        else:
-            uniforms = counter_uniforms(self.eval_keys, counts)
+        uniforms = self._eval_stream.of_counters(self.eval_count)[:, 0]
         self.eval_count += np.uint64(1)
         actions, _ = sample_actions(logits.numpy(), uniforms.astype(np.float32))
         return actions, next_hidden

@@ -172,11 +172,7 @@ class PPOGroup:
 
     def _action_uniforms(self) -> np.ndarray:
         """This step's uniform per agent of the action streams, as float32 [K]; the counters advance."""
-        counts = self.act_count
-        if counts.min() == counts.max():  # agents in step (always, unless states were joined by hand): hashed in blocks
-            uniforms = self._action_stream.at(int(counts[0]))[:, 0]
-        else:
-            uniforms = counter_uniforms(self._action_keys, counts)
+        uniforms = self._action_stream.of_counters(self.act_count)[:, 0]
         self.act_count += np.uint64(1)
         return uniforms.astype(np.float32)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from dials_lib.files import atomic_write
 from dials_lib.training.run_config import GROUPING_FIELDS, RESUMABLE_FIELDS, RunConfig
 
 MAGIC = b"DIALS-CHECKPOINT 1 "
@@ -63,15 +64,15 @@ def write_checkpoint(path: Path, state: dict[str, Any], identity: str) -> None:
     payload = buffer.getbuffer()
     header = {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest(), "run": identity,
               "boundary": int(state["boundary"])}
-    tmp = path.with_name(f".{path.name}.new.tmp")
-    with open(tmp, "wb") as file:
-        file.write(MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n")
-        file.write(payload)
-        file.flush()
-        os.fsync(file.fileno())
-    if path.exists():
-        os.replace(path, previous_path(path))
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
+            file.write(MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n")
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+
+    atomic_write(path, write, previous=previous_path(path))
 
 
 def read_header(path: Path) -> dict[str, Any] | None:

@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from dials_lib.files import atomic_write, atomic_write_json, atomic_write_text, read_json
-from dials_lib.training.checkpoints import previous_path, read_checkpoint, run_identity, write_checkpoint
+from dials_lib.training.checkpoints import previous_path, read_checkpoint, record_identity, write_checkpoint
 from dials_lib.training.evaluation import DOMAIN_METRICS
 from dials_lib.training.memory import release_free_memory
 from dials_lib.training.run_config import RunConfig, config_differences
@@ -98,7 +98,7 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 def _is_our_temp_file(path: Path) -> bool:
-    """A temporary file as `dials_lib.files.atomic_write` and `checkpoints.write_checkpoint` name them."""
+    """A temporary file as `dials_lib.files.atomic_write` names them (checkpoints included)."""
     return path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp")
 
 
@@ -107,8 +107,8 @@ class RunDirectory:
 
     def __init__(self, config: RunConfig) -> None:
         self.config, self.path = config, config.directory()
-        self.identity = run_identity(config)
         record, config_path = config.record(), self.path / "config.json"
+        self.identity = record_identity(record)
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"run_dir {self.path} is a file, not a directory; choose another run_dir")
         if config_path.exists():
