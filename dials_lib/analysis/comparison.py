@@ -13,7 +13,9 @@ baseline, and returns a `Comparison` whose methods draw and save one section eac
 - `conclusion()`: the verdicts of the paper's claims on these runs, in words (`dials_lib.analysis.claims`);
 - `differences()`: differences of the final returns between methods with bootstrap intervals over seeds;
 - `domain_metrics()`: the environment's own measures (delay, throughput, items collected, ...) over training;
-- `aip_and_runtime()`: the AIPs' cross-entropy over training, and the runtime next to the paper's Tables 1-2.
+- `aip_and_runtime()`: the AIPs' cross-entropy over training, and the runtime next to the paper's Tables 1-2;
+- `influence_on_gs()`: what the AIPs that DIALS and untrained-DIALS agents trained on last predict, next to the
+  influence the GS really produces under those agents' final policies.
 """
 
 from __future__ import annotations
@@ -26,10 +28,17 @@ import pandas as pd
 
 from dials_lib import paper
 from dials_lib.analysis import claims, plans, report, verdicts
+from dials_lib.analysis.env_stats import idle_class, source_names
 from dials_lib.analysis.stats import bootstrap_ci
+from dials_lib.envs import make_global
+from dials_lib.learning.controllers import PolicyController
+from dials_lib.learning.influence import collect_dataset
+from dials_lib.learning.influence_eval import pooled_predicted_vs_empirical
 from dials_lib.paths import REPO_ROOT
 from dials_lib.plots import read_paper_table, save_figure, save_table
 from dials_lib.presets import RunBudget, get_preset
+from dials_lib.training.run_config import RunConfig
+from dials_lib.training.trained_agents import trained_agents
 
 DOMAIN_METRICS: dict[str, list[tuple[str, str]]] = {
     "traffic": [("delay_per_car", "delay per car (s)"), ("throughput", "throughput (cars/s)"),
@@ -60,6 +69,8 @@ class Comparison:
     """One row per run: its runtime breakdown (`plans.runtime_frame`)."""
     hand_coded: pd.DataFrame
     """The hand-coded controller's return and domain metrics per size (`report.hand_coded_baseline`)."""
+    configs: list[RunConfig]
+    """The runs behind `metrics`."""
 
     @property
     def finals(self) -> pd.DataFrame:
@@ -230,6 +241,33 @@ class Comparison:
         save_table(table, self._name("runtimes"))
         return table
 
+    def influence_on_gs(self) -> pd.DataFrame:
+        """Per size, for DIALS and untrained-DIALS: every influence source (class) but the idle one, its rate on the
+        GS under each run's final policies ("GS") next to the mean probability the run's last AIPs predict for it on
+        the same steps ("AIPs"; untrained-DIALS: their initial weights), means over seeds; `budget.eval_episodes`
+        GS episodes per run. The gap is the difference between the simulator the agents trained on and the one
+        they are evaluated on. Saved and returned."""
+        parts = []
+        for config in self.configs:
+            if config.simulator == "gs":
+                continue
+            agents = trained_agents(config)
+            sim = make_global(self.env, n_agents=config.n_agents, seed=config.seed)
+            data = collect_dataset(sim, PolicyController(agents.actor),
+                                   self.budget.eval_episodes * sim.spec.horizon)
+            table = pooled_predicted_vs_empirical(agents.predictor, data, source_names(self.env), idle_class(self.env))
+            parts.append(table.assign(n_agents=config.n_agents, method=report.METHOD_LABELS[config.simulator]))
+        columns = ["empirical", "predicted"]
+        means = pd.concat(parts).groupby(["n_agents", "source", "method"], sort=False)[columns].mean()
+        table = means.rename(columns={"empirical": "GS", "predicted": "AIPs"}).unstack("method")
+        order = [(what, method) for method in report.METHOD_ORDER for what in ("GS", "AIPs")
+                 if (what, method) in table.columns]
+        table = table[order]
+        table.columns = [f"{method}: {what}" for what, method in order]
+        table = table.reset_index()
+        save_table(table, self._name("influence_on_gs"))
+        return table
+
     def speedups(self) -> str:
         """GS over DIALS total runtime per size, ours and the paper's, as text."""
         table = runtimes_vs_paper(report.runtime_summary(self.runtimes), self.env)
@@ -292,7 +330,7 @@ def compare(preset: str, env: str, prefix: str, progress: bool = False) -> Compa
     metrics = plans.run_experiments(configs, progress=progress)
     hand_coded = report.hand_coded_baseline(env, budget.sizes, episodes=budget.eval_episodes * budget.n_seeds,
                                             seed=p.seed)
-    return Comparison(env, prefix, budget, metrics, plans.runtime_frame(configs), hand_coded)
+    return Comparison(env, prefix, budget, metrics, plans.runtime_frame(configs), hand_coded, configs)
 
 
 __all__ = ["DIFFERENCES", "DOMAIN_METRICS", "Comparison", "compare", "describe", "runtimes_vs_paper"]

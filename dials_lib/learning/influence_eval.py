@@ -77,6 +77,18 @@ def predicted_vs_empirical(
     return pd.DataFrame(rows)
 
 
+def pooled_predicted_vs_empirical(model: StackedPredictor, data: InfluenceData, source_names: list[str],
+                                  idle: int) -> pd.DataFrame:
+    """Every class of every source but the idle one ("nothing comes in"), pooled over agents and steps: its rate in
+    `data` (empirical) and the mean probability the AIPs predict for it on the same steps (predicted)."""
+    rows = []
+    for j, p in enumerate(predicted_probabilities(model, data)):
+        for c in (c for c in range(p.shape[-1]) if c != idle):
+            rows.append({"source": source_names[j] if p.shape[-1] == 2 else f"{source_names[j]}={c}",
+                         "empirical": float((data.sources[..., j] == c).mean()), "predicted": float(p[..., c].mean())})
+    return pd.DataFrame(rows)
+
+
 def simulator_statistics(sim: Any, controller: Controller, episodes: int) -> dict[str, Any]:
     """Run whole episodes; returns the influence sources seen ([T, K, n_sources]) and the mean reward per step."""
     run = rollout(sim, controller, episodes)

@@ -61,6 +61,7 @@ from dials_lib.training.memory import RunMemory, TreeMemorySampler, release_free
 from dials_lib.training.parallel import WorkerLostError, map_tasks, single_threaded
 from dials_lib.training.run_config import RunConfig, seed_configs
 from dials_lib.training.run_records import RUNTIME_PARTS, RunClock, RunDirectory, RunResult, WorkerDiedError
+from dials_lib.training.trained_agents import joint_policies, joint_predictors
 
 
 def train(config: RunConfig, progress: bool | None = None) -> RunResult:
@@ -251,11 +252,7 @@ class Run:
     def evaluate(self, r: int, c: int) -> None:
         """A row of run r's metrics.csv: its joint policy on fresh GS episodes."""
         state, seed = self.states[r], self.seeds[r]
-        aips = [group["aip"] for group in state["groups"]]
-        predictor = None
-        if aips[0] is not None:
-            predictor = tasks.new_predictors(self.hp, list(range(self.config.n_agents)), seed)
-            predictor.load_state_dict(concat_predictor_states(aips))
+        predictor = joint_predictors(self.hp, seed, state["groups"])
         row = evaluate(self.config.env, self.joint_actor(r, Purpose.EVALUATION, c), self.config.eval_episodes,
                        derived_seed(seed, Purpose.EVALUATION, c), predictor)
         row.update(timestep=self.schedule.starts[c], wall_time_s=self.clock.elapsed(r),
@@ -290,8 +287,7 @@ class Run:
         """Every agent's current policy of run r, to act on the GS for `purpose` at boundary c: its samples come
         from the boundary's own counters, so a boundary's evaluation is the same whether or not the run collects
         data there or evaluated before (a shorter run is a prefix of a longer one)."""
-        state = concat_states([group["ppo"] for group in self.states[r]["groups"]])
-        actor = PolicyActor.from_state(state, self.hp.policy, self.spec.obs_dim, self.spec.n_actions)
+        actor = joint_policies(self.hp, self.states[r]["groups"])
         actor.eval_count[:] = boundary_counter(purpose, c)
         return actor
 
