@@ -117,8 +117,10 @@ def test_ctrl_c_stops_at_once_with_one_line_and_the_same_command_resumes(sandbox
 
     import psutil
 
+    # 20 chunks: about 7 s of agents training on a quiet 2-core machine, so that the signal, a second after the
+    # first checkpoint, always finds the run training (with 2 chunks a fast machine had finished by then)
     command = [sys.executable, "-m", "dials_lib", "train", "--env", "traffic", "--simulator", "dials", "--steps",
-               "2560", "--chunk-steps", "1280", "--eval-episodes", "1", "--workers", "2", "--run-dir",
+               "25600", "--chunk-steps", "1280", "--eval-episodes", "1", "--workers", "2", "--run-dir",
                str(sandbox / "run")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
