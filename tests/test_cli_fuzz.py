@@ -122,7 +122,10 @@ def test_ctrl_c_stops_at_once_with_one_line_and_the_same_command_resumes(sandbox
     command = [sys.executable, "-m", "dials_lib", "train", "--env", "traffic", "--simulator", "dials", "--steps",
                "25600", "--chunk-steps", "1280", "--eval-episodes", "1", "--workers", "2", "--run-dir",
                str(sandbox / "run")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as at a terminal: a test session started in the background (`cmd &` without job control) hands its
+    # children SIGINT ignored, and Python then never raises KeyboardInterrupt; restore the default in the child
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not (sandbox / "run" / "checkpoint.pt").exists():  # boundary 0 done: chunk 0 trains on the workers
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
