@@ -147,7 +147,7 @@ PRESETS: dict[str, Preset] = {
     "full4": Preset(
         name="full4",
         description="The paper's 4M steps per agent at 4 agents, 3 seeds (Figures 5 and 6, first panel, at their "
-        "real length): hours for traffic, about a day for the warehouse on 2 cores; resumable.",
+        "real length): a few hours per environment on 2 cores (notebook 07 projects them); resumable.",
         # Only the main F: the ablation is the quick preset's (and the paper preset's) job.
         traffic=RunBudget(sizes=(4,), n_seeds=3, total_timesteps=4_000_000, eval_every=100_000, eval_episodes=5,
                           f_fractions=(0.25,)),
