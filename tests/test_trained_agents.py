@@ -17,6 +17,7 @@ from dials_lib.learning.influence import collect_dataset, make_predictor, train_
 from dials_lib.learning.influence_eval import pooled_predicted_vs_empirical
 from dials_lib.presets import get_preset
 from dials_lib.seeding import Purpose, boundary_counter, derived_seed
+from dials_lib.training import dials
 from dials_lib.training.checkpoints import CheckpointError
 from dials_lib.training.evaluation import evaluate
 from dials_lib.training.group_tasks import new_predictors
@@ -59,6 +60,23 @@ def test_trained_agents_replay_the_runs_last_evaluation(tiny_runs, simulator):
     else:
         assert agents.predictor is None and np.isnan(last["aip_ce"])
     assert directory_snapshot(config) == before  # reading is read-only
+
+
+def test_an_interrupted_runs_agents_are_those_of_its_last_checkpoint_not_of_its_last_evaluation(tmp_path,
+                                                                                                 monkeypatch):
+    config = tiny_config(tmp_path / "cut", total_timesteps=1920, eval_every=1280)  # evaluated at 0, 1280, 1920
+    train_chunk = dials.Run.train_chunk
+
+    def stop_in_chunk_1(run, c):
+        if c == 1:
+            raise RuntimeError("stopped")
+        train_chunk(run, c)
+
+    monkeypatch.setattr(dials.Run, "train_chunk", stop_in_chunk_1)
+    with pytest.raises(RuntimeError, match="stopped"):
+        train(config, progress=False)
+    assert pd.read_csv(config.directory() / "metrics.csv")["timestep"].tolist() == [0]
+    assert trained_agents(config).timestep == 640  # chunk 0 trained and checkpointed, not evaluated
 
 
 def test_untrained_dials_keeps_its_initial_aips_and_dials_does_not(tiny_runs):

@@ -35,7 +35,7 @@ class TrainedAgents:
     config: RunConfig
     """The run's configuration."""
     timestep: int
-    """Training steps per agent behind these agents (the last evaluated boundary)."""
+    """Training steps per agent behind these agents (the checkpoint's boundary, evaluated there or not)."""
     actor: PolicyActor
     """Every agent's policy, agents in id order, acting from the checkpoint's evaluation streams."""
     predictor: StackedPredictor | None
@@ -64,8 +64,8 @@ def trained_agents(config: RunConfig) -> TrainedAgents:
     state, _ = read_checkpoint(path, run_identity(config))
     if state is None:
         raise ValueError(f"run {config.name()} has no checkpoint in {path.parent}: train it first")
-    rows, groups = state["rows"], state["groups"]
-    return TrainedAgents(config, int(rows[-1]["timestep"]) if rows else 0, joint_policies(config.hp, groups),
+    groups = state["groups"]
+    return TrainedAgents(config, config.schedule().starts[state["boundary"]], joint_policies(config.hp, groups),
                          joint_predictors(config.hp, config.seed, groups))
 
 
