@@ -26,6 +26,11 @@ def predicted_probabilities(model: StackedPredictor, data: InfluenceData) -> lis
     return [p.numpy().reshape(k, e, h, -1) for p in source_probabilities(logits, model.source_sizes)]
 
 
+def _class_label(name: str, size: int, c: int) -> str:
+    """A source class as tables name it: the source's name for a binary source (class 1), else 'name=c'."""
+    return name if size == 2 else f"{name}={c}"
+
+
 def _reported_classes(size: int) -> range:
     # class 0 of a binary source mirrors class 1, so only class 1 is reported
     return range(1, 2) if size == 2 else range(size)
@@ -70,7 +75,7 @@ def predicted_vs_empirical(
             for c in _reported_classes(p.shape[-1]):
                 rows.append({
                     "agent": label,
-                    "source": source_names[j] if p.shape[-1] == 2 else f"{source_names[j]}={c}",
+                    "source": _class_label(source_names[j], p.shape[-1], c),
                     "predicted": float(p[agent, ..., c].mean()),
                     "empirical": float((data.sources[agent, ..., j] == c).mean()),
                 })
@@ -84,7 +89,7 @@ def pooled_predicted_vs_empirical(model: StackedPredictor, data: InfluenceData, 
     rows = []
     for j, p in enumerate(predicted_probabilities(model, data)):
         for c in (c for c in range(p.shape[-1]) if c != idle):
-            rows.append({"source": source_names[j] if p.shape[-1] == 2 else f"{source_names[j]}={c}",
+            rows.append({"source": _class_label(source_names[j], p.shape[-1], c),
                          "empirical": float((data.sources[..., j] == c).mean()), "predicted": float(p[..., c].mean())})
     return pd.DataFrame(rows)
 

@@ -6,7 +6,7 @@ is a `PolicyActor` (`dials_lib.learning.policy_actor`). The training loop, `trai
 
     group = PPOGroup(n_agents, obs_dim, n_actions, hp.policy, hp.ppo, total_timesteps, seed)
     obs = sim.reset()
-    for step in range(1, n_steps + 1):
+    for _ in range(n_steps):
         actions = group.act(obs)                 # numpy int64 [K]; stores obs, action, log-prob, value
         obs, reward, done = sim.step(actions)
         if done: obs = sim.reset()               # episode ends: the recurrent state is reset in `observe`
