@@ -229,25 +229,83 @@ def test_train_seeds_is_reexported_and_documented():
 
 def test_an_experiment_plan_gives_the_same_numbers_on_one_process_or_two(tmp_path):
     """Seed batches spread over 2 processes, or trained one after another here: the same records, in plan order.
-    (Over 2 processes, the DIALS batch trains here on its 2 workers while the GS batch trains in a pool process.)"""
+    (Over 2 processes, the DIALS batch trains here on its 2 workers while the untrained-DIALS batch, the longest,
+    trains in a pool process; this process then takes the GS batch, which waited, instead of idling.)"""
     from dials_lib.analysis import plans
 
     def plan(folder: str) -> list[RunConfig]:
         return [tiny_config(tmp_path / folder / f"{simulator}_{seed}", "traffic", simulator, seed=seed,
-                            n_workers=2 if simulator == "dials" else 1)
-                for simulator in ("gs", "dials") for seed in (5, 6)]
+                            n_workers=2 if simulator == "dials" else 1,
+                            total_timesteps=8 * 768 if simulator == "untrained-dials" else 768)
+                for simulator in ("gs", "dials", "untrained-dials") for seed in (5, 6)]
 
-    assert [[c.seed for c in batch] for batch in plans.seed_batches(plan("one"))] == [[5, 6], [5, 6]]
+    assert [[c.seed for c in batch] for batch in plans.seed_batches(plan("one"))] == [[5, 6], [5, 6], [5, 6]]
     lines: list[str] = []
     one = plans.run_experiments(plan("one"), progress=False, log=None, n_processes=1)
     two = plans.run_experiments(plan("two"), progress=False, log=lines.append, n_processes=2)
-    assert sum(line.startswith("trained ") for line in lines) == 2  # two batches, trained in worker processes
+    trained = {line.split(" in ")[0]: line.rsplit("(", 1)[1] for line in lines if line.startswith("trained ")}
+    assert trained == {"trained dials_5, dials_6": "this process and its workers)",
+                       "trained untrained-dials_5, untrained-dials_6": "a pool process)",
+                       "trained gs_5, gs_6": "this process)"}, lines
     drop = ["wall_time_s", "run_dir"]
     pd.testing.assert_frame_equal(one.drop(columns=drop), two.drop(columns=drop))
-    assert list(one["simulator"].unique()) == ["gs", "dials"] and list(one["seed"].unique()) == [5, 6]
+    assert list(one["simulator"].unique()) == ["gs", "dials", "untrained-dials"]
+    assert list(one["seed"].unique()) == [5, 6]
     again = plans.run_experiments(plan("two"), progress=False, log=None)  # finished: read back
     pd.testing.assert_frame_equal(again, two)
     shares = plans.runtime_frame(plan("two"))
     records = train(plan("two")[0], progress=False).runtime
-    assert shares["stacked_runs"].tolist() == [2, 2, 2, 2]
+    assert shares["stacked_runs"].tolist() == [2] * 6
     assert shares.loc[0, "total_s"] == pytest.approx(records["total_s"] / 2)
+
+
+INTERRUPTED_PLAN = """
+import signal, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from test_seed_batch import tiny_config
+from dials_lib.analysis import plans
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (see the CLI's Ctrl-C test)
+root = Path({root!r})
+plan = [tiny_config(root / simulator, "traffic", simulator, seed=5, n_workers=2 if simulator == "dials" else 1,
+                    total_timesteps=200 * 256) for simulator in ("dials", "untrained-dials")]
+try:
+    plans.run_experiments(plan, progress=False, log=None, n_processes=2)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    raise SystemExit(130)
+"""
+
+
+def test_an_interrupted_experiment_plan_stops_its_pool_process_at_once(tmp_path):
+    """SIGINT to this process alone (as Jupyter's interrupt sends it) while a DIALS batch trains here and an
+    untrained-DIALS batch in a pool process: the plan stops within seconds instead of waiting for the pool's batch
+    to finish, and no process of it is left training."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = INTERRUPTED_PLAN.format(tests=str(Path(__file__).parent), root=str(tmp_path))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 300
+    while not all((tmp_path / name / CHECKPOINT).exists() for name in ("dials", "untrained-dials")):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and out.strip() == "interrupted", err[-2000:]
+    assert time.monotonic() - started < 15
+    time.sleep(2.0)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    rows = len(pd.read_csv(tmp_path / "untrained-dials" / "metrics.csv"))
+    time.sleep(2.0)
+    assert len(pd.read_csv(tmp_path / "untrained-dials" / "metrics.csv")) == rows  # nothing trains it any more
+    assert rows < 200

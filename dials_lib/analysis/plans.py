@@ -22,9 +22,12 @@ The records come back as long frames: one row per evaluation of a run (`run_expe
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -148,33 +151,63 @@ def _as_one_group(batch: list[RunConfig]) -> list[RunConfig]:
 
 
 def _train_side_by_side(todo: list[list[RunConfig]], n_processes: int, log: Callable[[str], None] | None) -> None:
-    """The batches `todo` on `n_processes` cores (see `run_experiments`)."""
-    def report(run_dirs: list[str], seconds: float) -> None:
+    """The batches `todo` on `n_processes` cores (see `run_experiments`).
+
+    The batches trained as one group wait in one queue. `n_processes - 1` pool processes take them one at a time,
+    and so does this process once its DIALS batches are done, so that no core idles while the queue holds work."""
+    def train(how: Callable[[list[RunConfig]], list[str]], batch: list[RunConfig], where: str) -> None:
+        start = time.perf_counter()
+        run_dirs = how(batch)
         if log is not None:
-            log(f"trained {', '.join(Path(d).name for d in run_dirs)} in {seconds:.0f} s")
+            names = ", ".join(Path(d).name for d in run_dirs)
+            log(f"trained {names} in {time.perf_counter() - start:.0f} s ({where})")
 
     spreading = [batch for batch in todo if _spreads_over_workers(batch)]
-    alone = [_as_one_group(batch) for batch in todo if not _spreads_over_workers(batch)]
+    queued = deque(_as_one_group(batch) for batch in todo if not _spreads_over_workers(batch))
     if not spreading:  # this process trains batches too, beside n_processes - 1 loky workers
-        for _, task in map_tasks(_train_batch_quietly, alone, n_processes):
-            report(task.value, task.seconds)
+        for _, task in map_tasks(_train_batch_quietly, list(queued), n_processes):
+            if log is not None:
+                log(f"trained {', '.join(Path(d).name for d in task.value)} in {task.seconds:.0f} s")
         return
     from joblib.externals.loky import ProcessPoolExecutor
 
-    # a pool of its own (only if there is work for it): loky's reusable executor is the one the DIALS batches here
-    # hand their tasks to
-    pool = ProcessPoolExecutor(max_workers=max(1, n_processes - 1)) if alone else None
+    lock, stop, errors = threading.Lock(), threading.Event(), []
+
+    def take() -> list[RunConfig] | None:
+        with lock:
+            return None if stop.is_set() or not queued else queued.popleft()
+
+    def feed(pool: Any) -> None:  # one pool slot: hands it the next queued batch until none is left
+        try:
+            while (batch := take()) is not None:
+                train(lambda b: pool.submit(_train_batch_quietly, b).result(), batch, "a pool process")
+        except BaseException as err:  # noqa: BLE001 - handed to this process's main thread, which raises it
+            errors.append(err)
+            stop.set()
+
+    # a pool of its own: loky's reusable executor is the one the DIALS batches here hand their tasks to
+    n_slots = min(max(1, n_processes - 1), len(queued))
+    pool = ProcessPoolExecutor(max_workers=n_slots) if queued else None
+    feeders = [threading.Thread(target=feed, args=(pool,), daemon=True, name="dials-feed") for _ in range(n_slots)]
+    finished = False
     try:
-        started = time.perf_counter()
-        futures = [pool.submit(_train_batch_quietly, batch) for batch in alone] if pool is not None else []
+        for feeder in feeders:
+            feeder.start()
         for batch in spreading:
-            start = time.perf_counter()
-            report([str(result.run_dir) for result in train_batch(batch, progress=False)], time.perf_counter() - start)
-        for future in futures:
-            report(future.result(), time.perf_counter() - started)
+            train(lambda b: [str(result.run_dir) for result in train_batch(b, progress=False)], batch,
+                  "this process and its workers")
+        while (batch := take()) is not None:  # the DIALS batches are done: this process joins the pool's
+            train(_train_batch_quietly, batch, "this process")
+        for feeder in feeders:
+            while feeder.is_alive():  # short waits: Ctrl-C reaches this thread between them
+                feeder.join(timeout=0.5)
+        if errors:
+            raise errors[0]
+        finished = True
     finally:
+        stop.set()  # on an error or Ctrl-C: no further batch starts, and the pool's stop at once (they resume)
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(wait=finished, kill_workers=not finished)
 
 
 def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
@@ -185,8 +218,8 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
     DIALS batches with several groups train here, one after another, spreading their groups (and so their AIP
     retraining) over worker processes, while the others (GS and untrained-DIALS) train in `n_processes - 1` further
     processes, each batch as one group of all its runs' agents, so that no core idles while a long DIALS batch
-    finishes. With one process, or one batch to train, every batch trains here, one after another, with a
-    progress bar."""
+    finishes; once the DIALS batches are done, this process takes the other batches still waiting too. With one
+    process, or one batch to train, every batch trains here, one after another, with a progress bar."""
     configs = list(configs)
     todo = [batch for batch in seed_batches(configs) if not all(is_finished(c) for c in batch)]
     # the costliest batches first, so that the last to finish are short ones
