@@ -1,4 +1,5 @@
-"""Fault injection for the runner's tests: a task wrapper whose worker process dies like a killed one.
+"""Fault injection for the runner's tests: a task wrapper whose worker process dies like a killed one, and Ctrl-C
+sent to a training process.
 
 Production code knows nothing of this: the tests put `DieInWorker(...)` in place of the task function the DIALS
 loop sends to its workers (`dials_lib.training.dials.train_agents` or `train_aips`).
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,3 +47,26 @@ def register_by_value() -> None:
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def interrupt_when(process: subprocess.Popen, ready: Callable[[], bool], timeout_s: float = 300) -> list[Any]:
+    """Once `ready()` holds (and a second later, so that training is under way), send SIGINT to `process` alone, as
+    a terminal's Ctrl-C or Jupyter's interrupt reaches a Python process; returns its descendant processes from just
+    before the signal. Fails if the process ends or `timeout_s` passes first."""
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGINT)
+    return children
+
+
+def still_running(processes: list[Any]) -> list[Any]:
+    """Those of `processes` (psutil) that still run (a zombie waiting for its parent does not)."""
+    import psutil
+
+    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

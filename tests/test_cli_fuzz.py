@@ -11,6 +11,7 @@ import pytest
 from dials_lib.__main__ import main
 from dials_lib.training.run_config import RunConfig
 from dials_lib.training.run_records import RunDirectory
+from tests.faults import interrupt_when, still_running
 
 BAD = [  # (arguments after `train --env traffic`, a word the error must name)
     (["--steps", "-5"], "total_timesteps"),
@@ -115,8 +116,6 @@ def test_ctrl_c_stops_at_once_with_one_line_and_the_same_command_resumes(sandbox
     import sys
     import time
 
-    import psutil
-
     # 20 chunks: about 7 s of agents training on a quiet 2-core machine, so that the signal, a second after the
     # first checkpoint, always finds the run training (with 2 chunks a fast machine had finished by then)
     command = [sys.executable, "-m", "dials_lib", "train", "--env", "traffic", "--simulator", "dials", "--steps",
@@ -126,20 +125,15 @@ def test_ctrl_c_stops_at_once_with_one_line_and_the_same_command_resumes(sandbox
     # children SIGINT ignored, and Python then never raises KeyboardInterrupt; restore the default in the child
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 300
-    while not (sandbox / "run" / "checkpoint.pt").exists():  # boundary 0 done: chunk 0 trains on the workers
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.2)
-    time.sleep(1.0)
-    children = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGINT)
+    # boundary 0 done: chunk 0 trains on the workers
+    children = interrupt_when(process, (sandbox / "run" / "checkpoint.pt").exists)
     started = time.monotonic()
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and time.monotonic() - started < 15
     assert err.strip().splitlines()[-1].startswith("interrupted: rerun the same command to resume")
     assert "Traceback" not in err
     time.sleep(1.0)
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not still_running(children)
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "final average return per agent" in finished.stdout

@@ -24,6 +24,7 @@ from dials_lib.training.run_config import RunConfig, seed_configs
 from dials_lib.training.run_records import CHECKPOINT
 from dials_lib.training.runner import train, train_seeds
 from dials_lib.validation import with_fields
+from tests.faults import interrupt_when, still_running
 
 SEEDS = (3, 0, 11)
 
@@ -282,29 +283,21 @@ def test_an_interrupted_experiment_plan_stops_its_pool_process_at_once(tmp_path)
     """SIGINT to this process alone (as Jupyter's interrupt sends it) while a DIALS batch trains here and an
     untrained-DIALS batch in a pool process: the plan stops within seconds instead of waiting for the pool's batch
     to finish, and no process of it is left training."""
-    import signal
     import subprocess
     import sys
     import time
 
-    import psutil
-
     script = INTERRUPTED_PLAN.format(tests=str(Path(__file__).parent), root=str(tmp_path))
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    deadline = time.monotonic() + 300
-    while not all((tmp_path / name / CHECKPOINT).exists() for name in ("dials", "untrained-dials")):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.2)
-    time.sleep(1.0)
-    children = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGINT)
+    children = interrupt_when(
+        process, lambda: all((tmp_path / name / CHECKPOINT).exists() for name in ("dials", "untrained-dials")))
     started = time.monotonic()
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130 and out.strip() == "interrupted", err[-2000:]
     assert time.monotonic() - started < 15
     time.sleep(2.0)
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not still_running(children)
     rows = len(pd.read_csv(tmp_path / "untrained-dials" / "metrics.csv"))
     time.sleep(2.0)
     assert len(pd.read_csv(tmp_path / "untrained-dials" / "metrics.csv")) == rows  # nothing trains it any more
