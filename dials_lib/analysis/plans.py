@@ -22,6 +22,7 @@ The records come back as long frames: one row per evaluation of a run (`run_expe
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections import deque
@@ -155,19 +156,19 @@ def _train_side_by_side(todo: list[list[RunConfig]], n_processes: int, log: Call
 
     The batches trained as one group wait in one queue. `n_processes - 1` pool processes take them one at a time,
     and so does this process once its DIALS batches are done, so that no core idles while the queue holds work."""
+    def report(run_dirs: list[str], seconds: float, where: str) -> None:
+        if log is not None:
+            log(f"trained {', '.join(Path(d).name for d in run_dirs)} in {seconds:.0f} s ({where})")
+
     def train(how: Callable[[list[RunConfig]], list[str]], batch: list[RunConfig], where: str) -> None:
         start = time.perf_counter()
-        run_dirs = how(batch)
-        if log is not None:
-            names = ", ".join(Path(d).name for d in run_dirs)
-            log(f"trained {names} in {time.perf_counter() - start:.0f} s ({where})")
+        report(how(batch), time.perf_counter() - start, where)
 
     spreading = [batch for batch in todo if _spreads_over_workers(batch)]
     queued = deque(_as_one_group(batch) for batch in todo if not _spreads_over_workers(batch))
     if not spreading:  # this process trains batches too, beside n_processes - 1 loky workers
         for _, task in map_tasks(_train_batch_quietly, list(queued), n_processes):
-            if log is not None:
-                log(f"trained {', '.join(Path(d).name for d in task.value)} in {task.seconds:.0f} s")
+            report(task.value, task.seconds, "this process" if task.pid == os.getpid() else "a worker process")
         return
     from joblib.externals.loky import ProcessPoolExecutor
 
