@@ -262,9 +262,9 @@ def test_an_experiment_plan_gives_the_same_numbers_on_one_process_or_two(tmp_pat
 
 INTERRUPTED_PLAN = """
 import signal, sys
-sys.path.insert(0, {tests!r})
+sys.path.insert(0, {repository!r})  # whatever the working directory
 from pathlib import Path
-from test_seed_batch import tiny_config
+from tests.test_seed_batch import tiny_config
 from dials_lib.analysis import plans
 
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (see the CLI's Ctrl-C test)
@@ -287,7 +287,7 @@ def test_an_interrupted_experiment_plan_stops_its_pool_process_at_once(tmp_path)
     import sys
     import time
 
-    script = INTERRUPTED_PLAN.format(tests=str(Path(__file__).parent), root=str(tmp_path))
+    script = INTERRUPTED_PLAN.format(repository=str(Path(__file__).parents[1]), root=str(tmp_path))
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     children = interrupt_when(
