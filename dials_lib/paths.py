@@ -37,11 +37,11 @@ def set_figures_dir(path: str | Path | None) -> None:
 
 
 def preset_figures_dir(preset: str) -> Path:
-    """Where a preset's figures go: `figures/` for quick and `figures/full4/` (committed), `figures/paper/`,
-    `build/figures/smoke/`."""
+    """Where a preset's figures go: `figures/` for quick, `figures/full4/` and `figures/scale/` (committed),
+    `figures/paper/`, `build/figures/smoke/`."""
     if preset == "quick":
         return REPO_ROOT / "figures"
-    if preset in ("full4", "paper"):
+    if preset in ("full4", "scale", "paper"):
         return REPO_ROOT / "figures" / preset
     return REPO_ROOT / "build" / "figures" / preset
 

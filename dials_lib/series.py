@@ -2,7 +2,8 @@
 
 `python -m dials_lib.series --preset quick` first trains every training run of notebooks 04-06 at once (their seed
 batches side by side on the cores, `plans.train_plan`; finished runs are kept, interrupted ones resume; not with
-`--only`, where each notebook trains its own runs), then
+`--only`, where each notebook trains its own runs; `--train-only` stops there: the long presets' training, resumed
+with the same command), then
 executes every `notebooks/NN_*.ipynb` in order into `build/notebooks/<preset>/` (never over the source notebooks),
 printing each step's run time, and writes the timings to `build/notebooks/<preset>/timings.json`. `--publish` then
 copies the executed notebooks back into `notebooks/` with their outputs, cleaned of run-specific metadata, so a
@@ -165,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 00 02")
     parser.add_argument("--publish", action="store_true", help="copy outputs back into notebooks/ afterwards")
     parser.add_argument("--publish-only", action="store_true", help="publish an earlier run without running")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (or resume) the preset's runs side by side, without running the notebooks")
     args = parser.parse_args(argv)
     try:
         check_choice("preset", args.preset, PRESET_NAMES)
@@ -172,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
     if not args.publish_only:
         try:
+            if args.train_only:
+                train_runs(args.preset)
+                return
             run_series(args.preset, args.only)
         except KeyboardInterrupt:
             print("interrupted: rerun the same command to continue (finished runs are read back, interrupted ones "
