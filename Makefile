@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PRESET ?= quick
 # Tests must never overwrite the committed figures or runs: send them to build/.
-TEST_ENV := DIALS_FIGURES_DIR=$(CURDIR)/build/test/figures DIALS_RUNS_DIR=$(CURDIR)/build/test/runs MPLBACKEND=Agg
+TEST_ENV := DIALS_FIGURES_DIR=$(CURDIR)/build/test/figures DIALS_RUNS_DIR=$(CURDIR)/build/test/runs DIALS_RECORDS_DIR=$(CURDIR)/build/test/records MPLBACKEND=Agg
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with .nbval_sanitize.cfg
 
 .PHONY: help venv reproduce train publish test test-unit test-notebooks lab bench lint clean

@@ -62,6 +62,15 @@ def runs_dir() -> Path:
     return _ensure(_from_env("DIALS_RUNS_DIR", REPO_ROOT / "runs"))
 
 
+RECORDS_DIR_ENV = "DIALS_RECORDS_DIR"
+
+
+def records_dir() -> Path:
+    """Folder of the published run records (`records/`, committed; `DIALS_RECORDS_DIR` for tests): the same layout
+    as `runs/`, holding each finished run's config, metrics, runtime and memory files but no checkpoint."""
+    return _from_env(RECORDS_DIR_ENV, REPO_ROOT / "records")
+
+
 def build_dir() -> Path:
     """Untracked build folder (`build/`, or `DIALS_BUILD_DIR`) for executed notebooks and scratch output."""
     return _ensure(_from_env("DIALS_BUILD_DIR", REPO_ROOT / "build"))

@@ -35,13 +35,13 @@ import pandas as pd
 from joblib import cpu_count
 
 from dials_lib import paper
+from dials_lib.analysis.published import has_records, read_records
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.paths import runs_dir
 from dials_lib.presets import get_preset
-from dials_lib.training.dials import is_finished, train_batch
+from dials_lib.training.dials import train_batch
 from dials_lib.training.parallel import calls_here, map_tasks
 from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset
-from dials_lib.training.runner import load_run
 from dials_lib.validation import check_choice, check_int
 
 RUN_COLUMNS: tuple[str, ...] = ("env", "n_agents", "simulator", "retrain_every", "f_fraction", "seed")
@@ -222,7 +222,7 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
     finishes; once the DIALS batches are done, this process takes the other batches still waiting too. With one
     process, or one batch to train, every batch trains here, one after another, with a progress bar."""
     configs = list(configs)
-    todo = [batch for batch in seed_batches(configs) if not all(is_finished(c) for c in batch)]
+    todo = [batch for batch in seed_batches(configs) if not all(has_records(c) for c in batch)]
     # the costliest batches first, so that the last to finish are short ones
     todo.sort(key=lambda b: -len(b) * b[0].n_agents * (b[0].total_timesteps or 0) * RELATIVE_COST[b[0].simulator])
     n_processes = cpu_count() if n_processes is None else check_int("n_processes", n_processes, 1)
@@ -233,7 +233,7 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
         _train_side_by_side(todo, n_processes, log)
     frames = []
     for config in configs:
-        records = load_run(config.directory())
+        records = read_records(config)
         frame = records["metrics"].copy()
         for key, value in reversed(run_identity(config).items()):
             frame.insert(0, key, value)
@@ -250,7 +250,7 @@ def runtime_frame(configs: Iterable[RunConfig]) -> pd.DataFrame:
     is given its share of the batch's seconds (divided by `stacked_runs`, the number of runs in the batch)."""
     rows = []
     for config in configs:
-        records = load_run(config.directory())
+        records = read_records(config)
         memory = {k: v for k, v in records["memory"].items() if isinstance(v, int | float)}
         runtime = dict(records["runtime"])
         share = runtime.get("stacked_runs", 1)

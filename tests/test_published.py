@@ -1,0 +1,100 @@
+"""Published run records: finished runs' records copied to records/, read back verified on a clone without runs/,
+and a shorter run read as the prefix of a longer finished one (equal to training it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from dials_lib.analysis import plans, published
+from dials_lib.hyperparameters import paper_hyperparameters
+from dials_lib.training.run_config import RunConfig
+from dials_lib.training.runner import train
+from dials_lib.validation import with_fields
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """Empty runs/ and records/ folders for the test."""
+    runs, records = tmp_path / "runs", tmp_path / "records"
+    monkeypatch.setenv("DIALS_RUNS_DIR", str(runs))
+    monkeypatch.setenv("DIALS_RECORDS_DIR", str(records))
+    return runs, records
+
+
+def run_config(runs: Path, simulator: str = "gs", total: int = 1280, seed: int = 0) -> RunConfig:
+    """A tiny run under runs/test/, evaluated every chunk of 640 steps (untrained AIPs: no AIP training)."""
+    hp = paper_hyperparameters("traffic")
+    hp = with_fields(hp, aip=with_fields(hp.aip, epochs=1, dataset_steps=300))
+    config = RunConfig("traffic", n_agents=4, simulator=simulator, total_timesteps=total, eval_every=640,
+                       eval_episodes=1, chunk_steps=640, n_workers=1, seed=seed, hyperparameters=hp)
+    return dataclasses.replace(config, run_dir=str(runs / "test" / config.name()))
+
+
+def without_wall_time(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Metrics without the wall-clock column (the only one that differs between two trainings)."""
+    return metrics.drop(columns="wall_time_s").reset_index(drop=True)
+
+
+def test_published_records_read_back_on_a_clone_without_runs(folders):
+    runs, records = folders
+    config = run_config(runs)
+    trained = train(config, progress=False)
+    assert published.publish([config]) == [records / "test" / config.name()]
+    assert sorted(p.name for p in (records / "test" / config.name()).iterdir()) == sorted(published.RECORD_FILES)
+    shutil.rmtree(runs)  # a fresh clone: no runs/
+    assert published.has_records(config) and not config.directory().exists()
+    back = published.read_records(config)
+    pd.testing.assert_frame_equal(back["metrics"], trained.metrics)
+    frame = plans.run_experiments([config], progress=False, log=None)  # reads, never trains
+    assert not config.directory().exists()
+    assert frame["mean_return"].tolist() == trained.metrics["mean_return"].tolist()
+
+
+def test_unfinished_runs_are_not_published_and_damaged_copies_are_refused(folders):
+    runs, records = folders
+    config = run_config(runs)
+    assert published.publish([config]) == []  # never trained
+    train(config, progress=False)
+    target = published.publish([config])[0]
+    metrics = pd.read_csv(target / "metrics.csv")
+    metrics.iloc[:-1].to_csv(target / "metrics.csv", index=False)  # a copy that lost its last evaluation
+    shutil.rmtree(runs)
+    with pytest.raises(ValueError, match="not the run's 3 ending at 1280: publish the run again"):
+        published.read_records(config)
+    other = dataclasses.replace(config, eval_episodes=2)  # the same directory name, another config
+    with pytest.raises(ValueError, match=r"different config \(eval_episodes: stored 1, now 2\)"):
+        published.read_records(other)
+
+
+def test_a_shorter_run_is_read_as_the_prefix_of_a_longer_finished_run(folders):
+    runs, _ = folders
+    longer = run_config(runs, total=1920)
+    train(longer, progress=False)
+    shorter = run_config(runs, total=1280)
+    shorter = dataclasses.replace(shorter, run_dir=str(runs / "other" / shorter.name()))
+    assert published.longer_run(shorter) == longer.directory()
+    prefix = published.read_records(shorter)
+    assert prefix["metrics"]["timestep"].tolist() == [0, 640, 1280]
+    assert prefix["runtime"]["prefix_of"] == longer.directory().name
+    assert not shorter.directory().exists()
+    alone = train(shorter, progress=False)  # the same run trained to its own length
+    pd.testing.assert_frame_equal(without_wall_time(prefix["metrics"]), without_wall_time(alone.metrics))
+
+
+def test_a_longer_run_of_other_settings_is_not_a_prefix(folders):
+    runs, _ = folders
+    train(run_config(runs, total=1920, seed=1), progress=False)  # another seed
+    other = dataclasses.replace(run_config(runs, total=1920), eval_episodes=2)  # the same name, another config
+    train(dataclasses.replace(other, run_dir=str(runs / "other" / other.name())), progress=False)
+    shorter = run_config(runs, total=1280)
+    assert published.longer_run(shorter) is None
+    with pytest.raises(FileNotFoundError, match="neither finished .* nor published: train it first"):
+        published.read_records(shorter)
