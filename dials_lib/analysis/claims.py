@@ -39,7 +39,7 @@ def claim_row(claim: str, where: str, evidence: str, paper_evidence: str, verdic
             "verdict": verdict.verdict, "rule": verdict.reason}
 
 
-def _frame(rows: list[dict[str, str]]) -> pd.DataFrame:
+def claim_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     """Rows as a frame with the CLAIM_COLUMNS, also when there are none."""
     return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
 
@@ -49,40 +49,40 @@ def _envs(frame: pd.DataFrame) -> list[str]:
     return [env for env in ENV_NAMES if env in set(frame["env"])]
 
 
-def _returns(finals: pd.DataFrame, env: str, n_agents: int, simulator: str) -> np.ndarray:
+def returns_of(finals: pd.DataFrame, env: str, n_agents: int, simulator: str) -> np.ndarray:
     """Final returns of the main comparison's runs of one simulator, one per seed."""
     rows = finals[(finals["env"] == env) & (finals["n_agents"] == n_agents) & (finals["simulator"] == simulator)]
     return rows["mean_return"].to_numpy()
 
 
-def _paper_row(results: pd.DataFrame, env: str, n_agents: int) -> pd.Series:
+def paper_row(results: pd.DataFrame, env: str, n_agents: int) -> pd.Series:
     """The paper's final returns at one size (paper/results.csv)."""
     return results[(results["env"] == env) & (results["agents"] == n_agents)].iloc[0]
 
 
-def _mean(values: np.ndarray) -> str:
+def mean_text(values: np.ndarray) -> str:
     """The mean of a group of seeds to 4 significant digits, or 'no runs'."""
     return f"{values.mean():.4g}" if len(values) else "no runs"
 
 
-def _missing(*groups: np.ndarray) -> Verdict | None:
+def missing_side(*groups: np.ndarray) -> Verdict | None:
     """'not measured' when one of the groups of seeds is empty, else None."""
     if any(len(g) == 0 for g in groups):
         return Verdict("not measured", "the preset has no finished run of one of the two sides")
     return None
 
 
-def _learning(finals: pd.DataFrame, starts: pd.DataFrame, env: str, n_agents: int, simulator: str) -> Verdict:
+def learning_of(finals: pd.DataFrame, starts: pd.DataFrame, env: str, n_agents: int, simulator: str) -> Verdict:
     """Whether the main comparison's runs of one simulator learned: final against start return over seeds."""
-    final, start = _returns(finals, env, n_agents, simulator), _returns(starts, env, n_agents, simulator)
+    final, start = returns_of(finals, env, n_agents, simulator), returns_of(starts, env, n_agents, simulator)
     if len(final) == 0 or len(start) == 0:
         return Verdict("not measured", "no finished run")
     return verdicts.learned(*bootstrap_ci(final, start), start=float(start.mean()))
 
 
-def _with_start(label: str, finals: np.ndarray, starts: np.ndarray) -> str:
+def with_start(label: str, finals: np.ndarray, starts: np.ndarray) -> str:
     """'DIALS 181 (from 175)': a method's mean final return and where it started."""
-    return f"{label} {_mean(finals)} (from {_mean(starts)})"
+    return f"{label} {mean_text(finals)} (from {mean_text(starts)})"
 
 
 def dials_matches_gs(finals: pd.DataFrame, starts: pd.DataFrame, sizes: Mapping[str, Iterable[int]],
@@ -98,19 +98,19 @@ def dials_matches_gs(finals: pd.DataFrame, starts: pd.DataFrame, sizes: Mapping[
     main, first, rows = main_comparison_runs(finals), main_comparison_runs(starts), []
     for env in [e for e in ENV_NAMES if e in sizes]:
         for n in sizes[env]:
-            dials, gs = _returns(main, env, n, "dials"), _returns(main, env, n, "gs")
-            p = _paper_row(results, env, n)
-            verdict = (_missing(dials, gs)
-                       or verdicts.unless_learned({m: _learning(main, first, env, n, s)
+            dials, gs = returns_of(main, env, n, "dials"), returns_of(main, env, n, "gs")
+            p = paper_row(results, env, n)
+            verdict = (missing_side(dials, gs)
+                       or verdicts.unless_learned({m: learning_of(main, first, env, n, s)
                                                    for m, s in (("DIALS", "dials"), ("GS", "gs"))})
                        or verdicts.at_least(*bootstrap_ci(dials, gs), reference=float(gs.mean())))
             rows.append(claim_row(
                 "DIALS matches or beats GS on return", f"{env}, {n} agents",
-                f"{_with_start('DIALS', dials, _returns(first, env, n, 'dials'))} vs "
-                f"{_with_start('GS', gs, _returns(first, env, n, 'gs'))} ({len(dials)} seeds each; "
+                f"{with_start('DIALS', dials, returns_of(first, env, n, 'dials'))} vs "
+                f"{with_start('GS', gs, returns_of(first, env, n, 'gs'))} ({len(dials)} seeds each; "
                 f"{steps[env]:,} steps)",
                 f"DIALS {p['DIALS']:g} vs GS {p['GS']:g} (4M steps)", verdict))
-    return _frame(rows)
+    return claim_frame(rows)
 
 
 def untrained_is_worse(finals: pd.DataFrame, starts: pd.DataFrame, sizes: Mapping[str, Iterable[int]],
@@ -121,17 +121,17 @@ def untrained_is_worse(finals: pd.DataFrame, starts: pd.DataFrame, sizes: Mappin
     main, first, rows = main_comparison_runs(finals), main_comparison_runs(starts), []
     for env in [e for e in ENV_NAMES if e in sizes]:
         for n in sizes[env]:
-            untrained, dials = _returns(main, env, n, "untrained-dials"), _returns(main, env, n, "dials")
-            p = _paper_row(results, env, n)
-            verdict = (_missing(untrained, dials)
-                       or verdicts.unless_learned({"DIALS": _learning(main, first, env, n, "dials")})
+            untrained, dials = returns_of(main, env, n, "untrained-dials"), returns_of(main, env, n, "dials")
+            p = paper_row(results, env, n)
+            verdict = (missing_side(untrained, dials)
+                       or verdicts.unless_learned({"DIALS": learning_of(main, first, env, n, "dials")})
                        or verdicts.clearly_worse(*bootstrap_ci(untrained, dials)))
             rows.append(claim_row(
                 "untrained-DIALS is clearly worse than DIALS", f"{env}, {n} agents",
-                f"{_with_start('untrained-DIALS', untrained, _returns(first, env, n, 'untrained-dials'))} vs "
-                f"{_with_start('DIALS', dials, _returns(first, env, n, 'dials'))}",
+                f"{with_start('untrained-DIALS', untrained, returns_of(first, env, n, 'untrained-dials'))} vs "
+                f"{with_start('DIALS', dials, returns_of(first, env, n, 'dials'))}",
                 f"untrained-DIALS {p['untrained_DIALS']:g} vs DIALS {p['DIALS']:g}", verdict))
-    return _frame(rows)
+    return claim_frame(rows)
 
 
 def dials_reaches_hand_coded(finals: pd.DataFrame, starts: pd.DataFrame, hand_coded: pd.DataFrame,
@@ -147,19 +147,19 @@ def dials_reaches_hand_coded(finals: pd.DataFrame, starts: pd.DataFrame, hand_co
     main, first, rows = main_comparison_runs(finals), main_comparison_runs(starts), []
     for env in [e for e in ENV_NAMES if e in sizes]:
         for n in sizes[env]:
-            dials = _returns(main, env, n, "dials")
+            dials = returns_of(main, env, n, "dials")
             rule = hand_coded[(hand_coded["env"] == env) & (hand_coded["n_agents"] == n)]["mean_return"]
-            p = _paper_row(results, env, n)
-            verdict = _missing(dials, rule.to_numpy()) or verdicts.unless_learned(
-                {"DIALS": _learning(main, first, env, n, "dials")})
+            p = paper_row(results, env, n)
+            verdict = missing_side(dials, rule.to_numpy()) or verdicts.unless_learned(
+                {"DIALS": learning_of(main, first, env, n, "dials")})
             if verdict is None:  # the controller's return is measured on many episodes: a constant here
                 verdict = verdicts.at_least(*bootstrap_ci(dials, rule), reference=float(rule.mean()))
             rows.append(claim_row(
                 "DIALS reaches or beats the hand-coded controller", f"{env}, {n} agents",
-                f"{_with_start('DIALS', dials, _returns(first, env, n, 'dials'))} vs hand-coded "
-                f"{_mean(rule.to_numpy())}",
+                f"{with_start('DIALS', dials, returns_of(first, env, n, 'dials'))} vs hand-coded "
+                f"{mean_text(rule.to_numpy())}",
                 f"DIALS {p['DIALS']:g} vs hand-coded {p['hand_coded']:g} (4M steps)", verdict))
-    return _frame(rows)
+    return claim_frame(rows)
 
 
 def runtime_grows_slower(projected: pd.DataFrame, paper_runtimes: pd.DataFrame | None = None,
@@ -192,7 +192,7 @@ def runtime_grows_slower(projected: pd.DataFrame, paper_runtimes: pd.DataFrame |
                 f"{env}, {small} -> {large} agents, {p} workers (projected)",
                 f"GS {gs_growth:.3g}x, DIALS {dials_growth:.3g}x", paper_growth,
                 verdicts.grows_far_slower(dials_growth, gs_growth)))
-    return _frame(rows)
+    return claim_frame(rows)
 
 
 def extreme_f_hurts(ablation_finals: pd.DataFrame, ablation_starts: pd.DataFrame,
@@ -228,7 +228,7 @@ def extreme_f_hurts(ablation_finals: pd.DataFrame, ablation_starts: pd.DataFrame
             rows.append(claim_row(
                 claim, where, f"F={f * paper.TOTAL_STEPS:,.0f}: {by_f[f].mean():.4g} vs F={paper.MIDDLE_F}: "
                 f"{by_f[middle].mean():.4g}", paper_text, verdict))
-    return _frame(rows)
+    return claim_frame(rows)
 
 
 def memory_stays_flat(measured: pd.DataFrame, paper_memory: pd.DataFrame | None = None,
@@ -253,7 +253,7 @@ def memory_stays_flat(measured: pd.DataFrame, paper_memory: pd.DataFrame | None 
             f"{pm.loc[small['n_agents']]:.0f} -> {pm.loc[large['n_agents']]:.0f} MB "
             "(1 agent per process)",
             verdicts.stays_flat(growth)))
-    return _frame(rows)
+    return claim_frame(rows)
 
 
 def summary(table: pd.DataFrame) -> pd.Series:
@@ -264,12 +264,19 @@ def summary(table: pd.DataFrame) -> pd.Series:
 
 __all__ = [
     "CLAIM_COLUMNS",
+    "claim_frame",
     "claim_row",
     "dials_matches_gs",
     "dials_reaches_hand_coded",
     "extreme_f_hurts",
+    "learning_of",
+    "mean_text",
     "memory_stays_flat",
+    "missing_side",
+    "paper_row",
+    "returns_of",
     "runtime_grows_slower",
     "summary",
     "untrained_is_worse",
+    "with_start",
 ]

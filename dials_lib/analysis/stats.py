@@ -8,7 +8,7 @@ always give the same interval. `bootstrap_ratio_ci` does the same for a ratio of
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -73,4 +73,20 @@ def bootstrap_ratio_ci(
     return (float(a.mean() / b.mean()), *_percentile_interval(means[0] / means[1], confidence))
 
 
-__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "mean_and_sem"]
+def bootstrap_statistic(
+    groups: Iterable[Iterable[float] | np.ndarray],
+    statistic: Callable[[list[np.ndarray]], np.ndarray],
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Any function of several groups' means (e.g. a difference of differences) with a percentile bootstrap
+    interval: `statistic` takes one array of means per group (the groups' own means, then every resample's) and
+    returns the value for each. Groups are resampled apart, from one fixed stream. Returns (estimate, low, high)."""
+    arrays = [np.asarray(list(g), dtype=float) for g in groups]
+    means = _resampled_means(arrays, confidence, n_resamples, seed, "bootstrap_statistic")
+    estimate = float(np.asarray(statistic([np.array([a.mean()]) for a in arrays]))[0])
+    return (estimate, *_percentile_interval(np.asarray(statistic(means)), confidence))
+
+
+__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "bootstrap_statistic", "mean_and_sem"]
