@@ -198,7 +198,7 @@ def goals_from(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> None:
     """Run the PPO benchmarks and write the results table."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     parser.add_argument("--quick", action="store_true", help="fewer sizes and shorter timings (a smoke check)")
     args = parser.parse_args()
     torch.set_num_threads(1)

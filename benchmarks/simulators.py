@@ -15,7 +15,7 @@ from _common import write_results
 
 def main() -> None:
     """Run the simulator benchmarks and write the results table."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     parser.add_argument("--env", default="all", choices=["traffic", "warehouse", "ials", "all"])
     parser.add_argument("--quick", action="store_true", help="shorter timings (for a smoke check)")
     args = parser.parse_args()

@@ -175,7 +175,7 @@ def experiment_main(total_timesteps: int | None) -> None:
 
 def main() -> None:
     """Run the grid and write the results."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--quick", action="store_true", help="sizes 4 and 25 only")
     parser.add_argument("--experiment", action="store_true", help="the whole-experiment tables only")
     parser.add_argument("--experiment-steps", type=int, default=EXPERIMENT_STEPS,

@@ -12,6 +12,7 @@ has its own entry point: `python -m dials_lib.series`.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from dials_lib.hyperparameters import ENV_NAMES
@@ -26,11 +27,54 @@ def _seed_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2; got {text!r}") from None
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dials_lib", description=__doc__.split("\n")[0])
+def _one_seed(text: str) -> int:
+    """The value of --seed: one integer (a list gets a pointer to --seeds)."""
+    try:
+        return int(text)
+    except ValueError:
+        hint = ": for several seeds use --seeds (e.g. --seeds 0,1,2)" if "," in text else ""
+        raise argparse.ArgumentTypeError(f"expected one integer, got {text!r}{hint}") from None
+
+
+FLAGS = {
+    "total_timesteps": "--steps", "n_agents": "--agents", "retrain_every (F)": "--F", "retrain_every": "--F",
+    "eval_every": "--eval-every", "eval_episodes": "--eval-episodes", "n_workers": "--workers",
+    "agents_per_worker": "--agents-per-worker", "chunk_steps": "--chunk-steps", "run_dir": "--run-dir",
+}
+"""RunConfig's fields, as its error messages name them, and the flags of `train` that set them."""
+LEADING_FLAGS = {"seeds": "--seeds", "seed": "--seed", "env": "--env", "simulator": "--simulator"}
+"""Fields whose names are also English words ('seeds are hashed ...'): replaced only where a message starts."""
+
+
+def in_flags(message: str, several_seeds: bool = False) -> str:
+    """An error message of the run's configuration with each field name replaced by the flag the user typed."""
+    fields = "|".join(re.escape(name) for name in sorted(FLAGS, key=len, reverse=True))
+    message = re.sub(rf"(?<![\w-])({fields})(?!\w)", lambda match: FLAGS[match.group(1)], message)
+    leading = dict(LEADING_FLAGS, seed="--seeds" if several_seeds else "--seed")
+    return re.sub(rf"^({'|'.join(leading)})\b", lambda match: leading[match.group(1)], message)
+
+
+def _unrecognized(arguments: list[str], parser: argparse.ArgumentParser) -> str:
+    """The error for arguments `parser` does not know, with the closest flag for a mistyped one."""
+    import difflib
+
+    flags = [flag for action in parser._actions for flag in action.option_strings]
+    hints = []
+    for argument in arguments:
+        close = difflib.get_close_matches(argument.split("=")[0], flags, n=1) if argument.startswith("--") else []
+        if close:
+            hints.append(f"{argument.split('=')[0]}: did you mean {close[0]}?")
+    return f"unrecognized arguments: {' '.join(arguments)}" + (f" ({'; '.join(hints)})" if hints else "")
+
+
+def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command line's parser and its `train` subcommand's (flags must be typed in full: no prefixes)."""
+    parser = argparse.ArgumentParser(prog="python -m dials_lib", description=__doc__.split("\n")[0],
+                                     allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     train = commands.add_parser(
-        "train", help="train agents on the GS, with DIALS or with untrained-DIALS (resumes an interrupted run)",
+        "train", allow_abbrev=False,
+        help="train agents on the GS, with DIALS or with untrained-DIALS (resumes an interrupted run)",
         description="Train agents and write a run directory (config.json, metrics.csv, runtime.json, memory.json, "
         "checkpoint.pt). Rerun the same command to resume after an interruption.")
     train.add_argument("--env", required=True, choices=ENV_NAMES, help="environment")
@@ -40,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=None,
                        help="training steps per agent (default: the paper's 4,000,000)")
     seeds = train.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    seeds.add_argument("--seed", type=_one_seed, default=0, help="run seed (default 0)")
     seeds.add_argument("--seeds", type=_seed_list, default=None,
                        help="several run seeds, comma-separated (e.g. 0,1,2), trained together as one stacked batch")
     train.add_argument("--workers", type=int, default=2, help="parallel joblib workers (default 2)")
@@ -60,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="always show the progress bar")
     progress.add_argument("--no-progress", dest="progress", action="store_false",
                           help="never show the progress bar (default: only on a terminal)")
-    return parser
+    return parser, train
 
 
 def _stop_after_interrupt(configs: list[RunConfig]) -> None:
@@ -89,8 +133,10 @@ def _stop_after_interrupt(configs: list[RunConfig]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    parser, train_parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        train_parser.error(_unrecognized(unknown, train_parser))
     try:
         config = RunConfig(
             env=args.env, n_agents=args.agents, simulator=args.simulator, total_timesteps=args.steps,
@@ -101,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [args.seed] if args.seeds is None else args.seeds
         seed_configs(config, seeds)
     except ValueError as err:
-        parser.error(str(err))
+        train_parser.error(in_flags(str(err), several_seeds=args.seeds is not None))
     from dials_lib.training.runner import WorkerDiedError, train_seeds
 
     try:
@@ -109,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _stop_after_interrupt(seed_configs(config, seeds))
     except ValueError as err:  # what the user can fix: the run directory, its files, the config
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {in_flags(str(err), several_seeds=args.seeds is not None)}", file=sys.stderr)
         return 2
     except WorkerDiedError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -8,38 +8,45 @@ from pathlib import Path
 
 import pytest
 
-from dials_lib.__main__ import main
+from dials_lib.__main__ import in_flags, main
 from dials_lib.training.run_config import RunConfig
 from dials_lib.training.run_records import RunDirectory
 from tests.faults import interrupt_when, still_running
 
-BAD = [  # (arguments after `train --env traffic`, a word the error must name)
-    (["--steps", "-5"], "total_timesteps"),
-    (["--steps", "0"], "total_timesteps"),
-    (["--steps", str(10**12)], "total_timesteps"),
-    (["--steps", str(10**30)], "total_timesteps"),
+BAD = [  # (arguments after `train --env traffic`, the flag or word the error must name)
+    (["--steps", "-5"], "--steps"),
+    (["--steps", "0"], "--steps"),
+    (["--steps", str(10**12)], "--steps"),
+    (["--steps", str(10**30)], "--steps"),
     (["--steps", "abc"], "--steps"),
     (["--agents", "5"], "square"),
-    (["--agents", "0"], "n_agents"),
-    (["--agents", "1000000"], "n_agents"),
+    (["--agents", "0"], "--agents"),
+    (["--agents", "1000000"], "--agents"),
     (["--simulator", "ials"], "--simulator"),
-    (["--workers", "0"], "n_workers"),
-    (["--workers", "-1"], "n_workers"),
-    (["--workers", "1000"], "n_workers"),
-    (["--seed", "-1"], "seed"),
-    (["--seed", str(2**64)], "seed"),
-    (["--seed", str(10**30)], "seed"),
-    (["--seeds", "1,1"], "distinct"),
+    (["--workers", "0"], "--workers"),
+    (["--workers", "-1"], "--workers"),
+    (["--workers", "1000"], "--workers"),
+    (["--seed", "-1"], "--seed"),
+    (["--seed", str(2**64)], "--seed"),
+    (["--seed", str(10**30)], "--seed"),
+    (["--seed", "0,1"], "use --seeds"),
+    (["--seeds", "1,1"], "--seeds must be distinct"),
+    (["--seeds", "0,-1"], "--seeds must be"),
     (["--seeds", "0,x"], "--seeds"),
-    (["--F", str(10**30)], "retrain_every"),
-    (["--F", "0"], "retrain_every"),
-    (["--eval-episodes", str(10**9)], "eval_episodes"),
-    (["--eval-episodes", "0"], "eval_episodes"),
-    (["--eval-every", "0"], "eval_every"),
-    (["--chunk-steps", "100"], "chunk_steps"),
-    (["--agents-per-worker", "3"], "agents_per_worker"),
+    (["--F", str(10**30)], "--F"),
+    (["--F", "0"], "--F"),
+    (["--eval-episodes", str(10**9)], "--eval-episodes"),
+    (["--eval-episodes", "0"], "--eval-episodes"),
+    (["--eval-every", "0"], "--eval-every"),
+    (["--chunk-steps", "100"], "--chunk-steps"),
+    (["--agents-per-worker", "3"], "--agents-per-worker must divide --agents=4"),
     (["--unknown-flag", "1"], "unrecognized"),
+    (["--step", "1000"], "did you mean --steps?"),  # no prefix matching: a mistyped flag is never taken for another
+    (["--eval-ep", "3"], "unrecognized"),
 ]
+FIELD_NAMES = ("total_timesteps", "n_agents", "n_workers", "retrain_every", "eval_episodes", "eval_every",
+               "chunk_steps", "agents_per_worker")
+"""RunConfig's field names, which a command-line error must not show: the user typed flags."""
 
 
 @pytest.fixture
@@ -69,7 +76,19 @@ def refused(argv: list[str], capsys) -> str:
 def test_a_bad_command_line_is_refused_naming_the_parameter(argv, named, sandbox, capsys):
     err = refused(argv, capsys)
     assert named in err and "Traceback" not in err
+    assert not [name for name in FIELD_NAMES if name in err], err
+    assert err.startswith("usage: python -m dials_lib train "), err  # the usage of the command that was typed
     assert files_under(sandbox) == set()
+
+
+def test_field_names_become_the_flags_that_set_them():
+    assert in_flags("total_timesteps must be an integer >= 128; got 5") == "--steps must be an integer >= 128; got 5"
+    assert in_flags("retrain_every (F) must be an integer >= 1; got 0") == "--F must be an integer >= 1; got 0"
+    assert in_flags("seed must be an integer >= 0; got -1", several_seeds=True).startswith("--seeds must")
+    assert in_flags("seed must be an integer >= 0; got -1").startswith("--seed must")
+    # words that are also field names stay words away from the start of the message
+    assert in_flags("run_dir must contain {seed} when training several seeds") == \
+        "--run-dir must contain {seed} when training several seeds"
 
 
 def test_a_bad_run_directory_is_refused_and_earlier_runs_stay_untouched(sandbox, capsys):
@@ -88,7 +107,8 @@ def test_a_bad_run_directory_is_refused_and_earlier_runs_stay_untouched(sandbox,
         before[locked] = b""
     for argv, named in cases:
         err = refused(argv, capsys)
-        assert named in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2
+        errors = [line for line in err.splitlines() if "error:" in line]  # after the train usage, if any
+        assert len(errors) == 1 and named in errors[0] and "Traceback" not in err
     after = {p: p.read_bytes() for p in files_under(sandbox) if p.is_file()}
     assert {p: v for p, v in after.items() if p in before} == {p: v for p, v in before.items() if p.is_file()}
     assert set(after) <= set(before)
