@@ -17,7 +17,7 @@ help:  ## list the targets
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,sumo]'
 	@touch $(STAMP)
 
 venv: $(STAMP)  ## create or update .venv with the package and its dev extras

@@ -214,8 +214,9 @@ class EnvRecord:
     """The GS class, called as `global_simulator(n_agents=..., seed=..., **options)`."""
     local_simulator: Callable[..., LocalSimulator]
     """The LS class, called as `local_simulator(n_regions=..., seed=..., **options)`."""
-    hand_coded: Callable[[LocalStates], np.ndarray]
-    """The hand-coded controller: int64 actions [n] from local states (the 'hand-coded' baseline)."""
+    hand_coded: Callable[[LocalStates], np.ndarray] | None
+    """The hand-coded controller: int64 actions [n] from local states (the 'hand-coded' baseline); None when the
+    baseline runs inside the simulator instead (`baseline_options`)."""
     source_names: tuple[str, ...]
     """Readable names of the influence sources, in the order of `influence_sources()`."""
     idle_source_class: int
@@ -226,12 +227,21 @@ class EnvRecord:
     """The domain-metric tracker class, called with the number of agents."""
     render: Callable[..., Any]
     """`render(sim, ax=None, region=...)`: a picture of a GS or of one LS region on matplotlib axes."""
+    baseline_options: dict[str, Any] | None = None
+    """Options of `global_simulator` under which it runs the hand-coded baseline itself, ignoring the actions it is
+    given (SUMO's actuated lights); None when `hand_coded` computes the baseline's actions."""
+    exact_local_form: bool = True
+    """Whether the LS, fed the GS's u and noise, replays the GS bit for bit (`check_local_form` applies); False
+    when it follows the GS only approximately and the gap is measured instead (sumo-traffic)."""
 
     def __post_init__(self) -> None:
         """Check that the names of the sources and the metrics fit the spec and the tracker."""
         if len(self.source_names) != self.spec.n_sources:
             raise ValueError(f"{self.spec.name}: {len(self.source_names)} source names for "
                              f"{self.spec.n_sources} influence sources")
+        if (self.hand_coded is None) == (self.baseline_options is None):
+            raise ValueError(f"{self.spec.name}: give exactly one of hand_coded (a controller) and baseline_options "
+                             f"(the simulator runs the baseline)")
         if not 0 <= self.idle_source_class < min(self.spec.source_sizes):
             raise ValueError(f"{self.spec.name}: idle_source_class {self.idle_source_class} is not a class of "
                              f"every source")
