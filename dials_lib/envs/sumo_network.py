@@ -311,6 +311,7 @@ class SumoConnection:
     def __init__(self, args: list[str], backend: str = "auto") -> None:
         """Start SUMO with command-line `args` (without the program name) on `backend` (`BACKENDS`)."""
         global _libsumo_holder
+        self.closed = True  # until SUMO runs: nothing to close if starting fails
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         libsumo = require_sumo()

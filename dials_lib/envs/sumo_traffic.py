@@ -255,6 +255,14 @@ class _SumoGrid:
         if self._connection is not None:
             self._connection.close()
 
+    def __enter__(self) -> _SumoGrid:
+        """`with make_global('sumo-traffic', ...) as sim:` closes the simulation at the end of the block."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the simulation."""
+        self.close()
+
 
 class GlobalSimulator(_SumoGrid):
     """The whole SUMO grid: n_agents intersections (4 to 100, a square) in one or B copies (module docstring)."""
@@ -360,9 +368,10 @@ class LocalSimulator(_SumoGrid):
         return self._u.copy()
 
     def load_states(self, states: dict[str, np.ndarray]) -> np.ndarray:
-        """Restart the K regions in the given local states: their cars are inserted where and as fast as the
-        states say (SUMO places them in one step in which nothing else moves), the lights set; returns the
-        observations. A car SUMO finds unsafe to place is left out, so the load is as exact as SUMO allows."""
+        """Restart the K regions in the given local states: their cars are placed where the states say (SUMO
+        inserts them standing, in one step in which nothing else moves) and then given their speeds, the lights
+        set; returns the observations. A car SUMO refuses to place is left out: the load is as exact as SUMO
+        allows (cars on the junctions, which belong to no region's lanes, are not part of a local state)."""
         missing = [k for k in STATE_KEYS if k not in states]
         if missing:
             raise ValueError(f"states is missing {missing}; expected keys {list(STATE_KEYS)}")
@@ -373,11 +382,18 @@ class LocalSimulator(_SumoGrid):
             raise ValueError(f"states['t'] must be one time step in [0, {HORIZON}] shared by all regions")
         self._restart()
         position, speed = np.asarray(states["position"]), np.asarray(states["speed"])
-        for region, lane, car in zip(*np.nonzero(~np.isnan(position)), strict=True):
-            self._call(self._add_car, self._routes[region][lane], float(speed[region, lane, car]),
-                       f"{position[region, lane, car]:.6f}")
+        cars = list(zip(*np.nonzero(~np.isnan(position)), strict=True))
+        # standing cars pass SUMO's insertion checks where moving ones may not; their speeds are set once placed
+        for region, lane, car in cars:
+            self._call(self._add_car, self._routes[region][lane], 0.0, f"{position[region, lane, car]:.6f}")
         self._call(self.api.simulationStep)
-        self._read_cars(self.api.vehicle.getAllSubscriptionResults())
+        placed = set(self.api.vehicle.getIDList())
+        for vehicle, (region, lane, car) in enumerate(cars):
+            if f"v{vehicle}" in placed:
+                self.api.vehicle.setPreviousSpeed(f"v{vehicle}", float(speed[region, lane, car]))
+        self._call(self._drop_pending)
+        self._read_cars({vehicle: {**values, _SPEED: self.api.vehicle.getSpeed(vehicle)}
+                         for vehicle, values in self.api.vehicle.getAllSubscriptionResults().items()})
         self.phase = np.asarray(states["phase"], dtype=np.int64).copy()
         self.timer = np.asarray(states["timer"], dtype=np.int64).copy()
         self.light = _light_of(self.phase, np.minimum(self.timer, 3))
