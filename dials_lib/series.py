@@ -23,6 +23,7 @@ from typing import Any
 import nbformat
 
 from dials_lib.files import atomic_write, atomic_write_json
+from dials_lib.notebook_kernels import execute_notebook
 from dials_lib.paths import build_dir, notebooks_dir
 from dials_lib.presets import PRESET_NAMES
 from dials_lib.validation import check_choice
@@ -82,13 +83,8 @@ def run_series(preset: str, only: list[str] | None = None) -> list[dict[str, Any
         print(f"[{index}/{len(paths)}] {path.name} (preset {preset}) ...", flush=True)
         start = time.perf_counter()
         try:
-            papermill.execute_notebook(
-                str(path),
-                str(out_dir / path.name),
-                parameters={"preset": preset},
-                cwd=str(notebooks_dir()),
-                progress_bar=sys.stdout.isatty(),  # cells done / total and elapsed time, on a terminal only
-            )
+            execute_notebook(path, out_dir / path.name, parameters={"preset": preset}, cwd=notebooks_dir(),
+                             progress_bar=sys.stdout.isatty())  # cells done / total and elapsed time, on a terminal
         except papermill.PapermillExecutionError as error:
             print(f"    FAILED after {time.perf_counter() - start:.1f} s; see {out_dir / path.name}", flush=True)
             raise SystemExit(f"{path.name} failed: {error.ename}: {error.evalue}") from None
@@ -161,7 +157,8 @@ def publish(preset: str = "quick", only: list[str] | None = None) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: run the notebook series with a preset, optionally publishing the outputs."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESET_NAMES)} (default quick)")
     parser.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 00 02")
     parser.add_argument("--publish", action="store_true", help="copy outputs back into notebooks/ afterwards")

@@ -2,7 +2,8 @@
 
 Layers, bottom-up: the foundation modules at the package root (paths, files, validation, hyperparameters, presets,
 paper, plots, seeding); `envs`; `theory` (exact tiny models, on the foundation only); `learning`; `training`;
-`analysis`; and the entry points on top (the package root, `__main__`, `series`). Imports inside functions count.
+`analysis`; and the entry points on top (the package root, `__main__`, `series`, `notebook_kernels`). Imports inside
+functions count.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import dials_lib
 PACKAGE = Path(dials_lib.__file__).parent
 FOUNDATION = {"paths", "files", "validation", "hyperparameters", "presets", "paper", "plots", "seeding"}
 LAYERS = {"envs": 1, "theory": 1, "learning": 2, "training": 3, "analysis": 4}
-TOP = {"__init__", "__main__", "series"}
+TOP = {"__init__", "__main__", "series", "notebook_kernels"}
 
 
 def module_name(path: Path) -> str:
