@@ -94,6 +94,10 @@ class Preset:
     """Steps per agent of each timed training run; longer budgets are extrapolated from it."""
     scaling_aip_epochs: int = 5
     """AIP epochs in each timed retraining; the paper's epoch count is extrapolated linearly from it."""
+    timed_runs_preset: str | None = None
+    """The preset whose timed runs (notebook 07) this preset's runtime projections and memory read (None: its own)."""
+    ablation_preset: str | None = None
+    """The preset whose F ablation (notebook 06) this preset's claims read (None: its own)."""
 
     def hyperparameters(self, env: str) -> EnvHyperparameters:
         """The paper's hyperparameters for `env` with this preset's AIP data set and share of the AIP epochs."""
@@ -114,9 +118,10 @@ PRESETS: dict[str, Preset] = {
         description="CI: every code path on a tiny budget, seconds per notebook; numbers are not meaningful.",
         # Every F of the paper is beyond these 2 chunks; an F of 1,024 steps (not the paper's) makes the ablation
         # retrain at the second chunk, so that CI runs that code path too.
-        traffic=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
+        # Two sizes, so that the figures and claims across sizes (notebook 10) run in CI too.
+        traffic=RunBudget(sizes=(4, 25), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
                           f_fractions=(0.000256, 0.25)),
-        warehouse=RunBudget(sizes=(4,), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
+        warehouse=RunBudget(sizes=(4, 25), n_seeds=2, total_timesteps=2_048, eval_every=1_024, eval_episodes=1,
                             f_fractions=(0.000256, 1.0)),
         env_episodes=1,
         scaling_sizes=(4, 25),
@@ -176,6 +181,8 @@ PRESETS: dict[str, Preset] = {
         theory_models=20,
         theory_mc_samples=(100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000),
         scaling_steps=1_280,
+        timed_runs_preset="quick",
+        ablation_preset="quick",
     ),
     "paper": Preset(
         name="paper",

@@ -1,16 +1,18 @@
 """The experiment plans of the notebook series, their statistics and their report tables."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from dials_lib.analysis import plans, report
+from dials_lib.analysis import plans, published, report
 from dials_lib.analysis.stats import bootstrap_ci, bootstrap_ratio_ci, mean_and_sem
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.presets import get_preset
 
 
-@pytest.mark.parametrize("preset", ["smoke", "quick", "full4", "paper"])
+@pytest.mark.parametrize("preset", ["smoke", "quick", "full4", "scale", "paper"])
 @pytest.mark.parametrize("env", ["traffic", "warehouse"])
 def test_comparison_plan_covers_sizes_seeds_and_simulators(preset, env):
     budget = get_preset(preset).budget(env)
@@ -124,3 +126,22 @@ def test_runs_of_picks_the_rows_of_a_plan_and_main_runs_keep_dials_at_the_main_f
     main = plans.main_comparison_runs(frame)
     assert set(main.loc[main["simulator"] == "dials", "f_fraction"]) == {0.25}
     assert (main["simulator"] == "gs").sum() == (frame["simulator"] == "gs").sum()
+
+
+@pytest.mark.parametrize("env", ["traffic", "warehouse"])
+def test_the_scale_plan_is_the_paper_sizes_and_its_4_agent_runs_are_prefixes_of_the_quick_runs(env):
+    scale = get_preset("scale").budget(env)
+    assert scale.sizes == (4, 25, 100) and scale.n_seeds == 3
+    assert scale.total_timesteps >= {"traffic": 512_000, "warehouse": 256_000}[env]  # where the quick run learned
+    by_key = {(c.simulator, c.seed): c for c in plans.comparison_configs("quick", env)}
+    for config in plans.comparison_configs("scale", env):
+        if config.n_agents != 4:
+            continue
+        longer = by_key[(config.simulator, config.seed)]
+        assert dataclasses.replace(config, total_timesteps=longer.total_timesteps, run_dir=longer.run_dir) == longer
+        # every evaluation of the scale run is one of the quick run's, so its records are the quick run's rows
+        assert set(published.evaluation_steps(config)) <= set(published.evaluation_steps(longer))
+        assert published.evaluation_steps(config)[-1] == config.total_timesteps
+    assert {c.n_agents for c in plans.training_plan("scale") if c.env == env} == {4, 25, 100}
+    assert not [c for c in plans.ablation_configs("scale", env) if c.retrain_every != paper_hyperparameters(env)
+                .retrain_every]  # only the main F: the ablation is the quick preset's

@@ -48,7 +48,8 @@ def test_presets_grow_from_smoke_to_paper():
 
 
 def test_unknown_preset_names_the_allowed_values():
-    with pytest.raises(ValueError, match=r"unknown preset 'fast'; allowed values: 'smoke', 'quick', 'full4', 'paper'"):
+    allowed = "'smoke', 'quick', 'full4', 'scale', 'paper'"
+    with pytest.raises(ValueError, match=rf"unknown preset 'fast'; allowed values: {allowed}"):
         get_preset("fast")
 
 

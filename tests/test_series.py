@@ -27,7 +27,7 @@ def test_only_filters_and_rejects_unknown_prefixes():
 
 
 def test_run_series_rejects_unknown_preset():
-    with pytest.raises(ValueError, match="allowed values: 'smoke', 'quick', 'full4', 'paper'"):
+    with pytest.raises(ValueError, match="allowed values: 'smoke', 'quick', 'full4', 'scale', 'paper'"):
         series.run_series("fast")
 
 

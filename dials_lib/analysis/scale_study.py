@@ -1,0 +1,244 @@
+"""The paper at scale (notebook 10): Figures 5 and 6 at every size of a preset, next to the paper's, and the claims
+only several sizes can test.
+
+The paper's Figures 5 and 6 have three panels: learning curves, the final return at 4, 25, 49 and 100 agents, and
+the total runtime at each size. `study(preset)` trains (or reads back) the preset's main comparison in both
+environments (`comparison.compare`: learning curves per size, with the greedy policies dotted and the hand-coded
+controller dashed) and draws the other two panels across environments:
+
+- `final_vs_agents`: our final return per size (mean and SEM over seeds, at the preset's step count) beside the
+  paper's bars after 4M steps (paper/results.csv), bars from 0;
+- `runtime_vs_agents`: the total training time per run at each size, measured here (each run's share of its seed
+  batch, on 2 cores beside other batches), and the paper's protocol (4M steps) projected to 128 workers from the
+  timed runs of notebook 07 beside the paper's Tables 1-2 (paper/runtimes.csv), on log axes of whole decades;
+- `claims`: every verdict at scale (`claims` at every size and `scale_claims`), one table.
+
+A preset may take its timed runs and its F ablation from another preset (`Preset.timed_runs_preset`,
+`Preset.ablation_preset`): the scale preset uses the quick preset's, which run at 4 agents.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogLocator
+
+from dials_lib import paper
+from dials_lib.analysis import claims, comparison, plans, report, scale_claims, scaling
+from dials_lib.analysis.comparison import Comparison
+from dials_lib.analysis.memory import memory_table
+from dials_lib.analysis.published import has_records
+from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.plots import read_paper_table, save_figure, save_table
+from dials_lib.presets import get_preset
+
+PREFIX = "10"
+"""Start of the names of the figures and tables this study saves."""
+
+
+def decade_log_axis(ax: plt.Axes, values: np.ndarray) -> None:
+    """A log y axis spanning whole decades around `values`, ticks at every decade labelled in plain numbers."""
+    finite = values[np.isfinite(values) & (values > 0)]
+    low, high = (10.0 ** math.floor(math.log10(finite.min())), 10.0 ** math.ceil(math.log10(finite.max()))) \
+        if len(finite) else (1.0, 10.0)
+    ax.set_yscale("log")
+    ax.set_ylim(low, high if high > low else low * 10)
+    ax.yaxis.set_major_locator(LogLocator(base=10))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+
+
+@dataclass
+class ScaleStudy:
+    """The main comparison of both environments at every size of a preset, the timed runs and the F ablation."""
+
+    preset: str
+    """The preset whose runs these are."""
+    comparisons: dict[str, Comparison]
+    """Per environment: the comparison of notebooks 04 and 05 at this preset's sizes."""
+    measured: pd.DataFrame | None
+    """The timed runs (`scaling.measurements` of the timed-runs preset), or None when they are not on file."""
+    ablation: pd.DataFrame
+    """One row per evaluation of the F ablation's runs (the ablation preset's)."""
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """Every evaluation of every run of both environments."""
+        return pd.concat([c.metrics for c in self.comparisons.values()], ignore_index=True)
+
+    @property
+    def sizes(self) -> dict[str, list[int]]:
+        """The sizes of each environment."""
+        return {env: list(c.budget.sizes) for env, c in self.comparisons.items()}
+
+    @property
+    def steps(self) -> dict[str, int]:
+        """Steps per agent of each environment's runs."""
+        return {env: c.budget.total_timesteps for env, c in self.comparisons.items()}
+
+    def final_table(self) -> pd.DataFrame:
+        """Final return per environment, size and method, ours (mean, SEM, step count) and the paper's at 4M, and
+        the hand-coded controller's, at every size either side has."""
+        frames = []
+        for env, comp in self.comparisons.items():
+            ours = report.final_comparison(comp.finals, env).assign(env=env, steps=self.steps[env])
+            rule = comp.hand_coded[["n_agents", "mean_return"]].rename(columns={"mean_return": "final (ours)"})
+            results = read_paper_table("results").query("env == @env")
+            rule = rule.assign(method="hand-coded", env=env, steps=np.nan).merge(
+                results[["agents", "hand_coded"]].rename(columns={"agents": "n_agents",
+                                                                 "hand_coded": "final (paper, 4M steps)"}),
+                on="n_agents", how="left")
+            theirs = paper.final_returns(env).rename(columns={"paper_return": "final (paper, 4M steps)"})
+            missing = theirs[~theirs["n_agents"].isin(ours["n_agents"])].assign(env=env)
+            frames += [ours.astype({"method": str}), rule, missing]
+        table = pd.concat(frames, ignore_index=True)
+        columns = ["env", "n_agents", "method", "seeds", "steps", "final (ours)", "SEM (ours)",
+                   "final (paper, 4M steps)"]
+        return table[columns].sort_values(["env", "n_agents", "method"], kind="stable").reset_index(drop=True)
+
+    def final_vs_agents(self) -> pd.DataFrame:
+        """Panel 2: final return against the number of agents, ours beside the paper's bars (saved, returned)."""
+        table = self.final_table()
+        fig, axes = plt.subplots(1, len(self.comparisons), figsize=(7 * len(self.comparisons), 4), squeeze=False)
+        for ax, env in zip(axes[0], self.comparisons, strict=True):
+            part = table[(table["env"] == env) & (table["method"] != "hand-coded")]
+            sizes = sorted(part["n_agents"].unique())
+            methods = [m for m in report.METHOD_ORDER if m in set(part["method"])]
+            width = 0.8 / (2 * max(1, len(methods)))
+            for i, method in enumerate(methods):
+                rows = part[part["method"] == method].set_index("n_agents").reindex(sizes)
+                base = np.arange(len(sizes)) + (i - (len(methods) - 1) / 2) * 2 * width
+                colour = report.METHOD_COLORS.get(method)
+                ax.bar(base - width / 2, rows["final (ours)"], width, yerr=rows["SEM (ours)"].fillna(0), capsize=2,
+                       color=colour, label=f"{method}, ours")
+                ax.bar(base + width / 2, rows["final (paper, 4M steps)"], width, color=colour, alpha=0.35,
+                       hatch="//", edgecolor=colour, label=f"{method}, paper")
+            rule = table[(table["env"] == env) & (table["method"] == "hand-coded")].set_index("n_agents")
+            for j, size in enumerate(sizes):
+                for column, style in (("final (ours)", "-"), ("final (paper, 4M steps)", ":")):
+                    if size in rule.index and np.isfinite(rule.loc[size, column]):
+                        ax.hlines(rule.loc[size, column], j - 0.45, j + 0.45, colors="k", linestyles=style,
+                                  label=("hand-coded, ours" if style == "-" else "hand-coded, paper")
+                                  if j == 0 else None)
+            ax.set_xticks(np.arange(len(sizes)), [str(s) for s in sizes])
+            ax.set(title=f"{env}: ours after {self.steps[env]:,} steps per agent, paper after 4M",
+                   xlabel="number of agents", ylabel="final average return per agent", ylim=(0, None))
+            ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        save_figure(fig, f"{PREFIX}_final_return_vs_agents")
+        save_table(table, f"{PREFIX}_final_return_vs_agents")
+        return table
+
+    def runtime_table(self) -> pd.DataFrame:
+        """Total training time per run (hours) per environment, size and method: measured here at this budget,
+        projected to 128 workers for the paper's 4M-step protocol, and the paper's Tables 1-2."""
+        rows = []
+        projected = scaling.projections(self.measured, self.preset) if self.measured is not None else None
+        table = read_paper_table("runtimes")
+        for env, comp in self.comparisons.items():
+            measured = report.runtime_summary(comp.runtimes)
+            dials = paper.main_dials_label(env)
+            for _, row in measured.iterrows():
+                method, n = str(row["method"]), int(row["n_agents"])
+                label = dials if method == "DIALS" else method
+                theirs = table[(table["env"] == env) & (table["agents"] == n) & (table["simulator"] == label)]
+                ours_4m = math.nan
+                if projected is not None:
+                    pick = projected[(projected["env"] == env) & (projected["n_agents"] == n)
+                                     & (projected["budget"] == "paper protocol") & (projected["simulator"] == label)
+                                     & (projected["workers"] == paper.CPUS)]
+                    ours_4m = float(pick["total_s"].iloc[0]) / 3600 if len(pick) else math.nan
+                rows.append({"env": env, "n_agents": n, "method": method,
+                             "measured here (h per run, this budget)": row["total (min)"] / 60,
+                             "steps": self.steps[env],
+                             "projected, 4M steps, 128 workers (h)": ours_4m,
+                             "paper, 4M steps, 128 CPUs (h)": float(theirs["total_h"].iloc[0]) if len(theirs)
+                             else math.nan})
+        return pd.DataFrame(rows)
+
+    def runtime_vs_agents(self) -> pd.DataFrame:
+        """Panel 3: total training time against the number of agents (saved, returned): left per environment, this
+        budget measured here; right, the paper's protocol projected to 128 workers beside the paper's tables."""
+        table = self.runtime_table()
+        envs = list(self.comparisons)
+        fig, axes = plt.subplots(1, 2 * len(envs), figsize=(6 * len(envs) * 2, 4), squeeze=False)
+        for k, env in enumerate(envs):
+            part = table[table["env"] == env]
+            here, protocol = axes[0][2 * k], axes[0][2 * k + 1]
+            for method, rows in part.groupby("method", sort=False):
+                colour = report.METHOD_COLORS.get(str(method))
+                here.plot(rows["n_agents"], rows["measured here (h per run, this budget)"], marker="o",
+                          color=colour, label=str(method))
+                protocol.plot(rows["n_agents"], rows["projected, 4M steps, 128 workers (h)"], marker="o",
+                              color=colour, label=f"{method}, ours projected")
+                protocol.plot(rows["n_agents"], rows["paper, 4M steps, 128 CPUs (h)"], marker="x", ls="--",
+                              color=colour, label=f"{method}, paper")
+            decade_log_axis(here, part["measured here (h per run, this budget)"].to_numpy(dtype=float))
+            decade_log_axis(protocol, part[["projected, 4M steps, 128 workers (h)",
+                                            "paper, 4M steps, 128 CPUs (h)"]].to_numpy(dtype=float).ravel())
+            here.set(title=f"{env}: measured here, {self.steps[env]:,} steps", xlabel="number of agents",
+                     ylabel="hours per run (log scale)")
+            protocol.set(title=f"{env}: 4M steps, 128 workers", xlabel="number of agents",
+                         ylabel="hours per run (log scale)")
+            here.legend(fontsize=7)
+            protocol.legend(fontsize=7)
+        fig.tight_layout()
+        save_figure(fig, f"{PREFIX}_runtime_vs_agents")
+        save_table(table, f"{PREFIX}_runtime_vs_agents")
+        return table
+
+    def stability(self) -> pd.DataFrame:
+        """Per environment, size and method: drops of the learning curves and spread of the final returns over seeds
+        (`scale_claims.stability_table`; saved, returned)."""
+        table = report.with_method(scale_claims.stability_table(self.metrics)).drop(columns="simulator")
+        save_table(table, f"{PREFIX}_stability")
+        return table
+
+    def claims(self) -> pd.DataFrame:
+        """Every verdict at scale, one table (saved, returned)."""
+        metrics = self.metrics
+        finals, starts = plans.final_evaluations(metrics), plans.first_evaluations(metrics)
+        hand_coded = pd.concat([c.hand_coded.assign(env=env) for env, c in self.comparisons.items()],
+                               ignore_index=True)
+        parts = [claims.dials_matches_gs(finals, starts, self.sizes, self.steps),
+                 claims.untrained_is_worse(finals, starts, self.sizes),
+                 claims.dials_reaches_hand_coded(finals, starts, hand_coded, self.sizes),
+                 scale_claims.untrained_gap_grows(finals, starts, self.sizes),
+                 scale_claims.gs_less_stable(metrics, self.sizes),
+                 scale_claims.gap_larger_in_warehouse(finals, starts, self.sizes)]
+        if self.measured is not None:
+            sizes = sorted(set(self.measured["n_agents"]))
+            parts.append(scale_claims.memory_as_in_table_3(memory_table(self.measured, sizes,
+                                                                        read_paper_table("memory"))))
+        if not self.ablation.empty:
+            parts.append(scale_claims.f_claims_as_stated(plans.final_evaluations(self.ablation),
+                                                         plans.first_evaluations(self.ablation)))
+        table = pd.concat(parts, ignore_index=True)
+        save_table(table, f"{PREFIX}_scale_claims")
+        return table
+
+
+def study(preset: str, measure_missing: bool = True, progress: bool = False) -> ScaleStudy:
+    """Train (or read back) the main comparison of both environments on `preset`, and gather its timed runs and F
+    ablation (those of the presets it names; timed runs are measured if missing and `measure_missing`)."""
+    p = get_preset(preset)
+    comparisons = {env: comparison.compare(preset, env, prefix=PREFIX, progress=progress) for env in ENV_NAMES}
+    # another preset's timed runs and ablation are read, never made here (they are that preset's notebooks' job)
+    timed = p.timed_runs_preset or preset
+    try:
+        measured = scaling.measurements(timed, measure_missing=measure_missing and timed == preset, verbose=False)
+    except FileNotFoundError:
+        measured = None
+    ablation_preset = p.ablation_preset or preset
+    ablation_runs = [c for env in ENV_NAMES for c in plans.ablation_configs(ablation_preset, env)]
+    if ablation_preset != preset:
+        ablation_runs = [c for c in ablation_runs if has_records(c)]
+    ablation = (plans.runs_of(plans.run_experiments(ablation_runs, progress=progress, log=None), ablation_runs)
+                if ablation_runs else pd.DataFrame(columns=[*plans.RUN_COLUMNS, "timestep", "mean_return"]))
+    return ScaleStudy(preset, comparisons, measured, ablation)
+
+
+__all__ = ["PREFIX", "ScaleStudy", "decade_log_axis", "study"]
