@@ -90,7 +90,7 @@ class ScaleStudy:
             rule = rule.assign(method="hand-coded", env=env, steps=np.nan).merge(
                 results[["agents", "hand_coded"]].rename(columns={"agents": "n_agents",
                                                                  "hand_coded": "final (paper, 4M steps)"}),
-                on="n_agents", how="left")
+                on="n_agents", how="outer").assign(method="hand-coded", env=env)
             theirs = paper.final_returns(env).rename(columns={"paper_return": "final (paper, 4M steps)"})
             missing = theirs[~theirs["n_agents"].isin(ours["n_agents"])].assign(env=env)
             frames += [ours.astype({"method": str}), rule, missing]
@@ -126,7 +126,7 @@ class ScaleStudy:
             ax.set_xticks(np.arange(len(sizes)), [str(s) for s in sizes])
             ax.set(title=f"{env}: ours after {self.steps[env]:,} steps per agent, paper after 4M",
                    xlabel="number of agents", ylabel="final average return per agent", ylim=(0, None))
-            ax.legend(fontsize=7, ncol=2)
+            ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
         fig.tight_layout()
         save_figure(fig, f"{PREFIX}_final_return_vs_agents")
         save_table(table, f"{PREFIX}_final_return_vs_agents")
