@@ -59,6 +59,15 @@ def test_the_registry_states_what_sumo_traffic_can_do() -> None:
                                                                                               300)
 
 
+def test_the_exact_local_form_check_refuses_sumo_traffic_in_one_line() -> None:
+    """check_local_form has no bit-for-bit property to check on an approximate LS: it says where the gap is."""
+    from dials_lib.envs import check_local_form
+
+    with pytest.raises(ValueError, match="local_gap") as caught:
+        check_local_form("sumo-traffic", 4)
+    assert "\n" not in str(caught.value)
+
+
 # ---------------------------------------------------------------- the global simulator
 
 
@@ -187,6 +196,31 @@ def test_the_actuated_baseline_runs_sumos_programs_and_ignores_actions() -> None
         assert ((runs[run_phases % 2 == 1] >= 3) & (runs[run_phases % 2 == 1] <= 6)).all()
         assert (runs[1:][run_phases[1:] % 2 == 0] >= 8).all()
     assert 0.2 < rewards.sum(axis=0).mean() / HORIZON < 1.0
+
+
+@needs_sumo
+def test_the_domain_metrics_follow_the_cars() -> None:
+    """The tracker's mean speed, queues and inflow agree with the simulator's own cars and entry events."""
+    record = get_env("sumo-traffic")
+    tracker = record.tracker(4)
+    speeds, stopped, entered = [], 0, 0
+    with GlobalSimulator(4, seed=3) as gs:
+        rng = np.random.default_rng(2)
+        for _ in range(HORIZON):
+            before = gs.local_states()
+            _, rewards, _ = gs.step(rng.integers(0, 2, size=4))
+            tracker.step(before, rewards, gs)
+            speed = gs.local_states()["speed"]
+            speeds += list(speed[~np.isnan(speed)])
+            stopped += int(np.count_nonzero(speed < 0.1))
+            entered += int(gs.influence_sources()[gs.entry_mask].sum())
+        tracker.end_episode(gs)
+    summary = tracker.summary()
+    assert list(summary) == list(record.metric_names)
+    assert summary["mean_speed"] == pytest.approx(np.mean(speeds))
+    assert summary["queue_length"] == pytest.approx(stopped / (16 * HORIZON))
+    assert summary["inflow"] == pytest.approx(entered / HORIZON) and 0.5 < summary["inflow"] < 1.0
+    assert 0 < summary["queue_length"] < 14
 
 
 # ---------------------------------------------------------------- the local simulator

@@ -161,6 +161,10 @@ def check_local_form(
     Raises `LocalFormError` at the first difference; returns a `LocalFormSummary`.
     """
     record = get_env(name)
+    if not record.exact_local_form:
+        raise ValueError(f"{name}'s local simulator follows the global one only approximately (exact_local_form is "
+                         f"False), so there is no bit-for-bit property to check; measure the gap instead "
+                         f"(dials_lib.envs.sumo_local_gap.local_gap)")
     check_n_agents(n_agents)
     check_choice("controller", controller, CONTROLLERS)
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
