@@ -98,3 +98,16 @@ def test_a_longer_run_of_other_settings_is_not_a_prefix(folders):
     assert published.longer_run(shorter) is None
     with pytest.raises(FileNotFoundError, match="neither finished .* nor published: train it first"):
         published.read_records(shorter)
+
+
+def test_timed_runs_are_published_and_read_back_on_a_clone(folders, monkeypatch):
+    runs, _ = folders
+    from dials_lib.analysis import scaling
+
+    monkeypatch.setattr(scaling, "measure", lambda env, n, sim, w, preset, **_: {
+        "env": env, "n_agents": n, "simulator": sim, "workers": w, "total_s": float(n)})
+    made = scaling.measurements("smoke", verbose=False)
+    assert scaling.publish_measurements("smoke") == scaling.published_measurements_path("smoke")
+    shutil.rmtree(runs)
+    monkeypatch.setattr(scaling, "measure", lambda *args, **kwargs: pytest.fail("measured again"))
+    pd.testing.assert_frame_equal(scaling.measurements("smoke", measure_missing=False, verbose=False), made)

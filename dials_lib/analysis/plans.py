@@ -35,7 +35,7 @@ import pandas as pd
 from joblib import cpu_count
 
 from dials_lib import paper
-from dials_lib.analysis.published import has_records, read_records
+from dials_lib.analysis.published import has_records, publish, read_records
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.paths import runs_dir
 from dials_lib.presets import get_preset
@@ -104,6 +104,16 @@ def train_plan(preset: str, log: Callable[[str], None] | None = print, n_process
     """Train (or resume) every run of `training_plan(preset)` at once, so that the seed batches of all notebooks share
     the cores (the notebooks then read them back); finished runs are left as they are."""
     run_experiments(training_plan(preset), progress=False, log=log, n_processes=n_processes)
+
+
+def publish_records(preset: str) -> list[Path]:
+    """Copy the records of every finished run of `preset`'s plan, and its timed runs' measurements, to `records/`
+    (committed: figures redraw from them on a fresh clone); returns what was written."""
+    from dials_lib.analysis.scaling import publish_measurements
+
+    written = publish(training_plan(preset))
+    measurements = publish_measurements(preset)
+    return written + ([measurements] if measurements is not None else [])
 
 
 def run_identity(config: RunConfig) -> dict[str, object]:
@@ -299,6 +309,7 @@ __all__ = [
     "first_evaluations",
     "main_comparison_runs",
     "preset_runs_dir",
+    "publish_records",
     "run_experiments",
     "run_identity",
     "run_seeds",

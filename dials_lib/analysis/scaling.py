@@ -38,7 +38,7 @@ from dials_lib import paper
 from dials_lib.envs import check_n_agents, get_spec
 from dials_lib.files import atomic_write_json, read_json
 from dials_lib.hyperparameters import ENV_NAMES, paper_hyperparameters
-from dials_lib.paths import runs_dir
+from dials_lib.paths import records_dir, runs_dir
 from dials_lib.presets import PRESETS, get_preset
 from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset
 from dials_lib.validation import check_choice, with_fields
@@ -191,14 +191,32 @@ def measurements_path(preset: str) -> Path:
     return runs_dir() / preset / "scaling" / "measurements.json"
 
 
+def published_measurements_path(preset: str) -> Path:
+    """Where `publish_measurements` puts the measurements file of `preset`: records/<preset>/scaling/."""
+    get_preset(preset)
+    return records_dir() / preset / "scaling" / "measurements.json"
+
+
+def publish_measurements(preset: str) -> Path | None:
+    """Copy the measurements file of `preset` to `records/` (None when there is none yet)."""
+    source = measurements_path(preset)
+    if not source.exists():
+        return None
+    return atomic_write_json(published_measurements_path(preset), read_json(source))
+
+
 def measurements(preset: str, measure_missing: bool = True, verbose: bool = True) -> pd.DataFrame:
     """Every timed run of `preset` (both envs, `scaling_sizes`, `MEASURED_RUNS`), measured only if not yet on file.
 
-    Rows are saved (atomically) after each run, so an interrupted call resumes where it stopped. A file made with
+    Rows are saved (atomically) after each run, so an interrupted call resumes where it stopped. Without a file in
+    `runs/`, the published one (`publish_measurements`) is the start. A file made with
     other settings (steps, epochs, data set size) is never overwritten: it raises an error naming the differences.
     """
     path, settings = measurements_path(preset), measurement_settings(preset)
     rows: list[dict[str, Any]] = []
+    copy = published_measurements_path(preset)
+    if not path.exists() and copy.exists():  # a fresh clone: start from the published measurements
+        atomic_write_json(path, read_json(copy))
     if path.exists():
         stored = read_json(path)
         if stored.get("settings") != settings:
@@ -384,4 +402,5 @@ def projection_check(frame: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = ["MEASURED_RUNS", "PROJECTION_WORKERS", "StepCosts", "agents_per_worker", "extrapolate",
            "makespan", "measure", "measurements", "paper_protocol_configs", "preset_configs", "projection_check",
-           "projections", "step_costs", "training_runs_runtime"]
+           "projections", "publish_measurements", "published_measurements_path", "step_costs",
+           "training_runs_runtime"]
