@@ -269,11 +269,13 @@ def train_predictor(
     round_index: int = 0,
     heldout: InfluenceData | None = None,
     on_batch: Callable[[], None] | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train the K AIPs in place on `data` (Adam, `config.epochs` passes); returns per-epoch losses.
 
     `on_batch` (optional) is called after every minibatch's forward pass and after its backward pass, where
-    activations and gradients peak (workers sample their memory there).
+    activations and gradients peak (workers sample their memory there). `on_epoch` (optional) is told the number
+    of epochs done after each one (a progress bar).
 
     Minibatch order is per agent and depends only on (seed, agent id, round_index), so an agent trains the same
     way whichever group it is in. `seed` may give one seed per agent: the model then stacks the AIPs of several
@@ -308,6 +310,8 @@ def train_predictor(
             train_loss[epoch] += per_agent.detach().numpy() / n_batches
         if heldout is not None:
             heldout_loss.append(cross_entropy(model, heldout))
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
     out = {"train_loss": train_loss}
     if heldout is not None:
         out["heldout_loss"] = np.stack(heldout_loss)
@@ -357,8 +361,10 @@ def collect_dataset(
 
 
 
-def collect_compact_dataset(sim: Any, controller: Controller, n_steps: int) -> InfluenceData:
-    """`collect_dataset` one episode at a time into compact arrays: binary d-sets as uint8, sources as int8.
+def collect_compact_dataset(sim: Any, controller: Controller, n_steps: int,
+                            on_episode: Callable[[int], None] | None = None) -> InfluenceData:
+    """`collect_dataset` one episode at a time into compact arrays: binary d-sets as uint8, sources as int8;
+    `on_episode` (optional) is told the steps collected so far after every episode (a progress bar).
 
     The same draws and values as one `collect_dataset` call (each episode starts with a reset either way), in
     a quarter of the memory, which is what a DIALS run holds while its AIPs retrain. D-sets that turn out not to
@@ -375,6 +381,8 @@ def collect_compact_dataset(sim: Any, controller: Controller, n_steps: int) -> I
             data.dsets = data.dsets.astype(np.float32)
         for name in ("dsets", "sources", "actions", "rewards"):
             getattr(data, name)[:, e] = getattr(part, name)[:, 0]
+        if on_episode is not None:
+            on_episode(min(n_steps, (e + 1) * horizon))
     return data
 
 def concat_predictor_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

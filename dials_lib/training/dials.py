@@ -6,7 +6,10 @@ A run walks through the chunk boundaries of its `Schedule` (`dials_lib.training.
    group. Timed as data collection and AIP training (the paper's Tables 1 and 2).
 2. At an evaluation point: run the joint policy on the GS (`evaluation.evaluate`: average return, domain
    metrics, AIP cross-entropy on those fresh GS trajectories); a row of metrics.csv.
-3. Checkpoint the run state and write the records (`dials_lib.training.run_records`).
+3. Checkpoint the run state and write the records (`dials_lib.training.run_records`). A retraining point also
+   checkpoints right after the AIPs are trained (the state marked `retrained`), so that an interruption during the
+   evaluation that follows does not cost the data collection and AIP training: the run resumes at the evaluation,
+   with exactly the numbers of an uninterrupted run (the evaluation draws from its boundary's own counters).
 Then chunk c runs: every group of agents trains with PPO on its simulator (Algorithm 3), one task per group,
 in parallel. Timed as agents training.
 
@@ -35,14 +38,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
 
 from dials_lib.envs import get_spec, make_global
 from dials_lib.learning.controllers import PolicyController
@@ -59,6 +60,7 @@ from dials_lib.training import group_tasks as tasks
 from dials_lib.training.evaluation import evaluate
 from dials_lib.training.memory import RunMemory, TreeMemorySampler, release_free_memory
 from dials_lib.training.parallel import WorkerLostError, map_tasks, single_threaded
+from dials_lib.training.progress import RunProgress
 from dials_lib.training.run_config import RunConfig, seed_configs
 from dials_lib.training.run_records import RUNTIME_PARTS, RunClock, RunDirectory, RunResult, WorkerDiedError
 from dials_lib.training.trained_agents import joint_policies, joint_predictors
@@ -104,12 +106,13 @@ def _train_batch(configs: list[RunConfig], progress: bool | None) -> list[RunRes
             locks.enter_context(directory.locked())
         states = [directory.load_checkpoint() for directory in directories]
         n_chunks = config.schedule().n_chunks
-        batches: dict[tuple[int, bool], list[int]] = {}
+        batches: dict[tuple[int, bool, bool], list[int]] = {}
         for i, state in enumerate(states):
             if state is None:
-                batches.setdefault((0, False), []).append(i)
+                batches.setdefault((0, False, False), []).append(i)
             elif state["boundary"] < n_chunks:
-                batches.setdefault((state["boundary"], state["prepared"]), []).append(i)
+                phase = (state["boundary"], state["prepared"], state.get("retrained", False))
+                batches.setdefault(phase, []).append(i)
             else:  # finished: its records are rewritten from the checkpoint, whatever a kill left of them
                 directories[i].write_records(state)
         for members in batches.values():
@@ -172,13 +175,14 @@ class Run:
             state["runtime"]["stacked_runs"] = len(self.seeds)
         self.clock = RunClock([state["runtime"] for state in self.states])
         name = self.config.name() if len(self.seeds) == 1 else f"{self.config.name()} (+{len(self.seeds) - 1} seeds)"
-        self.bar = bar = tqdm(total=n * schedule.steps_per_agent, initial=n * schedule.starts[c], unit="agent-step",
-                              unit_scale=True, disable=None if progress is None else not progress, desc=name)
-        self._reported, self._bar_lock = [0] * len(self.groups), threading.Lock()
+        self.progress = RunProgress(name, n * schedule.steps_per_agent, n * schedule.starts[c], self.groups,
+                                    len(self.seeds), progress)
+        self._aip_epochs: Callable[[int], None] = lambda epochs: None
         try:
-            with TreeMemorySampler(own=self.memory.main) as self.memory.tree, tasks.progress_reports(self.advance):
+            with TreeMemorySampler(own=self.memory.main) as self.memory.tree, \
+                    tasks.progress_reports(self.progress.advance, lambda ids, epochs: self._aip_epochs(epochs)):
                 if not self.states[0]["prepared"]:
-                    self.boundary(0)
+                    self.boundary(c)
                 while c < schedule.n_chunks:
                     start = time.perf_counter()
                     self.doing(f"training agents (chunk {c + 1} of {schedule.n_chunks})")
@@ -189,48 +193,53 @@ class Run:
                     c += 1
                     self.boundary(c)
         finally:
-            bar.close()
+            self.progress.close()
 
     def doing(self, what: str) -> None:
         """Say on the progress bar what the run is doing now (nothing when the bar is off)."""
-        self.bar.set_postfix_str(what)
-
-    def advance(self, agent_ids: tuple[int, ...], steps: int) -> None:
-        """Move the progress bar to `steps` per agent done by the group of `agent_ids` in the current chunk (told
-        after every PPO update by calls in this process, and at the end of every call)."""
-        g = self.groups.index(list(agent_ids))
-        with self._bar_lock:
-            self.bar.update((steps - self._reported[g]) * len(agent_ids) * len(self.states))
-            self._reported[g] = steps
+        self.progress.doing(what)
 
     def boundary(self, c: int) -> None:
-        """Retrain the AIPs and evaluate where the schedule says so, then checkpoint every run."""
-        if self.schedule.retrain[c]:
-            self.doing(f"collecting GS data ({self.hp.aip.dataset_steps:,} steps per run)")
-            with self.clock.timed("data_collection_s"):
-                data = [self.collect_gs_data(r, c) for r in range(len(self.states))]
-            self.doing(f"training AIPs ({self.hp.aip.epochs} epochs)")
-            with self.clock.timed("aip_training_s"):
+        """Retrain the AIPs where the schedule says so (then checkpoint: the AIPs are what took long), evaluate
+        where it says so, then checkpoint every run."""
+        if self.schedule.retrain[c] and not self.states[0].get("retrained", False):
+            steps, n_runs = self.hp.aip.dataset_steps, len(self.states)
+            with self.clock.timed("data_collection_s"), \
+                    self.progress.phase("collecting GS data", steps * n_runs, "steps") as reached:
+                data = [self.collect_gs_data(r, c, lambda done, r=r: reached(r * steps + done))
+                        for r in range(n_runs)]
+            with self.clock.timed("aip_training_s"), \
+                    self.progress.phase("training AIPs", self.hp.aip.epochs, "epochs") as self._aip_epochs:
                 self.retrain_aips(c, data)
+            self._aip_epochs = lambda epochs: None
+            self.checkpoint(c, prepared=False, retrained=True)
         if self.schedule.evaluate[c]:
-            self.doing(f"evaluating on the GS ({self.config.eval_episodes} episodes per run)")
-            with self.clock.timed("evaluation_s"):
+            with self.clock.timed("evaluation_s"), self.progress.phase(
+                    f"evaluating on the GS ({self.config.eval_episodes} episodes per run)", len(self.states),
+                    "runs") as reached:
                 for r in range(len(self.states)):
                     self.evaluate(r, c)
+                    reached(r + 1)
+        self.checkpoint(c, prepared=True, retrained=False)
+        release_free_memory()  # the boundary's GS data and evaluation buffers are gone: return their pages
+
+    def checkpoint(self, c: int, prepared: bool, retrained: bool) -> None:
+        """Checkpoint every run at boundary c: `prepared` once the boundary's work is done (the next chunk may
+        train), `retrained` when only its AIPs are (a resume then starts at the evaluation)."""
         memory = self.memory.records(self.states[0]["memory"])
         for r, (state, directory) in enumerate(zip(self.states, self.directories, strict=True)):
-            state["boundary"], state["prepared"] = c, True
+            state["boundary"], state["prepared"], state["retrained"] = c, prepared, retrained
             state["runtime"]["total_s"] = self.clock.elapsed(r)
             state["memory"] = memory
             directory.save(state)
-        release_free_memory()  # the boundary's GS data and evaluation buffers are gone: return their pages
 
-    def collect_gs_data(self, r: int, c: int) -> InfluenceData:
-        """Algorithm 2 for run r: its joint policy on the GS for `aip.dataset_steps` steps (compact arrays)."""
+    def collect_gs_data(self, r: int, c: int, reached: Callable[[int], None] | None = None) -> InfluenceData:
+        """Algorithm 2 for run r: its joint policy on the GS for `aip.dataset_steps` steps (compact arrays);
+        `reached` is told the steps collected so far after every episode."""
         sim = make_global(self.config.env, n_agents=self.config.n_agents,
                           seed=derived_seed(self.seeds[r], Purpose.DATA_COLLECTION, c))
         return collect_compact_dataset(sim, PolicyController(self.joint_actor(r, Purpose.DATA_COLLECTION, c)),
-                                       self.hp.aip.dataset_steps)
+                                       self.hp.aip.dataset_steps, reached)
 
     def retrain_aips(self, c: int, data: list[InfluenceData]) -> None:
         """Every group's AIPs trained on its agents' slice of its run's GS data, while the PPO states wait on disk."""
@@ -267,10 +276,10 @@ class Run:
                                   self.simulator(c, g), self.schedule.chunk_length(c))
                 for g, ids in enumerate(self.groups)]
         returns: list[list[Any]] = [[None] * len(self.groups) for _ in self.states]
-        self._reported = [0] * len(self.groups)
+        self.progress.start_chunk()
         for g, result in self.map(tasks.train_agents, jobs, "training agents", c, list(range(len(self.groups)))):
             size = len(self.groups[g])
-            self.advance(tuple(self.groups[g]), self.schedule.chunk_length(c))  # the rest of the group's chunk
+            self.progress.advance(tuple(self.groups[g]), self.schedule.chunk_length(c))  # the rest of its chunk
             for r, state in enumerate(self.states):
                 state["groups"][g]["ppo"] = slice_state(result["ppo_state"], r * size, (r + 1) * size)
                 returns[r][g] = result["metrics"][r]["episode_returns"]

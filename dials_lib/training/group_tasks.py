@@ -111,21 +111,26 @@ class TrainAgents:
 
 
 class _Progress:
-    """Where `train_agents` calls in this process report their progress (a class, so that a call pickled by value
-    for another process, e.g. a wrapped function in a test, takes the class by reference and not the sink)."""
+    """Where `train_agents` and `train_aips` calls in this process report their progress (a class, so that a call
+    pickled by value for another process, e.g. a wrapped function in a test, takes the class by reference and not
+    the sinks)."""
 
     sink: Callable[[tuple[int, ...], int], None] | None = None
+    aip_sink: Callable[[tuple[int, ...], int], None] | None = None
 
 
 @contextmanager
-def progress_reports(sink: Callable[[tuple[int, ...], int], None]) -> Iterator[None]:
+def progress_reports(sink: Callable[[tuple[int, ...], int], None],
+                     aip_sink: Callable[[tuple[int, ...], int], None] | None = None) -> Iterator[None]:
     """Inside the block, a `train_agents` call running in this process tells `sink(agent_ids, steps)` the steps per
-    agent it has done after every PPO update (calls in other processes report only when they return)."""
-    previous, _Progress.sink = _Progress.sink, sink
+    agent it has done after every PPO update, and a `train_aips` call tells `aip_sink(agent_ids, epochs)` the epochs
+    it has done after each one (calls in other processes report only when they return)."""
+    previous = _Progress.sink, _Progress.aip_sink
+    _Progress.sink, _Progress.aip_sink = sink, aip_sink
     try:
         yield
     finally:
-        _Progress.sink = previous
+        _Progress.sink, _Progress.aip_sink = previous
 
 
 def train_agents(task: TrainAgents) -> dict[str, Any]:
@@ -165,7 +170,10 @@ def train_aips(task: TrainAIPs) -> dict[str, Any]:
         predictor.load_state_dict(task.aip_state)
     ids, seeds = stacked(task.agent_ids, seed)
     # the data arrive compact (uint8 d-sets, int8 sources) and stay so: train_predictor widens each minibatch
-    losses = train_predictor(predictor, task.data, task.hp.aip, seeds, ids, round_index=task.round_index)
+    sink, group = _Progress.aip_sink, tuple(task.agent_ids)
+    on_epoch = None if sink is None else (lambda epochs: sink(group, epochs))
+    losses = train_predictor(predictor, task.data, task.hp.aip, seeds, ids, round_index=task.round_index,
+                             on_epoch=on_epoch)
     last = losses["train_loss"][-1].reshape(len(task.seeds), -1)
     return {"aip_state": predictor.state_dict(), "train_loss": [float(run.mean()) for run in last]}
 

@@ -1,0 +1,100 @@
+"""A DIALS run's start-up (GS data collection, then AIP training, before the first PPO step): a progress bar that
+moves through it, and a checkpoint right after the AIPs are trained, so that an interruption there loses nothing."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dials_lib.training import dials, progress
+from dials_lib.training.checkpoints import read_header, verified_state
+from dials_lib.training.runner import train
+from tests.test_runner import results_only, tiny_config
+
+
+def states_equal(a: object, b: object) -> bool:
+    """Whether two checkpointed run states hold the same tensors, arrays and values (recursively)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(states_equal(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(states_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b) or (a != a and b != b)  # NaN equals NaN here
+
+
+def learned(run_dir) -> dict:
+    """What a run has learned and recorded: its checkpointed state without the clocks, memory and session count."""
+    state = verified_state(run_dir / "checkpoint.pt")
+    kept = {key: value for key, value in state.items() if key not in ("runtime", "memory", "sessions")}
+    kept["rows"] = [{k: v for k, v in row.items() if k != "wall_time_s"} for row in state["rows"]]
+    return kept
+
+
+def test_an_interrupt_after_the_aips_are_trained_resumes_at_the_evaluation_with_the_same_numbers(tmp_path,
+                                                                                                 monkeypatch):
+    whole = train(tiny_config(tmp_path / "whole"), progress=False)
+    config = tiny_config(tmp_path / "interrupted")
+
+    def interrupted(self, r, c):
+        raise KeyboardInterrupt  # Ctrl-C during the first evaluation, after the start-up's AIP training
+
+    monkeypatch.setattr(dials.Run, "evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.undo()
+    saved = verified_state(config.directory() / "checkpoint.pt")
+    assert read_header(config.directory() / "checkpoint.pt")["boundary"] == 0
+    assert saved["retrained"] and not saved["prepared"] and saved["runtime"]["aip_training_s"] > 0
+
+    collected = []
+    collect = dials.Run.collect_gs_data
+    monkeypatch.setattr(dials.Run, "collect_gs_data",
+                        lambda self, r, c, reached=None: collected.append(c) or collect(self, r, c, reached))
+    resumed = train(config, progress=False)
+    assert collected == [1]  # the start-up's data were not collected again (boundary 1 is the next retraining)
+    pd.testing.assert_frame_equal(results_only(resumed.metrics), results_only(whole.metrics))
+    assert states_equal(learned(config.directory()), learned(whole.run_dir))
+    assert resumed.runtime["sessions"] == 2
+
+
+def test_the_start_up_shows_steps_collected_and_epochs_trained(tmp_path, capsys):
+    train(tiny_config(tmp_path / "shown"), progress=True)
+    shown = capsys.readouterr().err
+    assert "collecting GS data: 600 of 600 steps" in shown and "collecting GS data: 0 of 600 steps" in shown
+    for epoch in (1, 2, 3):
+        assert f"training AIPs: {epoch} of 3 epochs" in shown, epoch
+    assert "evaluating on the GS (1 episodes per run): 1 of 1 runs" in shown
+
+
+def test_a_phase_without_reports_still_shows_its_clock_moving(monkeypatch):
+    """The ticker redraws the bar while nothing reports (a task in another process): the phase's clock moves."""
+    monkeypatch.setattr(progress, "TICK_SECONDS", 0.05)
+    out = io.StringIO()
+    bar = progress.RunProgress("run", 100, 0, [[0, 1]], 1, enabled=True, file=out)
+    try:
+        with bar.phase("training AIPs", 100, "epochs"):
+            deadline = time.monotonic() + 120  # generous: a loaded machine may starve the ticker for a while
+            while "training AIPs: 0 of 100 epochs, 0:01" not in out.getvalue():
+                assert time.monotonic() < deadline, out.getvalue()[-300:]
+                time.sleep(0.05)
+    finally:
+        bar.close()
+    assert not bar._ticker.is_alive()
+
+
+def test_a_bar_that_is_off_starts_no_ticker():
+    bar = progress.RunProgress("run", 100, 0, [[0, 1]], 1, enabled=False)
+    assert bar._ticker is None
+    bar.close()
+
+
+def test_clock_reads_minutes_and_hours():
+    assert progress.clock(0) == "0:00" and progress.clock(73.9) == "1:13" and progress.clock(3725) == "1:02:05"
