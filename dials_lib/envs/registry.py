@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dials_lib.envs import sumo_traffic, traffic, traffic_metrics, warehouse, warehouse_metrics
+from dials_lib.envs import sumo_traffic, sumo_traffic_metrics, traffic, traffic_metrics, warehouse, warehouse_metrics
 from dials_lib.envs.contract import (
     EnvRecord,
     EnvSpec,
@@ -56,8 +56,8 @@ EXTRA_ENVS: dict[str, EnvRecord] = {
         hand_coded=None,
         source_names=sumo_traffic.SOURCE_NAMES,
         idle_source_class=0,
-        metrics=sumo_traffic.METRICS,
-        tracker=sumo_traffic.SumoTrafficMetrics,
+        metrics=sumo_traffic_metrics.METRICS,
+        tracker=sumo_traffic_metrics.SumoTrafficMetrics,
         render=sumo_traffic.render,
         baseline_options={"lights": "actuated"},
         exact_local_form=False,

@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from dials_lib.envs.contract import EnvSpec, Metric, Seeds, check_n_agents, check_n_regions, check_seeds
+from dials_lib.envs.contract import EnvSpec, Seeds, check_n_agents, check_n_regions, check_seeds
 from dials_lib.envs.sumo_network import (
     LANE_LENGTH,
     GridLayout,
@@ -122,13 +123,15 @@ class _SumoGrid:
         if self._connection is None or self._connection.closed:
             with contextlib.redirect_stdout(io.StringIO()):  # traci prints its connection retries
                 self._connection = SumoConnection(simulation_args(self._files), self._backend)
+            self.api = self._connection.api
         else:
-            self._call(self._connection.reload)
-        self.api = self._connection.api
+            with self._guard():
+                self._connection.reload()
         if self.lights == "actuated":
-            for tls in self._tls:
-                self.api.trafficlight.setProgram(tls, "actuated")
-                self.api.trafficlight.subscribe(tls, (_PHASE,))
+            with self._guard():
+                for tls in self._tls:
+                    self.api.trafficlight.setProgram(tls, "actuated")
+                    self.api.trafficlight.subscribe(tls, (_PHASE,))
         self.light = np.zeros(self._n, dtype=np.int64)
         self.phase = np.zeros(self._n, dtype=np.int64)
         self.timer = np.zeros(self._n, dtype=np.int64)
@@ -137,10 +140,12 @@ class _SumoGrid:
         self._vehicles = 0
         self._read_cars({})
 
-    def _call(self, function: Any, *args: Any) -> Any:
-        """Call SUMO; a dead or failing simulation becomes one clear RuntimeError (reset() starts a new one)."""
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Around every use of SUMO: a dead or failing simulation becomes one clear RuntimeError (and is closed;
+        reset() starts a new one)."""
         try:
-            return function(*args)
+            yield
         except self._errors as error:
             if self._connection is not None:
                 self._connection.close()
@@ -166,7 +171,7 @@ class _SumoGrid:
             self.api.trafficlight.setPhase(self._tls[region], int(self.phase[region]))
 
     def _sumo_step(self) -> None:
-        self._call(self.api.simulationStep)
+        self.api.simulationStep()
         self._read_cars(self.api.vehicle.getAllSubscriptionResults())
         if self.lights == "actuated":
             results = self.api.trafficlight.getAllSubscriptionResults()
@@ -305,12 +310,13 @@ class GlobalSimulator(_SumoGrid):
         """Advance every intersection of every copy by one second; returns (obs, rewards, done)."""
         self._check_running()
         actions = _check_actions(actions, self._n)
-        self._set_lights(actions)
-        for copy, rng in enumerate(self._rngs):
-            fired = rng.random(self._entry_routes.shape[1]) < self.inflow_probability
-            for route in self._entry_routes[copy, fired]:
-                self._call(self._add_car, str(route), DEPART_SPEED)
-        self._sumo_step()
+        draws = [rng.random(self._entry_routes.shape[1]) for rng in self._rngs]
+        with self._guard():
+            self._set_lights(actions)
+            for copy, draw in enumerate(draws):
+                for route in self._entry_routes[copy, draw < self.inflow_probability]:
+                    self._add_car(str(route), DEPART_SPEED)
+            self._sumo_step()
         return self.observations(), self._rewards(), self.t >= HORIZON
 
     def influence_sources(self) -> np.ndarray:
@@ -345,14 +351,15 @@ class LocalSimulator(_SumoGrid):
         if u.shape != (self._n, N_LANES) or u.dtype.kind not in "biu" or np.any((u != 0) & (u != 1)):
             raise ValueError(f"u must be a binary integer array of shape ({self._n}, {N_LANES}); got {u.dtype} "
                              f"{u.shape}")
-        self._set_lights(actions)
-        self._call(self._drop_pending)
         crowded = (self._cars_per_lane > CROWDED).reshape(self._n, N_LANES)
-        for region, lane in zip(*np.nonzero(u), strict=True):
-            speed = INSERT_SPEED_CROWDED if crowded[region, lane] else INSERT_SPEED
-            self._call(self._add_car, self._routes[region][lane], speed, f"{INSERT_POSITION:g}")
         self._u = u.astype(np.int64)
-        self._sumo_step()
+        with self._guard():
+            self._set_lights(actions)
+            self._drop_pending()
+            for region, lane in zip(*np.nonzero(u), strict=True):
+                speed = INSERT_SPEED_CROWDED if crowded[region, lane] else INSERT_SPEED
+                self._add_car(self._routes[region][lane], speed, f"{INSERT_POSITION:g}")
+            self._sumo_step()
         return self.observations(), self._rewards(), self.t >= HORIZON
 
     def _drop_pending(self) -> None:
@@ -383,65 +390,27 @@ class LocalSimulator(_SumoGrid):
         self._restart()
         position, speed = np.asarray(states["position"]), np.asarray(states["speed"])
         cars = list(zip(*np.nonzero(~np.isnan(position)), strict=True))
-        # standing cars pass SUMO's insertion checks where moving ones may not; their speeds are set once placed
-        for region, lane, car in cars:
-            self._call(self._add_car, self._routes[region][lane], 0.0, f"{position[region, lane, car]:.6f}")
-        self._call(self.api.simulationStep)
-        placed = set(self.api.vehicle.getIDList())
-        for vehicle, (region, lane, car) in enumerate(cars):
-            if f"v{vehicle}" in placed:
-                self.api.vehicle.setPreviousSpeed(f"v{vehicle}", float(speed[region, lane, car]))
-        self._call(self._drop_pending)
-        self._read_cars({vehicle: {**values, _SPEED: self.api.vehicle.getSpeed(vehicle)}
-                         for vehicle, values in self.api.vehicle.getAllSubscriptionResults().items()})
-        self.phase = np.asarray(states["phase"], dtype=np.int64).copy()
-        self.timer = np.asarray(states["timer"], dtype=np.int64).copy()
-        self.light = _light_of(self.phase, np.minimum(self.timer, 3))
-        for region in np.flatnonzero(self.phase):
-            self.api.trafficlight.setPhase(self._tls[region], int(self.phase[region]))
+        with self._guard():
+            # standing cars pass SUMO's insertion checks where moving ones may not; their speeds are set once placed
+            for region, lane, car in cars:
+                self._add_car(self._routes[region][lane], 0.0, f"{position[region, lane, car]:.6f}")
+            self.api.simulationStep()
+            placed = set(self.api.vehicle.getIDList())
+            for vehicle, (region, lane, car) in enumerate(cars):
+                if f"v{vehicle}" in placed:
+                    self.api.vehicle.setPreviousSpeed(f"v{vehicle}", float(speed[region, lane, car]))
+            self._drop_pending()
+            self._read_cars({vehicle: {**values, _SPEED: self.api.vehicle.getSpeed(vehicle)}
+                             for vehicle, values in self.api.vehicle.getAllSubscriptionResults().items()})
+            self.phase = np.asarray(states["phase"], dtype=np.int64).copy()
+            self.timer = np.asarray(states["timer"], dtype=np.int64).copy()
+            self.light = _light_of(self.phase, np.minimum(self.timer, 3))
+            for region in np.flatnonzero(self.phase):
+                self.api.trafficlight.setPhase(self._tls[region], int(self.phase[region]))
         self.t = int(t[0])
         self._entered[:] = 0
         self._u[:] = 0
         return self.observations()
-
-
-METRICS = (
-    Metric("mean_speed", "mean speed", "m/s"),
-    Metric("queue_length", "queue length", "stopped cars per lane"),
-    Metric("inflow", "cars entering", "cars/s"),
-)
-"""sumo-traffic's domain metrics, in the column order of `metrics.csv`."""
-
-
-class SumoTrafficMetrics:
-    """Mean speed on the incoming lanes, stopped cars (< 0.1 m/s) per lane and step, cars entering per step."""
-
-    def __init__(self, n_agents: int) -> None:
-        """A tracker for a grid of `n_agents` intersections."""
-        self.lanes = N_LANES * n_agents
-        self.speed_sum = 0.0
-        self.cars = self.stopped = self.entered = self.steps = 0
-
-    def step(self, before: dict[str, np.ndarray], rewards: np.ndarray, sim: Any) -> None:
-        """Record one GS step from the simulator after it."""
-        speed = sim.local_states()["speed"]
-        moving = speed[~np.isnan(speed)]
-        self.speed_sum += float(moving.sum())
-        self.cars += len(moving)
-        self.stopped += int(np.count_nonzero(moving < 0.1))
-        self.entered += int(sim.influence_sources()[sim.entry_mask].sum())
-        self.steps += 1
-
-    def end_episode(self, sim: Any) -> None:
-        """Nothing to close: every metric is per step."""
-
-    def summary(self) -> dict[str, float]:
-        """The metrics over all recorded steps."""
-        return {
-            "mean_speed": self.speed_sum / self.cars if self.cars else float("nan"),
-            "queue_length": self.stopped / (self.lanes * max(self.steps, 1)),
-            "inflow": self.entered / max(self.steps, 1),
-        }
 
 
 def render(sim: Any, ax: Any = None, region: int | None = None) -> Any:
@@ -463,6 +432,5 @@ def render(sim: Any, ax: Any = None, region: int | None = None) -> Any:
 
 
 __all__ = [
-    "HORIZON", "LIGHTS", "MAX_CARS", "METRICS", "SIDES", "SOURCE_NAMES", "SPEC", "GlobalSimulator",
-    "LocalSimulator", "SumoTrafficMetrics", "render",
+    "HORIZON", "LIGHTS", "MAX_CARS", "SIDES", "SOURCE_NAMES", "SPEC", "GlobalSimulator", "LocalSimulator", "render",
 ]
