@@ -313,7 +313,7 @@ def test_traffic_metrics_count_cars_like_the_per_car_reference():
 def test_command_line_trains_and_rejects_bad_values(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         cli_main(["train", "--env", "traffic", "--agents", "6"])
-    assert err.value.code == 2 and "n_agents must be a square number" in capsys.readouterr().err
+    assert err.value.code == 2 and "--agents must be a square number" in capsys.readouterr().err
     args = ["train", "--env", "traffic", "--simulator", "gs", "--steps", "256", "--chunk-steps", "256",
             "--eval-episodes", "1", "--run-dir", str(tmp_path / "cli"), "--no-progress"]
     assert cli_main(args) == 0
