@@ -12,6 +12,7 @@ has its own entry point: `python -m dials_lib.series`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 
@@ -107,6 +108,24 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     return parser, train
 
 
+def _extending(config: RunConfig, seeds: list[int], eval_every_given: bool) -> RunConfig:
+    """`config`, ready to extend the shorter runs of it that sit in their default directories: each seed's shorter
+    run is copied as the start of the longer one (it stays as it is), and without --eval-every the longer run keeps
+    the shorter one's evaluation interval, so that it is that run continued."""
+    from dials_lib.training.extension import copy_run, shorter_sibling
+
+    found = shorter_sibling(seed_configs(config, seeds)[0], any_eval_every=not eval_every_given)
+    if found is not None:
+        config = dataclasses.replace(config, eval_every=found[1].eval_every)
+    for seed_config in seed_configs(config, seeds):
+        sibling = shorter_sibling(seed_config)
+        if sibling is not None:
+            print(f"extending {sibling[0].name} to {seed_config.total_timesteps:,} steps per agent in "
+                  f"{seed_config.directory()}", flush=True)
+            copy_run(sibling[0], seed_config.directory())
+    return config
+
+
 def _stop_after_interrupt(configs: list[RunConfig]) -> None:
     """Ctrl-C: stop the worker processes, say where each run can resume, and exit at once with status 130 (the
     threads still inside a call are not waited for: the checkpoint on disk is what the next start resumes)."""
@@ -145,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk_steps=args.chunk_steps, run_dir=args.run_dir,
         )
         seeds = [args.seed] if args.seeds is None else args.seeds
-        seed_configs(config, seeds)
+        config = _extending(config, seeds, eval_every_given=args.eval_every is not None)
     except ValueError as err:
         train_parser.error(in_flags(str(err), several_seeds=args.seeds is not None))
     from dials_lib.training.runner import WorkerDiedError, train_seeds

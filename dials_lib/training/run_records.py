@@ -3,7 +3,8 @@
 Run directory (`RunConfig.directory()`):
 - config.json: the config with its resolved worker groups. A directory holding another config (anything but
   `n_workers`, `run_dir` and a grouping in groups of at least two agents differing) is refused with an error
-  naming the differences.
+  naming the differences, unless it holds a shorter run of the same config that is a prefix of the one asked for:
+  that run is then extended (`dials_lib.training.extension`).
 - metrics.csv: one row per evaluation (`metric_columns`): timestep = steps per agent so far, wall_time_s since
   the run started over all sessions, mean_return, sem_return, greedy_return (see
   `dials_lib.training.evaluation`), aip_ce, the environment's domain metrics, and
@@ -40,6 +41,7 @@ import torch
 from dials_lib.files import atomic_write, atomic_write_json, atomic_write_text, read_json
 from dials_lib.training.checkpoints import previous_path, read_checkpoint, record_identity, write_checkpoint
 from dials_lib.training.evaluation import DOMAIN_METRICS
+from dials_lib.training.extension import extend_in_place, prefix_problem
 from dials_lib.training.memory import release_free_memory
 from dials_lib.training.run_config import RunConfig, config_differences
 
@@ -118,6 +120,15 @@ class RunDirectory:
                 raise ValueError(f"{config_path} is damaged (not readable JSON); delete the run directory to start "
                                  "the run over, or choose another run_dir") from None
             diffs = config_differences(stored, record)
+            if diffs and all(d.startswith("total_timesteps:") for d in diffs):  # only the budget differs
+                problem = prefix_problem(stored, config)
+                if problem is None:  # a shorter run of this config: extended, its numbers kept
+                    with self.locked():  # not while a process trains the shorter run
+                        state = extend_in_place(self.path, stored, config)
+                        if state is not None:
+                            self.write_records(state)
+                    return
+                diffs.append(f"it cannot be extended to this run: {problem}")
             if diffs:
                 raise ValueError(
                     f"run directory {self.path} holds a run with a different config ({'; '.join(diffs)}); it is "
