@@ -171,6 +171,18 @@ def test_replay_from_the_same_seed_is_identical_and_copies_are_the_single_worlds
 
 
 @needs_sumo
+def test_libsumo_and_traci_give_the_same_numbers() -> None:
+    """Where a simulation runs (in this process or in a sumo child) does not change a single number."""
+    actions = np.random.default_rng(0).integers(0, 2, size=(120, 9))
+    with GlobalSimulator(9, seed=1, backend="libsumo") as here, GlobalSimulator(9, seed=1, backend="traci") as child:
+        assert (here.backend, child.backend) == ("libsumo", "traci")
+        for a in actions:
+            for x, y in zip(here.step(a), child.step(a), strict=True):
+                np.testing.assert_array_equal(x, y)
+            np.testing.assert_array_equal(here.local_states()["speed"], child.local_states()["speed"])
+
+
+@needs_sumo
 def test_the_actuated_baseline_runs_sumos_programs_and_ignores_actions() -> None:
     """lights='actuated': SUMO's actuated programs (yellow 3-6 s, green at least 8 s) decide, not the actions."""
     def run(actions_seed: int) -> tuple[np.ndarray, np.ndarray]:
