@@ -197,8 +197,8 @@ class ScaleStudy:
         save_table(table, f"{PREFIX}_stability")
         return table
 
-    def claims(self) -> pd.DataFrame:
-        """Every verdict at scale, one table (saved, returned)."""
+    def claims(self, save: bool = True) -> pd.DataFrame:
+        """Every verdict at scale, one table (returned, and saved unless `save` is False)."""
         metrics = self.metrics
         finals, starts = plans.final_evaluations(metrics), plans.first_evaluations(metrics)
         hand_coded = pd.concat([c.hand_coded.assign(env=env) for env, c in self.comparisons.items()],
@@ -217,8 +217,14 @@ class ScaleStudy:
             parts.append(scale_claims.f_claims_as_stated(plans.final_evaluations(self.ablation),
                                                          plans.first_evaluations(self.ablation)))
         table = pd.concat(parts, ignore_index=True)
-        save_table(table, f"{PREFIX}_scale_claims")
+        if save:
+            save_table(table, f"{PREFIX}_scale_claims")
         return table
+
+
+def finished(preset: str) -> bool:
+    """Whether every run of `preset`'s main comparison can be read back without training (`published.has_records`)."""
+    return all(has_records(c) for env in ENV_NAMES for c in plans.comparison_configs(preset, env))
 
 
 def study(preset: str, measure_missing: bool = True, progress: bool = False) -> ScaleStudy:
@@ -241,4 +247,4 @@ def study(preset: str, measure_missing: bool = True, progress: bool = False) -> 
     return ScaleStudy(preset, comparisons, measured, ablation)
 
 
-__all__ = ["PREFIX", "ScaleStudy", "decade_log_axis", "study"]
+__all__ = ["PREFIX", "ScaleStudy", "decade_log_axis", "finished", "study"]
