@@ -10,12 +10,19 @@ paper's run (see `dials_lib.presets`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from dials_lib.validation import check_choice, field_doc, get_field
 
 ENV_NAMES: tuple[str, ...] = ("traffic", "warehouse")
+ENV_VARIANTS: dict[str, str] = {"traffic-open-exits": "traffic"}
+"""Variants the runner trains beside ENV_NAMES, each with the hyperparameters and preset budgets of the environment
+it varies: traffic with the paper's 4 influence sources only (`dials_lib.envs.traffic_open_exits`; the AIP's output
+follows the variant's spec)."""
+TRAINABLE_ENVS: tuple[str, ...] = (*ENV_NAMES, *ENV_VARIANTS)
+"""Every environment a run may train: the paper's two, then the variants."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ class EnvHyperparameters:
     """Everything one environment trains with: AIP, policy, PPO and the AIP retraining period."""
 
     env: str
-    """Environment name, one of ENV_NAMES."""
+    """Environment name, one of TRAINABLE_ENVS."""
     aip: AIPConfig
     """Approximate influence predictor settings."""
     policy: PolicyConfig
@@ -105,8 +112,11 @@ class EnvHyperparameters:
 
 
 def paper_hyperparameters(env: str) -> EnvHyperparameters:
-    """The paper's hyperparameters (Tables 4-6) for `env` ('traffic' or 'warehouse')."""
-    check_choice("env", env, ENV_NAMES)
+    """The paper's hyperparameters (Tables 4-6) for `env` ('traffic' or 'warehouse'; a variant of ENV_VARIANTS gets
+    those of the environment it varies, under its own name)."""
+    check_choice("env", env, TRAINABLE_ENVS)
+    if env in ENV_VARIANTS:
+        return dataclasses.replace(paper_hyperparameters(ENV_VARIANTS[env]), env=env)
     if env == "traffic":
         return EnvHyperparameters(
             env="traffic",
@@ -193,5 +203,5 @@ def hyperparameter_table(env: str) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["ENV_NAMES", "PAPER_REFERENCE", "AIPConfig", "EnvHyperparameters", "PPOConfig", "PolicyConfig",
-           "hyperparameter_table", "paper_hyperparameters"]
+__all__ = ["ENV_NAMES", "ENV_VARIANTS", "PAPER_REFERENCE", "TRAINABLE_ENVS", "AIPConfig", "EnvHyperparameters",
+           "PPOConfig", "PolicyConfig", "hyperparameter_table", "paper_hyperparameters"]

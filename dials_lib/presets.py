@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dials_lib.hyperparameters import ENV_NAMES, EnvHyperparameters, paper_hyperparameters
+from dials_lib.hyperparameters import ENV_VARIANTS, TRAINABLE_ENVS, EnvHyperparameters, paper_hyperparameters
 from dials_lib.validation import check_choice, with_fields
 
 PRESET_NAMES: tuple[str, ...] = ("smoke", "quick", "full4", "scale", "paper")
@@ -107,9 +107,9 @@ class Preset:
         return with_fields(hp, aip=aip)
 
     def budget(self, env: str) -> RunBudget:
-        """The training budget of `env` ('traffic' or 'warehouse')."""
-        check_choice("env", env, ENV_NAMES)
-        return self.traffic if env == "traffic" else self.warehouse
+        """The training budget of `env` ('traffic' or 'warehouse'; a variant gets that of the environment it varies)."""
+        check_choice("env", env, TRAINABLE_ENVS)
+        return self.traffic if ENV_VARIANTS.get(env, env) == "traffic" else self.warehouse
 
 
 PRESETS: dict[str, Preset] = {

@@ -27,6 +27,10 @@ from dials_lib.validation import check_choice
 CONTROLLERS = ("random", "hand-coded")
 """Who acts during the check: uniformly random actions or the environment's hand-coded controller."""
 
+GAP_MEASURES = {"sumo-traffic": "dials_lib.envs.sumo_local_gap.local_gap",
+                "traffic-open-exits": "dials_lib.envs.traffic_open_exits.local_gap"}
+"""Where the gap of each environment with an approximate local simulator is measured instead."""
+
 STEP_QUANTITIES = ("observations", "rewards", "done", "local_states", "influence_sources", "dsets", "last_noise")
 """What is compared after every step (`local_states` key by key)."""
 
@@ -164,7 +168,7 @@ def check_local_form(
     if not record.exact_local_form:
         raise ValueError(f"{name}'s local simulator follows the global one only approximately (exact_local_form is "
                          f"False), so there is no bit-for-bit property to check; measure the gap instead "
-                         f"(dials_lib.envs.sumo_local_gap.local_gap)")
+                         f"({GAP_MEASURES.get(name, 'its own gap measure')})")
     check_n_agents(n_agents)
     check_choice("controller", controller, CONTROLLERS)
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
@@ -218,4 +222,4 @@ def check_local_form(
     )
 
 
-__all__ = ["CONTROLLERS", "LocalFormError", "LocalFormSummary", "STEP_QUANTITIES", "check_local_form"]
+__all__ = ["CONTROLLERS", "GAP_MEASURES", "LocalFormError", "LocalFormSummary", "STEP_QUANTITIES", "check_local_form"]

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from dials_lib.envs import get_env, get_spec
-from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.hyperparameters import TRAINABLE_ENVS
 from dials_lib.learning.policy_actor import PolicyActor
 from dials_lib.learning.ppo import PPOGroup
 from dials_lib.seeding import Stream, agent_keys, counter_uniforms
@@ -53,7 +53,7 @@ class HandCodedController:
     """The environment's hand-coded rule (traffic: longer-queue lights; warehouse: oldest item first)."""
 
     def __init__(self, env: str) -> None:
-        check_choice("env", env, ENV_NAMES)
+        check_choice("env", env, TRAINABLE_ENVS)
         self._rule = get_env(env).hand_coded
 
     def reset(self) -> None:

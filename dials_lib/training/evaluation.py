@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from dials_lib.envs import ENVS, get_env, make_global
+from dials_lib.envs.registry import EXTRA_ENVS
 from dials_lib.envs.traffic_metrics import TrafficMetrics
 from dials_lib.envs.warehouse_metrics import WarehouseMetrics
 from dials_lib.learning.controllers import Controller, PolicyController
@@ -33,7 +34,9 @@ from dials_lib.learning.influence import StackedPredictor, collect_dataset, cros
 from dials_lib.learning.policy_actor import PolicyActor
 from dials_lib.learning.ppo import PPOGroup
 
-DOMAIN_METRICS: dict[str, tuple[str, ...]] = {name: record.metric_names for name, record in ENVS.items()}
+DOMAIN_METRICS: dict[str, tuple[str, ...]] = {
+    name: record.metric_names for name, record in {**ENVS, **EXTRA_ENVS}.items()
+}
 """The domain metric columns of each environment, in the order of `metrics.csv` (from the registry)."""
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from dials_lib.envs import check_n_agents, get_spec
-from dials_lib.hyperparameters import ENV_NAMES, EnvHyperparameters, paper_hyperparameters
+from dials_lib.hyperparameters import TRAINABLE_ENVS, EnvHyperparameters, paper_hyperparameters
 from dials_lib.presets import get_preset
 from dials_lib.seeding import derived_seed  # re-exported: its home is dials_lib.seeding
 from dials_lib.validation import check_choice, check_int
@@ -72,7 +72,7 @@ class RunConfig:
     """One training run: environment, number of agents, simulator, budget, schedule, parallel layout, seed."""
 
     env: str
-    """Environment, one of 'traffic' or 'warehouse'."""
+    """Environment, one of 'traffic' or 'warehouse' (or a variant of `hyperparameters.ENV_VARIANTS`)."""
     n_agents: int = 4
     """Number of learning agents (a square number: 4, 25, 49, 100, ...)."""
     simulator: str = "dials"
@@ -104,7 +104,7 @@ class RunConfig:
     """Run directory (None: `runs/<run_name>` under `dials_lib.paths.runs_dir()`)."""
 
     def __post_init__(self) -> None:
-        check_choice("env", self.env, ENV_NAMES)
+        check_choice("env", self.env, TRAINABLE_ENVS)
         check_choice("simulator", self.simulator, SIMULATORS)
         check_n_agents(self.n_agents)
         check_int("n_agents", self.n_agents, 1, maximum=MAX_AGENTS,
