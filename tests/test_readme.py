@@ -1,0 +1,46 @@
+"""The README as a new user reads it: the first screen says what to run and how long it takes, and the adapter
+example runs as written, on a budget stated in it (a few AIP epochs, torch on one thread)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from dials_lib.paths import REPO_ROOT
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def python_blocks(text: str) -> list[str]:
+    """The ```python blocks of a markdown text."""
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_the_first_screen_gives_the_smoke_run_first_then_the_two_commands_with_their_durations():
+    first_screen = "\n".join(README.splitlines()[:30])
+    smoke, test, reproduce = (first_screen.find(command) for command in
+                              ("make reproduce PRESET=smoke", "make test", "make reproduce  "))
+    assert 0 <= smoke < test < reproduce, "smoke run, then make test, then make reproduce"
+    for command in ("make reproduce PRESET=smoke", "make test", "make reproduce  "):
+        line = next(line for line in first_screen.splitlines() if line.startswith(command))
+        assert re.search(r"\d+ (min|hours)", line), line  # each command says how long it takes
+    assert "build/notebooks/<preset>/" in first_screen and "docs/api.md" in first_screen
+
+
+def test_the_reference_material_comes_after_the_examples():
+    headings = re.findall(r"(?m)^## (.+)$", README)
+    assert headings.index("Layout") > headings.index("The environments in other RL code")
+    assert headings.index("Parallel workers and clusters") > headings.index("Training runs")
+    assert (REPO_ROOT / "docs" / "api.md").exists() and "docs/api.md" in README
+
+
+def test_the_adapter_example_runs_as_written_on_the_budget_it_states(tmp_path):
+    [example] = [block for block in python_blocks(README) if "InfluenceAugmentedEnv(" in block]
+    assert "torch.set_num_threads(1)" in example and re.search(r"epochs=\d+\)", example)
+    script = tmp_path / "adapter_example.py"
+    script.write_text(example)
+    # a hang or an error fails; the time is not asserted (about 10 s on a loaded 2-core machine)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
