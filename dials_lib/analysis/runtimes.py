@@ -183,6 +183,50 @@ def plot_runtimes(wall: pd.DataFrame, steps: int) -> plt.Figure:
     return fig
 
 
+def projection_summary(check: pd.DataFrame) -> str:
+    """How close the projection came to the 2-worker timed runs: predicted over measured total and agents-training
+    time (`scaling.projection_check`), range and median."""
+    two = check[check["workers"] == 2]
+    return (f"2-worker runs: predicted/measured total time {two['total_s ratio'].min():.2f} to "
+            f"{two['total_s ratio'].max():.2f} (median {two['total_s ratio'].median():.2f}); agents training "
+            f"{two['agents_training_s ratio'].min():.2f} to {two['agents_training_s ratio'].max():.2f}")
+
+
+def conclusion(frame: pd.DataFrame, training_speedup: pd.DataFrame, wall: pd.DataFrame, check: pd.DataFrame,
+               largest: int, n_cores: int) -> str:
+    """Notebook 07's reading, as markdown: per environment at the `largest` size, one process's speed on the GS and
+    on DIALS' local simulators against the paper's, and the extrapolated hours for 4M steps; then how far the
+    timed 2-worker runs were from the projection's one core per worker (`frame`: the timed runs)."""
+    lines = []
+    for env in ENV_NAMES:
+        ts = training_speedup[(training_speedup["env"] == env) & (training_speedup["agents"] == largest)].iloc[0]
+        per_process = ts["GS agent-steps/s"] / ts["DIALS 1 worker agent-steps/s"]
+        dials = paper.main_dials_label(env)
+        w = wall[(wall["env"] == env) & (wall["agents"] == largest)].set_index("simulator")
+        lines.append(
+            f"- **{env}, {largest} agents.** One process trains {ts['GS agent-steps/s']:,.0f} agent-steps/s on our "
+            f"GS and {ts['DIALS 1 worker agent-steps/s']:,.0f} on DIALS' local simulators: our vectorised GS is "
+            + (f"{per_process:.1f}x faster per process than the IALS (which adds an AIP forward pass per step), "
+               if per_process >= 1 else f"{1 / per_process:.1f}x slower per process than the IALS, ")
+            + f"whereas the paper's GS ({paper.GS_SIMULATOR[env]}, one process for the whole network) was "
+            f"{ts['DIALS over GS, agents training (paper, 128 CPUs)']:.0f}x slower than its DIALS agents. "
+            f"For 4M steps, extrapolated: GS {w.loc['GS', '2 workers h']:.1f} h, {dials} "
+            f"{w.loc[dials, '2 workers h']:.1f} h on 2 workers and {w.loc[dials, '128 workers h']:.1f} h projected "
+            f"on 128 (the paper: GS {w.loc['GS', 'paper (128 CPUs) h']:.1f} h, DIALS "
+            f"{w.loc[dials, 'paper (128 CPUs) h']:.1f} h)."
+        )
+    two = check[check["workers"] == 2]
+    share, load = two["worker_core_share"].median(), frame["load_avg"].median()
+    lines.append(
+        f"- **The projection** assumes a core per worker. The 2-worker runs got a median {share:.2f} of a core per "
+        f"worker (median load average {load:.1f} on {n_cores} cores) and took "
+        f"{1 / two['total_s ratio'].median():.2f}x the projected time"
+        + (": the machine was shared with other jobs, so the 2-worker numbers understate what 2 free cores do."
+           if share < 0.8 else ".")
+    )
+    return "\n".join(lines)
+
+
 def preset_hours(preset_runs: pd.DataFrame, preset: str, workers: int) -> str:
     """What a preset's training runs (`scaling.training_runs_runtime`) would take here, one run after another on
     `workers` processes, as markdown (an upper bound: an experiment stacks each run's seeds, which is faster)."""
@@ -205,12 +249,14 @@ __all__ = [
     "PAPER_ORDER",
     "RUN_LABELS",
     "agents_training_speedup",
+    "conclusion",
     "describe_fit",
     "in_paper_order",
     "plot_runtimes",
     "preset_hours",
     "preset_wall_time",
     "projected_wall_time",
+    "projection_summary",
     "run_of",
     "runtimes_vs_paper",
     "speedup_vs_paper",
