@@ -34,7 +34,12 @@ publish-records: $(STAMP)  ## copy PRESET's finished runs' records and timed run
 publish: $(STAMP)  ## copy the outputs of the last PRESET run back into notebooks/ (maintainers)
 	$(PY) -m dials_lib.series --preset $(PRESET) --publish-only
 
-test: test-unit test-notebooks  ## the whole test suite: unit tests, then every notebook with the smoke preset
+test: $(STAMP)  ## the whole test suite: unit tests, then every notebook with the smoke preset (both always run)
+	@unit=passed; notebooks=passed; \
+	$(MAKE) --no-print-directory test-unit || unit=FAILED; \
+	$(MAKE) --no-print-directory test-notebooks || notebooks=FAILED; \
+	echo "unit tests: $$unit; notebook checks: $$notebooks"; \
+	[ $$unit = passed ] && [ $$notebooks = passed ]
 
 test-unit: $(STAMP)  ## unit tests in tests/ (pytest exit 5, "no tests collected", counts as success)
 	$(TEST_ENV) $(PY) -m pytest tests -q || [ $$? -eq 5 ]
