@@ -92,11 +92,16 @@ def ablation_configs(preset: str, env: str) -> list[RunConfig]:
 
 def training_plan(preset: str) -> list[RunConfig]:
     """Every training run of the notebooks 04-06 on `preset` (both environments' comparisons and F ablations), once
-    each (the ablation shares its main-F runs with the comparison)."""
+    each (the ablation shares its main-F runs with the comparison); on the quick preset also notebook 04's
+    untrained-DIALS gap experiment (`untrained_gap.gap_configs`)."""
+    from dials_lib.analysis.untrained_gap import gap_configs  # it builds on this module
+
     configs: dict[Path, RunConfig] = {}
     for env in ("traffic", "warehouse"):
         for config in comparison_configs(preset, env) + ablation_configs(preset, env):
             configs.setdefault(config.directory(), config)
+    for config in gap_configs(preset) if preset == "quick" else []:
+        configs.setdefault(config.directory(), config)
     return list(configs.values())
 
 
