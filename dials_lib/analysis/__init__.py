@@ -6,6 +6,7 @@ One module per idea:
   and reading their records back as frames;
 - `report`: learning curves, bar charts and tables of those runs next to the paper's numbers;
 - `comparison`: DIALS against the GS in one environment, section by section (notebooks 04 and 05);
+- `untrained_gap`: the experiment that decides why untrained-DIALS collapses on our traffic grid (notebook 04);
 - `runtimes`, `memory`: the timed runs of `scaling` against the paper's Tables 1-3 (notebooks 07, 08);
 - `verdicts`: the rules that turn evidence into a verdict (reproduced / partly / not reproduced);
 - `claims`, `theory_claims`: the paper's claims, each a function from records to rows of evidence with a verdict
