@@ -8,6 +8,7 @@ the package's source, so a new plotting helper is covered without listing it her
 from __future__ import annotations
 
 import ast
+import functools
 import os
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def called_names(tree: ast.AST) -> set[str]:
     return names
 
 
+@functools.cache  # the package's source, read once per session
 def drawing_functions() -> frozenset[str]:
     """The drawing primitives and every function of the package that reaches one through its calls."""
     calls: dict[str, set[str]] = {}
