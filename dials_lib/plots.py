@@ -1,10 +1,14 @@
 """Figures and tables: one seaborn style, saved through `dials_lib.paths` with fixed metadata.
 
-Fixed metadata (no software version, no creation date) keeps reruns from churning committed files.
+Fixed metadata (no software version, no creation date) keeps reruns from churning committed files. In a Jupyter
+kernel, `set_style` also makes sure figures are shown in the cell outputs (see `show_figures_inline`).
 """
 
 from __future__ import annotations
 
+import sys
+
+import matplotlib
 import matplotlib.pyplot as plt  # headless runs get matplotlib's own fallback backend (Agg)
 import pandas as pd
 import seaborn as sns
@@ -30,6 +34,21 @@ def set_style() -> None:
     plt.rcParams["figure.dpi"] = 100
     plt.rcParams["savefig.dpi"] = 120
     plt.rcParams["svg.hashsalt"] = "dials"
+    show_figures_inline()
+
+
+def show_figures_inline() -> None:
+    """In a Jupyter kernel drawing with Agg, switch to the inline backend; elsewhere do nothing.
+
+    ipykernel draws inline only when `MPLBACKEND` is unset, so a kernel started from a shell with `MPLBACKEND=Agg`
+    (papermill or Jupyter run from a headless session) saves its figures but never shows them: a notebook run that
+    way had no images at all. The series sets the backend for its kernels (`dials_lib.notebook_kernels`); this
+    covers every other way of running a notebook."""
+    ipython = sys.modules.get("IPython")  # loaded in every kernel; a script or a test has none to ask
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell" and \
+            matplotlib.get_backend().lower() == "agg":
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def picture_axes(ax: plt.Axes | None, size: float) -> plt.Axes:

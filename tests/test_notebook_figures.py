@@ -145,3 +145,20 @@ def test_the_series_executes_its_notebooks_through_the_inline_kernel(monkeypatch
     monkeypatch.setenv("DIALS_BUILD_DIR", str(tmp_path))
     series.run_series("smoke", only=["00"])
     assert calls == ["00_overview.ipynb"]
+
+
+def test_a_notebook_run_by_papermill_itself_under_agg_shows_its_figures_once_the_style_is_set(tmp_path, monkeypatch):
+    """Run outside the series (papermill's own command, a Jupyter started with MPLBACKEND=Agg), a notebook still
+    shows its figures: `plots.set_style`, which every drawing notebook calls first, switches an Agg kernel to the
+    inline backend."""
+    import papermill
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = dict(series.KERNELSPEC)
+    nb.cells = [nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nfrom dials_lib.plots import set_style\n"
+                                          "set_style()\nfig, ax = plt.subplots()\nax.plot([0, 1], [1, 0])")]
+    source, target = tmp_path / "tiny.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, source)
+    papermill.execute_notebook(str(source), str(target), cwd=str(tmp_path), progress_bar=False)
+    assert image_count(nbformat.read(target, as_version=4).cells[0]) == 1
