@@ -126,28 +126,23 @@ def _extending(config: RunConfig, seeds: list[int], eval_every_given: bool) -> R
     return config
 
 
-def _stop_after_interrupt(configs: list[RunConfig]) -> None:
-    """Ctrl-C: stop the worker processes, say where each run can resume, and exit at once with status 130 (the
-    threads still inside a call are not waited for: the checkpoint on disk is what the next start resumes)."""
-    import os
-
-    import psutil
-
+def _stop_after_interrupt(configs: list[RunConfig], interrupt: KeyboardInterrupt) -> None:
+    """Ctrl-C or SIGTERM: stop the worker processes, say where each run can resume, and exit at once with status 130
+    or 143 (the threads still inside a call are not waited for: the checkpoint on disk is what the next start
+    resumes)."""
     from dials_lib.training.checkpoints import read_header
+    from dials_lib.training.process_tree import exit_now, kill_descendants, stop_status
     from dials_lib.training.run_records import CHECKPOINT
 
-    for child in psutil.Process().children(recursive=True):  # loky's workers and their resource tracker
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
+    kill_descendants()  # loky's workers
     places = []
     for config in configs:
         header = read_header(config.directory() / CHECKPOINT)
         step = config.schedule().starts[header["boundary"]] if header else 0
         places.append(f"{config.directory()} from step {step:,}")
-    print(f"interrupted: rerun the same command to resume ({'; '.join(places)})", file=sys.stderr, flush=True)
-    os._exit(130)
+    how, status = stop_status(interrupt)
+    print(f"{how}: rerun the same command to resume ({'; '.join(places)})", file=sys.stderr, flush=True)
+    exit_now(status)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,17 +162,24 @@ def main(argv: list[str] | None = None) -> int:
         config = _extending(config, seeds, eval_every_given=args.eval_every is not None)
     except ValueError as err:
         train_parser.error(in_flags(str(err), several_seeds=args.seeds is not None))
+    from dials_lib.files import describe_os_error
+    from dials_lib.training.process_tree import sigterm_as_interrupt
     from dials_lib.training.runner import WorkerDiedError, train_seeds
 
     try:
-        results = train_seeds(config, seeds, progress=args.progress)
-    except KeyboardInterrupt:
-        _stop_after_interrupt(seed_configs(config, seeds))
+        with sigterm_as_interrupt():
+            results = train_seeds(config, seeds, progress=args.progress)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM
+        _stop_after_interrupt(seed_configs(config, seeds), interrupt)
     except ValueError as err:  # what the user can fix: the run directory, its files, the config
         print(f"error: {in_flags(str(err), several_seeds=args.seeds is not None)}", file=sys.stderr)
         return 2
     except WorkerDiedError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a full disk, a read-only folder: every file is written whole or not at all
+        print(f"error: {describe_os_error(err)}; what was written before is intact: rerun the same command once "
+              "this is fixed to resume", file=sys.stderr)
         return 1
     for result in results:
         last = result.metrics.iloc[-1]
@@ -187,4 +189,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dials_lib.training.process_tree import exit_process
+
+    exit_process(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -24,10 +25,36 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], previous: Path
         if previous is not None and path.exists():
             os.replace(path, previous)
         os.replace(tmp, path)
+    except Exception as err:
+        cause = os_error_in(err)
+        if cause is None:
+            raise
+        # the file the caller asked for, not our temporary one (a full disk, a read-only or vanished folder...)
+        raise OSError(cause.errno, cause.strerror, str(path)) from err
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def os_error_in(error: BaseException) -> OSError | None:
+    """The operating system's error (with an errno) that `error` is or that led to it, if any: torch.save, for one,
+    reports a full disk as a RuntimeError raised while handling the OSError of its write."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for an OSError: the file, what went wrong and its errno name, e.g. "runs/x/metrics.csv: No space
+    left on device (ENOSPC)"."""
+    name = errno.errorcode.get(error.errno, str(error.errno)) if error.errno is not None else "no errno"
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{error.strerror or error} ({name})"
 
 
 def _umask() -> int:

@@ -22,7 +22,7 @@ from typing import Any
 
 import nbformat
 
-from dials_lib.files import atomic_write, atomic_write_json
+from dials_lib.files import atomic_write, atomic_write_json, describe_os_error
 from dials_lib.notebook_kernels import execute_notebook
 from dials_lib.paths import build_dir, notebooks_dir
 from dials_lib.presets import PRESET_NAMES
@@ -171,15 +171,23 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     if not args.publish_only:
+        from dials_lib.training.process_tree import exit_now, sigterm_as_interrupt, stop_status
+
         try:
-            if args.train_only:
-                train_runs(args.preset)
-                return
-            run_series(args.preset, args.only)
-        except KeyboardInterrupt:
-            print("interrupted: rerun the same command to continue (finished runs are read back, interrupted ones "
+            with sigterm_as_interrupt():
+                if args.train_only:
+                    train_runs(args.preset)
+                    return
+                run_series(args.preset, args.only)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM: the kernel and every worker stop with us
+            how, status = stop_status(interrupt)
+            print(f"{how}: rerun the same command to continue (finished runs are read back, interrupted ones "
                   "resume from their last checkpoint)", file=sys.stderr, flush=True)
-            raise SystemExit(130) from None
+            exit_now(status)
+        except OSError as error:  # a full disk, a read-only folder: every file is written whole or not at all
+            print(f"error: {describe_os_error(error)}; what was written before is intact: rerun the same command "
+                  "once this is fixed to continue", file=sys.stderr, flush=True)
+            exit_now(1)
     if args.publish or args.publish_only:
         for path in publish(args.preset, args.only):
             print(f"published {path.name}")

@@ -41,6 +41,7 @@ from dials_lib.paths import runs_dir
 from dials_lib.presets import get_preset
 from dials_lib.training.dials import train_batch
 from dials_lib.training.parallel import calls_here, map_tasks
+from dials_lib.training.process_tree import end_with_parent
 from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset
 from dials_lib.validation import check_choice, check_int
 
@@ -201,9 +202,11 @@ def _train_side_by_side(todo: list[list[RunConfig]], n_processes: int, log: Call
             errors.append(err)
             stop.set()
 
-    # a pool of its own: loky's reusable executor is the one the DIALS batches here hand their tasks to
+    # a pool of its own: loky's reusable executor is the one the DIALS batches here hand their tasks to; its
+    # processes end with this one, however this one ends
     n_slots = min(max(1, n_processes - 1), len(queued))
-    pool = ProcessPoolExecutor(max_workers=n_slots) if queued else None
+    pool = ProcessPoolExecutor(max_workers=n_slots, initializer=end_with_parent, initargs=(os.getpid(),)) \
+        if queued else None
     feeders = [threading.Thread(target=feed, args=(pool,), daemon=True, name="dials-feed") for _ in range(n_slots)]
     finished = False
     try:

@@ -313,7 +313,7 @@ class Run:
                 self.clock.add_tasks(report.seconds, report.cpu_seconds)
                 yield i, report.value
         except WorkerLostError as err:
-            raise WorkerDiedError.of_call(what, self.schedule.starts[c], c,
+            raise WorkerDiedError.of_call(f"idle, before {what}" if err.idle else what, self.schedule.starts[c], c,
                                           [self.groups[job_groups[i]] for i in err.pending],
                                           self.directories[0].checkpoint_path,
                                           self.schedule.starts[self.states[0]["boundary"]]) from err.__cause__

@@ -18,6 +18,8 @@ Where calls run:
 
 A worker process that dies (killed, out of memory) raises `WorkerLostError` naming the calls that had not
 returned; its `__cause__` is the backend's own error (loky's `TerminatedWorkerError`, Dask's `KilledWorker`...).
+A loky worker that dies between two calls raises it as the next call starts. Every worker process ends with the
+process that started it, however that one ends (`process_tree.end_with_parent`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import queue
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
@@ -39,6 +42,7 @@ from joblib import Parallel, delayed
 from joblib.parallel import get_active_backend
 
 from dials_lib.training.memory import MemoryProbe, TreeMemorySampler, release_free_memory
+from dials_lib.training.process_tree import end_with_local_parent, end_with_parent
 
 LOKY_MEMORY_GROWTH_LIMIT = 2**36
 """Memory growth (bytes) after which a loky worker counts as leaking; loky's own limit is 300 MB."""
@@ -46,11 +50,12 @@ _WORKER_DEATHS = {"TerminatedWorkerError", "BrokenProcessPool", "KilledWorker", 
 
 
 class WorkerLostError(RuntimeError):
-    """A worker process died while running some calls; `pending` holds the indices of the calls not returned."""
+    """A worker process died while running some calls; `pending` holds the indices of the calls not returned. `idle`:
+    it died between two parallel calls (found as the next one starts, none of whose calls ran)."""
 
-    def __init__(self, message: str, pending: list[int]) -> None:
+    def __init__(self, message: str, pending: list[int], idle: bool = False) -> None:
         super().__init__(message)
-        self.pending = pending
+        self.pending, self.idle = pending, idle
 
 
 @dataclass
@@ -115,9 +120,12 @@ def map_tasks(function: Callable[[Any], Any], arguments: list[Any], n_workers: i
         for index, report in _dispatch(function, arguments, n_workers):
             done.add(index)
             yield index, report
+    except WorkerLostError:
+        raise
     except Exception as err:
         if not {cls.__name__ for cls in type(err).__mro__} & _WORKER_DEATHS:
             raise
+        _loky_pool_broken()  # reported here: the next call starts a new pool
         pending = [i for i in range(len(arguments)) if i not in done]
         raise WorkerLostError(f"a worker process died ({type(err).__name__}); calls {pending} had not returned",
                               pending) from err
@@ -168,15 +176,36 @@ def _take(arguments: list[Any], i: int) -> Any:
 def loky_executor(n_processes: int) -> Any:
     """loky's reusable pool of `n_processes` worker processes (the pool joblib's default backend uses).
 
-    Workers stay up for 5 minutes between calls, as under joblib, and run BLAS single-threaded."""
+    Workers stay up for 5 minutes between calls, as under joblib, run BLAS single-threaded, and end with this
+    process however it ends (`process_tree.end_with_parent`)."""
     from joblib.externals.loky import get_reusable_executor
 
     single = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    return get_reusable_executor(max_workers=n_processes, timeout=300, reuse=True, env=single)
+    return get_reusable_executor(max_workers=n_processes, timeout=300, reuse=True, env=single,
+                                 initializer=end_with_parent, initargs=(os.getpid(),))
+
+
+_REPORTED_POOLS: weakref.WeakSet = weakref.WeakSet()  # loky pools whose broken state was reported once
+
+
+def _loky_pool_broken() -> bool:
+    """Whether loky's reusable pool has lost a worker that no error has reported yet (then it is reported now).
+
+    loky replaces a broken pool by a new one without a word when the next call asks for it; a worker that died
+    between two calls (killed while the run evaluates, out of memory while idle) would go unnoticed."""
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is None or executor._flags.broken is None or executor in _REPORTED_POOLS:  # noqa: SLF001
+        return False
+    _REPORTED_POOLS.add(executor)
+    return True
 
 
 def _run_here_and_on_loky(function: Callable[[Any], Any], arguments: list[Any], n_processes: int
                           ) -> Iterator[tuple[int, TaskReport]]:
+    if _loky_pool_broken():
+        raise WorkerLostError("a worker process died between two parallel calls", list(range(len(arguments))),
+                              idle=True)
     pending = deque(range(len(arguments)))
     lock, results, stop = threading.Lock(), queue.SimpleQueue(), threading.Event()
 
@@ -249,7 +278,7 @@ def run_on_dask(client: Any, function: Callable[[Any], Any], arguments: list[Any
     from distributed import as_completed  # installed: the Dask backend is active
 
     # pure=False: no hashing of the (large) arguments into task keys; every call is new work
-    futures = [client.submit(run_measured, i, function, _take(arguments, i), pure=False)
+    futures = [client.submit(_run_measured_on_dask, os.getpid(), i, function, _take(arguments, i), pure=False)
                for i in range(len(arguments))]
     try:
         for future in as_completed(futures):
@@ -257,6 +286,14 @@ def run_on_dask(client: Any, function: Callable[[Any], Any], arguments: list[Any
     except BaseException:
         client.cancel(futures)
         raise
+
+
+def _run_measured_on_dask(submitter: int, index: int, function: Callable[[Any], Any], argument: Any
+                          ) -> tuple[int, TaskReport]:
+    """`run_measured` in a Dask worker, which ends with the process that submitted the call if that process
+    started it (a LocalCluster's worker; Dask's nanny ends it too, this is the same promise as loky's workers')."""
+    end_with_local_parent(submitter)
+    return run_measured(index, function, argument)
 
 
 __all__ = ["TaskReport", "WorkerLostError", "calls_here", "dask_client", "loky_executor", "map_tasks", "run_measured",

@@ -60,10 +60,12 @@ class WorkerDiedError(RuntimeError):
     def of_call(cls, what: str, step: int, boundary: int, lost: list[list[int]], checkpoint: Path,
                 saved_step: int) -> WorkerDiedError:
         """The error for a parallel call (`what`, from `step` per agent) whose tasks for the agents `lost` had not
-        returned, with where the run can resume from."""
+        returned, with where the run can resume from (the checkpoint, if one was written yet)."""
+        resume = (f"Last checkpoint: {checkpoint} (step {saved_step} per agent). Run the same command again to resume "
+                  "from it." if checkpoint.exists() else
+                  "No checkpoint was written yet: run the same command again to start the run over.")
         return cls(f"a worker process died while {what} at step {step} per agent (boundary {boundary}); tasks that "
-                   f"had not returned held agents {lost}. Last checkpoint: {checkpoint} (step {saved_step} per agent). "
-                   "Run the same command again to resume from it.")
+                   f"had not returned held agents {lost}. {resume}")
 
 
 @dataclass
@@ -203,7 +205,11 @@ class RunDirectory:
         and the workers train AIPs, the run's memory peak otherwise. Writing and reading them takes a fraction of
         a second."""
         path = self.path / SPILL
-        atomic_write(path, lambda tmp: torch.save([g["ppo"] for g in groups], tmp))
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as file:  # through Python's file: a full disk is an OSError, not torch's RuntimeError
+                torch.save([g["ppo"] for g in groups], file)
+
+        atomic_write(path, write)
         for group in groups:
             group["ppo"] = None
         release_free_memory()
