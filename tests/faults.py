@@ -20,19 +20,20 @@ from typing import Any
 
 @dataclass(frozen=True)
 class DieInWorker:
-    """Run `function(task)`, except where the task's chunk seed is `chunk_seed`, it holds `agent` (None: any) and
-    it runs in a process other than `parent`: there, write the task's agent ids to `record` and end the process at
-    once (exit 17)."""
+    """Run `function(task)`, except where the task's chunk seed is `chunk_seed` (None: any task, e.g. every AIP
+    retraining), it holds `agent` (None: any) and it runs in a process other than `parent`: there, write the task's
+    agent ids to `record` and end the process at once (exit 17)."""
 
     function: Callable[[Any], Any]
-    chunk_seed: int
+    chunk_seed: int | None
     parent: int
     record: str
     agent: int | None = None
 
     def __call__(self, task: Any) -> Any:
         holds = self.agent is None or self.agent in task.agent_ids
-        if os.getpid() != self.parent and self.chunk_seed in task.on.seeds and holds:
+        in_chunk = self.chunk_seed is None or self.chunk_seed in task.on.seeds
+        if os.getpid() != self.parent and in_chunk and holds:
             Path(self.record).write_text(json.dumps(task.agent_ids))
             os._exit(17)
         return self.function(task)
@@ -70,3 +71,27 @@ def still_running(processes: list[Any]) -> list[Any]:
     import psutil
 
     return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def default_signals() -> None:
+    """`preexec_fn` of a child that must react to SIGINT and SIGTERM as at a terminal: a test session started in the
+    background without job control hands its children SIGINT ignored."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+
+
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen, timeout_s: float = 300) -> None:
+    """Wait until `ready()` holds; fails if `process` ends or `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert process.poll() is None, f"the process ended first (exit {process.returncode})"
+        assert time.monotonic() < deadline, f"not ready after {timeout_s} s"
+        time.sleep(0.1)
+
+
+def still_running_after(processes: list[Any], timeout_s: float) -> list[Any]:
+    """Those of `processes` still running once all have ended or `timeout_s` has passed, whichever comes first."""
+    deadline = time.monotonic() + timeout_s
+    while (running := still_running(processes)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return running
