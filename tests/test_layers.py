@@ -57,15 +57,30 @@ def imports(path: Path) -> set[str]:
 FILES = sorted(PACKAGE.rglob("*.py"))
 
 
+def upward_imports(path: Path, module: str) -> list[str]:
+    """The imports of the file at `path`, taken as the module `module`, that go to a higher layer than its own."""
+    own = layer(module)
+    return [target for target in imports(path) if target != "dials_lib" and layer(target) > own]
+
+
 @pytest.mark.parametrize("path", FILES, ids=[module_name(p) for p in FILES])
 def test_no_import_runs_back_up(path: Path) -> None:
-    own = layer(module_name(path))
-    upward = [target for target in imports(path) if target != "dials_lib" and layer(target) > own]
-    assert not upward, f"{module_name(path)} (layer {own}) imports from higher layers: {upward}"
+    upward = upward_imports(path, module_name(path))
+    assert not upward, f"{module_name(path)} (layer {layer(module_name(path))}) imports from higher layers: {upward}"
 
 
-def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
-    """A learning module importing from training would be reported (the test above can fail)."""
+def test_the_checker_reports_an_upward_import(tmp_path: Path) -> None:
+    """A learning module importing from training, at the top or inside a function, is reported."""
+    module = tmp_path / "upward.py"
+    module.write_text("from dials_lib.learning import ppo\n\n\ndef late():\n"
+                      "    from dials_lib.training.dials import train\n    import dials_lib.analysis.plans\n")
+    assert sorted(upward_imports(module, "dials_lib.learning.upward")) == ["dials_lib.analysis.plans",
+                                                                         "dials_lib.training.dials"]
+    assert upward_imports(module, "dials_lib.analysis.upward") == []  # the same imports, seen from the top layer
+
+
+def test_the_layers_are_ordered(tmp_path: Path) -> None:
+    """The layer function places modules as the module docstring says."""
     assert layer("dials_lib.training.dials") > layer("dials_lib.learning.ppo") > layer("dials_lib.envs.traffic")
     assert layer("dials_lib.seeding") == 0 and layer("dials_lib.series") == 5
     with pytest.raises(ValueError, match="belongs to no layer"):
