@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dials_lib.envs import get_env, get_spec, make_global, make_local
@@ -54,6 +57,11 @@ def test_the_registry_states_what_sumo_traffic_can_do() -> None:
     record = get_env("sumo-traffic")
     assert record.hand_coded is None and record.baseline_options == {"lights": "actuated"}
     assert record.exact_local_form is False and get_env("traffic").exact_local_form is True
+    from dials_lib.learning.controllers import HandCodedController
+
+    with pytest.raises(ValueError, match="lights") as caught:
+        HandCodedController("sumo-traffic")
+    assert "\n" not in str(caught.value)
     spec = get_spec("sumo-traffic")
     assert (spec.obs_dim, spec.n_actions, spec.source_sizes, spec.dset_dim, spec.horizon) == (40, 2, (2,) * 4, 36,
                                                                                               300)
@@ -375,3 +383,49 @@ def test_pictures_of_the_grid_and_of_a_region(tmp_path: object) -> None:
     with GlobalSimulator(4, seed=[0, 1]) as batched, pytest.raises(ValueError, match="region="):
         record.render(batched)
     plt.close("all")
+
+
+# ---------------------------------------------------------------- training through the runner
+
+
+@needs_sumo
+def test_a_tiny_dials_run_trains_on_sumo_and_resumes_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 512-step DIALS run on sumo-traffic (traffic's hyperparameters, smaller AIP budget): interrupted at its
+    second evaluation and resumed, it ends bit-equal to an uninterrupted run."""
+    from dials_lib.hyperparameters import paper_hyperparameters
+    from dials_lib.training import dials
+    from dials_lib.training.run_config import RunConfig
+    from dials_lib.training.runner import train
+    from dials_lib.validation import with_fields
+    from tests.test_startup import learned, states_equal
+
+    hp = paper_hyperparameters("sumo-traffic")
+    hp = with_fields(hp, aip=with_fields(hp.aip, epochs=2, dataset_steps=300))
+
+    def config(name: str) -> RunConfig:
+        return RunConfig(env="sumo-traffic", n_agents=4, simulator="dials", total_timesteps=512, retrain_every=256,
+                         eval_every=256, eval_episodes=1, chunk_steps=256, n_workers=1, agents_per_worker=2,
+                         hyperparameters=hp, run_dir=str(tmp_path / name))
+
+    whole = train(config("whole"), progress=False)
+    assert len(whole.metrics) == 3 and np.isfinite(whole.metrics["mean_return"]).all()
+    assert np.isfinite(whole.metrics["aip_ce"]).all()
+    assert list(whole.metrics.columns[6:9]) == list(get_env("sumo-traffic").metric_names)
+
+    interrupted = config("interrupted")
+    evaluate = dials.Run.evaluate
+
+    def stop_at_the_second_evaluation(self: Any, r: int, c: int) -> None:
+        if c == 1:
+            raise KeyboardInterrupt
+        evaluate(self, r, c)
+
+    monkeypatch.setattr(dials.Run, "evaluate", stop_at_the_second_evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, progress=False)
+    monkeypatch.undo()
+    resumed = train(interrupted, progress=False)
+    assert resumed.runtime["sessions"] == 2
+    pd.testing.assert_frame_equal(resumed.metrics.drop(columns="wall_time_s"),
+                                  whole.metrics.drop(columns="wall_time_s"))
+    assert states_equal(learned(interrupted.directory()), learned(whole.run_dir))

@@ -86,8 +86,8 @@ EXTRA_ENVS: dict[str, EnvRecord] = {
 """Environments built through the same contract beyond the paper's two: traffic with the paper's 4 influence sources
 only (a variant the runner trains with traffic's hyperparameters, `hyperparameters.ENV_VARIANTS`; its LS never
 blocks an exit, so it follows the GS only approximately and `traffic_open_exits.local_gap` measures how well), and
-the paper's traffic grid in SUMO, which the runner does not train (yet) (needs the `sumo` extra; its LS follows the GS
-only approximately, `sumo_local_gap` measures how well)."""
+the paper's traffic grid in SUMO, also trained with traffic's hyperparameters (needs the `sumo` extra; its LS follows
+the GS only approximately, `sumo_local_gap` measures how well; its baseline is the GS's own actuated lights)."""
 
 
 def get_env(name: str) -> EnvRecord:

@@ -54,7 +54,11 @@ class HandCodedController:
 
     def __init__(self, env: str) -> None:
         check_choice("env", env, TRAINABLE_ENVS)
-        self._rule = get_env(env).hand_coded
+        record = get_env(env)
+        if record.hand_coded is None:  # the baseline is a mode of the simulator, not a rule acting on it
+            raise ValueError(f"{env}'s hand-coded baseline runs inside its global simulator: build it with "
+                             f"make_global({env!r}, ..., **{record.baseline_options!r}), which ignores the actions")
+        self._rule = record.hand_coded
 
     def reset(self) -> None:
         """The hand-coded rules read only the current local state."""
