@@ -16,7 +16,7 @@ import dataclasses
 import re
 import sys
 
-from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.hyperparameters import TRAINABLE_ENVS
 from dials_lib.training.run_config import SIMULATORS, RunConfig, seed_configs
 
 
@@ -78,7 +78,8 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="train agents on the GS, with DIALS or with untrained-DIALS (resumes an interrupted run)",
         description="Train agents and write a run directory (config.json, metrics.csv, runtime.json, memory.json, "
         "checkpoint.pt). Rerun the same command to resume after an interruption.")
-    train.add_argument("--env", required=True, choices=ENV_NAMES, help="environment")
+    train.add_argument("--env", required=True, choices=TRAINABLE_ENVS,
+                       help="environment (the paper's traffic or warehouse, or a variant of traffic)")
     train.add_argument("--agents", type=int, default=4, help="number of agents, a square number (default 4)")
     train.add_argument("--simulator", default="dials", choices=SIMULATORS,
                        help="what the agents train on (default dials)")

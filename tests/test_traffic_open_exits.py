@@ -226,6 +226,16 @@ def test_a_tiny_run_trains_on_it_and_resumes_exactly(tmp_path: Path, monkeypatch
     assert heads and all(head.shape[-1] == 4 for head in heads)  # stacked [agents, in, out]
 
 
+def test_the_command_line_trains_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dials_lib.__main__ import main
+
+    argv = ["train", "--env", ENV, "--simulator", "untrained-dials", "--steps", "256", "--eval-episodes", "1",
+            "--workers", "1", "--run-dir", str(tmp_path / "run")]
+    assert main(argv) == 0
+    assert "final average return per agent" in capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 2
+
+
 def _tensors(state: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
     """Every tensor of a nested checkpoint state, with its dotted key."""
     if isinstance(state, torch.Tensor):
