@@ -42,6 +42,7 @@ import pandas as pd
 from dials_lib.analysis import plans, verdicts
 from dials_lib.analysis.published import has_records
 from dials_lib.analysis.stats import bootstrap_ci, bootstrap_statistic
+from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.training.run_config import RunConfig
 
 VARIANT = "traffic-open-exits"
@@ -105,8 +106,12 @@ class GapComparison:
 
 
 def _returns(metrics: pd.DataFrame, env: str, simulator: str, first: bool) -> np.ndarray:
-    """Per seed, the mean return of the first (step 0) or last evaluation of `env`'s `simulator` runs."""
-    runs = metrics[(metrics["env"] == env) & (metrics["simulator"] == simulator)]
+    """Per seed, the mean return of the first (step 0) or last evaluation of `env`'s `simulator` runs at GAP_AGENTS
+    agents (DIALS at the paper's F only: a frame may hold a whole plan's runs, the F ablation's too)."""
+    runs = metrics[(metrics["env"] == env) & (metrics["simulator"] == simulator)
+                   & (metrics["n_agents"] == GAP_AGENTS)]
+    if simulator == "dials":
+        runs = runs[runs["retrain_every"] == paper_hyperparameters(env).retrain_every]
     if runs.empty:
         return np.zeros(0)
     pick = plans.first_evaluations(runs) if first else plans.final_evaluations(runs)
