@@ -6,7 +6,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], previous: Path
             os.replace(path, previous)
         os.replace(tmp, path)
     except Exception as err:
+        # torch.save, writing through a Python file, turns what a write raised into a RuntimeError: a Ctrl-C (or
+        # SIGTERM) that arrived during the write must still stop the caller as one, and a full disk be an OSError
+        interrupt = next((e for e in _chain(err) if isinstance(e, KeyboardInterrupt)), None)
+        if interrupt is not None:
+            raise interrupt from None
         cause = os_error_in(err)
         if cause is None:
             raise
@@ -40,13 +45,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], previous: Path
 def os_error_in(error: BaseException) -> OSError | None:
     """The operating system's error (with an errno) that `error` is or that led to it, if any: torch.save, for one,
     reports a full disk as a RuntimeError raised while handling the OSError of its write."""
+    return next((e for e in _chain(error) if isinstance(e, OSError) and e.errno is not None), None)
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    """`error` and the exceptions that led to it (its cause, or the one being handled when it was raised), in turn."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, OSError) and error.errno is not None:
-            return error
+        yield error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-    return None
 
 
 def describe_os_error(error: OSError) -> str:

@@ -20,6 +20,7 @@ from dials_lib.__main__ import main as cli_main
 from dials_lib.files import atomic_write, describe_os_error
 from dials_lib.training import checkpoints
 from dials_lib.training.checkpoints import read_header
+from dials_lib.training.process_tree import Terminated
 from tests.faults import default_signals, still_running_after, wait_until
 from tests.leftovers import adopt_orphans, running_descendants
 
@@ -203,7 +204,8 @@ def test_a_full_disk_ends_the_command_with_one_line_and_the_run_resumes_once_spa
 
 def test_a_write_error_names_the_file_asked_for_even_through_torch(tmp_path):
     """torch.save reports a full disk as a RuntimeError raised while handling the OSError: the error that comes out
-    of `atomic_write` is that OSError, naming the file asked for, not the temporary one."""
+    of `atomic_write` is that OSError, naming the file asked for, not the temporary one; and a SIGTERM or Ctrl-C that
+    arrived during the write comes out as itself."""
     target = tmp_path / "state.pt"
 
     def torch_like_write(tmp: Path) -> None:
@@ -215,12 +217,20 @@ def test_a_write_error_names_the_file_asked_for_even_through_torch(tmp_path):
     def plain_write(tmp: Path) -> None:
         raise RuntimeError("not an OS error")
 
+    def interrupted_write(tmp: Path) -> None:
+        try:
+            raise Terminated("signal SIGTERM")
+        except KeyboardInterrupt:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+
     with pytest.raises(OSError) as err:
         atomic_write(target, torch_like_write)
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
     assert describe_os_error(err.value) == f"{target}: No space left on device (ENOSPC)"
     with pytest.raises(RuntimeError, match="not an OS error"):
         atomic_write(target, plain_write)
+    with pytest.raises(Terminated):  # a signal during the write still stops the run as one
+        atomic_write(target, interrupted_write)
     assert list(tmp_path.iterdir()) == []
 
 
