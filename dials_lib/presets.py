@@ -166,13 +166,14 @@ PRESETS: dict[str, Preset] = {
     "scale": Preset(
         name="scale",
         description="The paper at scale: 4, 25 and 100 agents, 3 seeds, the first 576K (traffic) and 256K "
-        "(warehouse) steps of the paper's 4M-step run (Figures 5 and 6, all three panels); about 10 hours of "
-        "training on 2 cores; resumable.",
+        "(warehouse) steps of the paper's 4M-step run (Figures 5 and 6, all three panels); about 27 CPU-hours of "
+        "training one run after another (projected from notebook 07's rates), 12 to 14 hours on 2 cores before seed "
+        "stacking saves some; resumable (make train PRESET=scale).",
         # Prefixes of the quick preset's runs: the same chunks, evaluation interval and episodes, so that a 4-agent
         # run here is the first 576K (256K) steps of the quick run, read from its records when they exist
-        # (`plans.reused_runs`). 576K is the first evaluation of the quick traffic run past the 512K steps where
-        # the quick run had clearly learned; 256K is the warehouse's fifth. Only the main F: the paper trained
-        # traffic at 1M (once within this budget) and the warehouse at 4M (once).
+        # (`analysis.published.longer_run`). 576K is the first evaluation of the quick traffic run past 512K steps;
+        # 256K is the warehouse's fifth. Only the main F: the paper trained traffic at 1M (once within this budget)
+        # and the warehouse at 4M (once).
         traffic=RunBudget(sizes=(4, 25, 100), n_seeds=3, total_timesteps=576_000, eval_every=96_000,
                           eval_episodes=10, f_fractions=(0.25,)),
         warehouse=RunBudget(sizes=(4, 25, 100), n_seeds=3, total_timesteps=256_000, eval_every=51_200,
