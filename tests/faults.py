@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 @dataclass(frozen=True)
 class DieInWorker:
@@ -95,3 +97,22 @@ def still_running_after(processes: list[Any], timeout_s: float) -> list[Any]:
     while (running := still_running(processes)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return running
+
+
+def train_until_ctrl_c_at_evaluation(config: Any, boundary: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train `config` until the evaluation at chunk boundary `boundary`, where a Ctrl-C (KeyboardInterrupt) stops
+    the run, as it stops a run at a terminal; the evaluation is patched only meanwhile."""
+    from dials_lib.training import dials
+    from dials_lib.training.runner import train
+
+    evaluate = dials.Run.evaluate
+
+    def interrupted(self: Any, r: int, c: int) -> None:
+        if c == boundary:
+            raise KeyboardInterrupt
+        evaluate(self, r, c)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(dials.Run, "evaluate", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, progress=False)

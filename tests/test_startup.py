@@ -8,12 +8,12 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from dials_lib.training import dials, progress
 from dials_lib.training.checkpoints import read_header, verified_state
 from dials_lib.training.runner import train
+from tests.faults import train_until_ctrl_c_at_evaluation
 from tests.test_runner import results_only, tiny_config
 
 
@@ -42,14 +42,8 @@ def test_an_interrupt_after_the_aips_are_trained_resumes_at_the_evaluation_with_
                                                                                                  monkeypatch):
     whole = train(tiny_config(tmp_path / "whole"), progress=False)
     config = tiny_config(tmp_path / "interrupted")
-
-    def interrupted(self, r, c):
-        raise KeyboardInterrupt  # Ctrl-C during the first evaluation, after the start-up's AIP training
-
-    monkeypatch.setattr(dials.Run, "evaluate", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, progress=False)
-    monkeypatch.undo()
+    # Ctrl-C during the first evaluation, after the start-up's AIP training
+    train_until_ctrl_c_at_evaluation(config, 0, monkeypatch)
     saved = verified_state(config.directory() / "checkpoint.pt")
     assert read_header(config.directory() / "checkpoint.pt")["boundary"] == 0
     assert saved["retrained"] and not saved["prepared"] and saved["runtime"]["aip_training_s"] > 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -393,10 +392,10 @@ def test_a_tiny_dials_run_trains_on_sumo_and_resumes_exactly(tmp_path: Path, mon
     """A 512-step DIALS run on sumo-traffic (traffic's hyperparameters, smaller AIP budget): interrupted at its
     second evaluation and resumed, it ends bit-equal to an uninterrupted run."""
     from dials_lib.hyperparameters import paper_hyperparameters
-    from dials_lib.training import dials
     from dials_lib.training.run_config import RunConfig
     from dials_lib.training.runner import train
     from dials_lib.validation import with_fields
+    from tests.faults import train_until_ctrl_c_at_evaluation
     from tests.test_startup import learned, states_equal
 
     hp = paper_hyperparameters("sumo-traffic")
@@ -413,17 +412,7 @@ def test_a_tiny_dials_run_trains_on_sumo_and_resumes_exactly(tmp_path: Path, mon
     assert list(whole.metrics.columns[6:9]) == list(get_env("sumo-traffic").metric_names)
 
     interrupted = config("interrupted")
-    evaluate = dials.Run.evaluate
-
-    def stop_at_the_second_evaluation(self: Any, r: int, c: int) -> None:
-        if c == 1:
-            raise KeyboardInterrupt
-        evaluate(self, r, c)
-
-    monkeypatch.setattr(dials.Run, "evaluate", stop_at_the_second_evaluation)
-    with pytest.raises(KeyboardInterrupt):
-        train(interrupted, progress=False)
-    monkeypatch.undo()
+    train_until_ctrl_c_at_evaluation(interrupted, 1, monkeypatch)  # at the second evaluation
     resumed = train(interrupted, progress=False)
     assert resumed.runtime["sessions"] == 2
     pd.testing.assert_frame_equal(resumed.metrics.drop(columns="wall_time_s"),

@@ -25,11 +25,11 @@ from dials_lib.envs import (
 from dials_lib.envs.traffic_open_exits import local_gap
 from dials_lib.hyperparameters import ENV_NAMES, paper_hyperparameters
 from dials_lib.presets import get_preset
-from dials_lib.training import dials
 from dials_lib.training.checkpoints import verified_state
 from dials_lib.training.run_config import RunConfig, config_from_preset
 from dials_lib.training.runner import train
 from dials_lib.validation import with_fields
+from tests.faults import train_until_ctrl_c_at_evaluation
 from tests.test_startup import learned, states_equal
 
 torch.set_num_threads(1)
@@ -205,17 +205,7 @@ def test_a_tiny_run_trains_on_it_and_resumes_exactly(tmp_path: Path, monkeypatch
     assert list(whole.metrics.columns[6:9]) == ["delay_per_car", "queue_length", "throughput"]
 
     config = tiny_config(tmp_path / "interrupted", simulator)
-    evaluate = dials.Run.evaluate
-
-    def interrupted(self: Any, r: int, c: int) -> None:
-        if c == 2:
-            raise KeyboardInterrupt  # Ctrl-C at the third boundary's evaluation
-        evaluate(self, r, c)
-
-    monkeypatch.setattr(dials.Run, "evaluate", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, progress=False)
-    monkeypatch.undo()
+    train_until_ctrl_c_at_evaluation(config, 2, monkeypatch)  # Ctrl-C at the third boundary's evaluation
     resumed = train(config, progress=False)
     assert resumed.runtime["sessions"] == 2
     pd.testing.assert_frame_equal(resumed.metrics.drop(columns="wall_time_s"),
