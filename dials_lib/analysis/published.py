@@ -130,11 +130,15 @@ def _reaches(folder: Path, step: int) -> bool:
     return len(metrics) > 0 and int(metrics["timestep"].iloc[-1]) >= step
 
 
+def _published_copy(config: RunConfig) -> Path | None:
+    """The run's published folder if it holds a copy (config.json is written last), else None."""
+    path = published_path(config)
+    return path if path is not None and (path / "config.json").exists() else None
+
+
 def has_records(config: RunConfig) -> bool:
     """Whether the run's records can be read without training: finished here, published, or a longer run's."""
-    path = published_path(config)
-    return finished_here(config) or (path is not None and (path / "config.json").exists()) or \
-        longer_run(config) is not None
+    return finished_here(config) or _published_copy(config) is not None or longer_run(config) is not None
 
 
 def read_records(config: RunConfig) -> dict[str, Any]:
@@ -142,9 +146,9 @@ def read_records(config: RunConfig) -> dict[str, Any]:
     its published copy, else as the prefix of a longer finished run (each verified, see the module docstring)."""
     if finished_here(config):
         return load_run(config.directory())
-    path = published_path(config)
-    if path is not None and (path / "config.json").exists():
-        return _verified(path, config)
+    copy = _published_copy(config)
+    if copy is not None:
+        return _verified(copy, config)
     longer = longer_run(config)
     if longer is not None:
         return _verified(longer, config, up_to=config.total_timesteps)
