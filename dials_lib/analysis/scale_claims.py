@@ -36,6 +36,7 @@ from dials_lib.analysis.claims import (
     returns_of,
 )
 from dials_lib.analysis.plans import RUN_COLUMNS, main_comparison_runs
+from dials_lib.analysis.report import METHOD_LABELS
 from dials_lib.analysis.stats import bootstrap_ci, bootstrap_statistic
 from dials_lib.analysis.verdicts import Verdict
 from dials_lib.hyperparameters import ENV_NAMES
@@ -49,13 +50,8 @@ DROP_SHARE_NOTE = ("drops = the falls of a run's curve between consecutive evalu
 def _learned(main: pd.DataFrame, first: pd.DataFrame, env: str, sizes: Iterable[int],
              simulators: Iterable[str]) -> Verdict | None:
     """'not measured' unless every simulator learned at every size (`verdicts.unless_learned`), else None."""
-    return verdicts.unless_learned({f"{verdicts_label(s)} at {n} agents": learning_of(main, first, env, n, s)
+    return verdicts.unless_learned({f"{METHOD_LABELS[s]} at {n} agents": learning_of(main, first, env, n, s)
                                     for n in sizes for s in simulators})
-
-
-def verdicts_label(simulator: str) -> str:
-    """The paper's name of a simulator ('gs' -> 'GS')."""
-    return {"gs": "GS", "dials": "DIALS", "untrained-dials": "untrained-DIALS"}[simulator]
 
 
 def untrained_gap_grows(finals: pd.DataFrame, starts: pd.DataFrame, sizes: Mapping[str, Iterable[int]],
@@ -257,4 +253,4 @@ def f_claims_as_stated(ablation_finals: pd.DataFrame, ablation_starts: pd.DataFr
 
 
 __all__ = ["f_claims_as_stated", "gap_larger_in_warehouse", "gs_less_stable", "memory_as_in_table_3",
-           "run_stability", "stability_table", "untrained_gap_grows", "verdicts_label"]
+           "run_stability", "stability_table", "untrained_gap_grows"]
