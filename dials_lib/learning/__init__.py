@@ -5,7 +5,8 @@
   `train_steps` and states that join and split by agent; the acting part of the policies;
 - `influence`: approximate influence predictors (AIPs) and their GS data sets (Algorithm 2);
 - `ials`: influence-augmented local simulators (Algorithm 3); `influence_eval`: how well AIPs predict;
-- `controllers`: random, hand-coded and policy controllers.
+- `controllers`: random, hand-coded and policy controllers;
+- `flops`: FLOPs per agent-step of the networks, counted from the hyperparameters.
 
 Imports only the foundation modules and `dials_lib.envs`.
 """
