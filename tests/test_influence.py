@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from dials_lib.analysis.influence_eval import class_rates, simulator_statistics
 from dials_lib.envs import make_global, make_local
 from dials_lib.hyperparameters import AIPConfig, paper_hyperparameters
 from dials_lib.learning.controllers import HandCodedController, RandomController
@@ -18,7 +19,6 @@ from dials_lib.learning.influence import (
     source_probabilities,
     train_predictor,
 )
-from dials_lib.learning.influence_eval import class_rates, simulator_statistics
 from dials_lib.seeding import CounterStream, counter_uniforms
 from dials_lib.validation import with_fields
 

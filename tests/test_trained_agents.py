@@ -11,10 +11,10 @@ import torch
 
 from dials_lib.analysis.comparison import Comparison
 from dials_lib.analysis.env_stats import idle_class, source_names
+from dials_lib.analysis.influence_eval import pooled_predicted_vs_empirical
 from dials_lib.envs import make_global
 from dials_lib.learning.controllers import HandCodedController
 from dials_lib.learning.influence import collect_dataset, make_predictor, train_predictor
-from dials_lib.learning.influence_eval import pooled_predicted_vs_empirical
 from dials_lib.presets import get_preset
 from dials_lib.seeding import Purpose, boundary_counter, derived_seed
 from dials_lib.training import dials

@@ -5,6 +5,9 @@ One module per idea:
 - `plans`: which runs each experiment trains on a preset (the main comparison, the F ablation), running them,
   and reading their records back as frames;
 - `report`: learning curves, bar charts and tables of those runs next to the paper's numbers;
+- `env_stats`: returns of random and hand-coded control and influence-source statistics (notebook 02);
+- `influence_eval`: how good the AIPs are: calibration, predicted vs empirical influence, IALS against the GS
+  (notebook 03);
 - `comparison`: DIALS against the GS in one environment, section by section (notebooks 04 and 05);
 - `untrained_gap`: the experiment that decides why untrained-DIALS collapses on our traffic grid (notebook 04);
 - `runtimes`, `memory`: the timed runs of `scaling` against the paper's Tables 1-3 (notebooks 07, 08);

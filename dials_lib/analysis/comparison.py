@@ -29,11 +29,11 @@ import pandas as pd
 from dials_lib import paper
 from dials_lib.analysis import claims, plans, report, verdicts
 from dials_lib.analysis.env_stats import idle_class, source_names
+from dials_lib.analysis.influence_eval import pooled_predicted_vs_empirical
 from dials_lib.analysis.stats import bootstrap_ci
 from dials_lib.envs import make_global
 from dials_lib.learning.controllers import PolicyController
 from dials_lib.learning.influence import collect_dataset
-from dials_lib.learning.influence_eval import pooled_predicted_vs_empirical
 from dials_lib.paths import REPO_ROOT
 from dials_lib.plots import read_paper_table, save_figure, save_table
 from dials_lib.presets import RunBudget, get_preset

@@ -4,7 +4,8 @@
 - `ppo_core`, `ppo`, `policy_actor`: PPO math; `PPOGroup` (the learner of K agents), its training loop
   `train_steps` and states that join and split by agent; the acting part of the policies;
 - `influence`: approximate influence predictors (AIPs) and their GS data sets (Algorithm 2);
-- `ials`: influence-augmented local simulators (Algorithm 3); `influence_eval`: how well AIPs predict;
+- `ials`: influence-augmented local simulators (Algorithm 3); how well AIPs predict is measured in
+  `dials_lib.analysis.influence_eval`;
 - `controllers`: random, hand-coded and policy controllers;
 - `flops`: FLOPs per agent-step of the networks, counted from the hyperparameters.
 
