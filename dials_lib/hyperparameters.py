@@ -17,6 +17,8 @@ from typing import Any
 from dials_lib.validation import check_choice, field_doc, get_field
 
 ENV_NAMES: tuple[str, ...] = ("traffic", "warehouse")
+"""The paper's environments by name: the one list of them. `dials_lib.envs.registry.ENVS` attaches a record (spec,
+simulators, controllers, metrics) to each name, in this order, and refuses a name without a record on import."""
 ENV_VARIANTS: dict[str, str] = {"traffic-open-exits": "traffic", "sumo-traffic": "traffic"}
 """Variants the runner trains beside ENV_NAMES, each with the hyperparameters and preset budgets of the environment
 it varies: traffic with the paper's 4 influence sources only (`dials_lib.envs.traffic_open_exits`; the AIP's output

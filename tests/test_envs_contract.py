@@ -22,6 +22,7 @@ from dials_lib.envs import (
     get_spec,
     make_global,
     make_local,
+    registry,
 )
 from dials_lib.envs.local_form import STEP_QUANTITIES
 from dials_lib.hyperparameters import ENV_NAMES
@@ -36,6 +37,19 @@ def test_registry_holds_every_environment_name() -> None:
         assert record.name == name and get_env(name) is record and get_spec(name) is record.spec
     with pytest.raises(ValueError, match="env"):
         get_env("trafic")
+
+
+def test_the_registry_refuses_names_and_records_that_differ() -> None:
+    """`ENVS` takes its names from `ENV_NAMES`: a name without a record, or a record no name lists, is an error
+    naming both; matching ones are keyed in the order of the names."""
+    traffic_record, _ = registry.PAPER_RECORDS
+    assert list(registry.records_by_name(("warehouse", "traffic"), registry.PAPER_RECORDS)) == ["warehouse", "traffic"]
+    with pytest.raises(ValueError, match=r"no record for \['parking'\], not listed \[\]"):
+        registry.records_by_name(("traffic", "warehouse", "parking"), registry.PAPER_RECORDS)
+    with pytest.raises(ValueError, match=r"no record for \[\], not listed \['warehouse'\]"):
+        registry.records_by_name(("traffic",), registry.PAPER_RECORDS)
+    with pytest.raises(ValueError, match="one record per name"):
+        registry.records_by_name(("traffic",), (traffic_record, traffic_record))
 
 
 @pytest.mark.parametrize("env", ENV_LIST)

@@ -1,8 +1,9 @@
 """The environment registry: one `EnvRecord` per environment, and the constructors that go through it.
 
-`ENVS` maps an environment's name to its record (spec, simulators, hand-coded controller, influence-source
-names, domain metrics and their tracker, picture function). Everything else in the library that needs an
-environment-specific part looks it up here with `get_env(name)`.
+`ENVS` maps an environment's name to its record (spec, simulators, hand-coded controller, influence-source names,
+domain metrics and their tracker, picture function); the names come from `dials_lib.hyperparameters.ENV_NAMES`, the
+one list of environments. Everything else in the library that needs an environment-specific part looks it up here
+with `get_env(name)`.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from dials_lib.envs.contract import (
 from dials_lib.hyperparameters import ENV_NAMES
 from dials_lib.validation import check_choice
 
-ENVS: dict[str, EnvRecord] = {
-    "traffic": EnvRecord(
+PAPER_RECORDS: tuple[EnvRecord, ...] = (
+    EnvRecord(
         spec=traffic.SPEC,
         global_simulator=traffic.GlobalSimulator,
         local_simulator=traffic.LocalSimulator,
@@ -42,7 +43,7 @@ ENVS: dict[str, EnvRecord] = {
         tracker=traffic_metrics.TrafficMetrics,
         render=traffic.render,
     ),
-    "warehouse": EnvRecord(
+    EnvRecord(
         spec=warehouse.SPEC,
         global_simulator=warehouse.GlobalSimulator,
         local_simulator=warehouse.LocalSimulator,
@@ -53,8 +54,25 @@ ENVS: dict[str, EnvRecord] = {
         tracker=warehouse_metrics.WarehouseMetrics,
         render=warehouse.render,
     ),
-}
-"""Every environment the runner trains, by name (the names of `dials_lib.hyperparameters.ENV_NAMES`)."""
+)
+"""The records of the paper's two environments, each named by its spec (`EnvRecord.name`)."""
+
+
+def records_by_name(names: tuple[str, ...], records: tuple[EnvRecord, ...]) -> dict[str, EnvRecord]:
+    """`records` keyed by their names, in the order of `names`; a ValueError names any name without a record and
+    any record whose name is not in `names`, so the two cannot drift apart."""
+    found = {record.name: record for record in records}
+    missing, unlisted = [n for n in names if n not in found], [n for n in found if n not in names]
+    if missing or unlisted or len(found) != len(records):
+        raise ValueError(f"environment names {list(names)} and records {[r.name for r in records]} differ: "
+                         f"no record for {missing}, not listed {unlisted} (one record per name)")
+    return {name: found[name] for name in names}
+
+
+ENVS: dict[str, EnvRecord] = records_by_name(ENV_NAMES, PAPER_RECORDS)
+"""Every environment of the paper, by name. The names and their order are `dials_lib.hyperparameters.ENV_NAMES`,
+the one list of them (the foundation modules need the names without the simulators); this only attaches each
+name's record and refuses, on import, a name without a record or a record without a name."""
 
 EXTRA_ENVS: dict[str, EnvRecord] = {
     "traffic-open-exits": EnvRecord(
