@@ -50,12 +50,15 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_results(name: str, rows: list[dict[str, Any]], goals: list[dict[str, Any]], title: str,
-                  more: dict[str, list[dict[str, Any]]] | None = None) -> None:
-    """Write benchmarks/results/<name>.json and <name>.md (measurements table, `more` tables by title, goals)."""
+                  more: dict[str, list[dict[str, Any]]] | None = None, notes: str | None = None) -> None:
+    """Write benchmarks/results/<name>.json and <name>.md (`notes` as a paragraph above the measurements table,
+    the table, `more` tables by title, goals)."""
     more = more or {}
     atomic_write_json(RESULTS_DIR / f"{name}.json",
                       {"machine": machine_info(), "rows": rows, "goals": goals, **({"more": more} if more else {})})
-    parts = [f"# {title}", "", f"Measured on: {machine_info()}", "", "## Measurements", ""]
+    parts = [f"# {title}", "", f"Measured on: {machine_info()}", ""]
+    parts += [notes, ""] if notes else []
+    parts += ["## Measurements", ""]
     parts.append(_markdown(rows))
     for heading, table in more.items():
         parts += ["", f"## {heading}", "", _markdown(table)]

@@ -14,7 +14,10 @@ Budgets are reduced so the default run takes about 15 minutes on 2 cores: few st
 (`scaling.MEASURED_CHUNKS`: DIALS retrains its AIPs at the start and again after the first chunk, when
 the main process holds every agent's Adam moments, as in a long run), AIP data sets of `DATASET_STEPS` GS steps (the
 paper's 1e4) but `AIP_EPOCHS` training epochs instead of 100/300, and one evaluation episode at every boundary.
-Throughput and memory are what is measured here, not learning.
+Throughput and memory are what is measured here, not learning. Every row also says how close its training runs to
+the machine's limit (`benchmarks/compute.py`, called at the end): the networks' FLOPs per agent-step, the GFLOP/s
+of the PPO update of a group of the row's size and of the row's whole agents training, each also as a share of one
+core's matrix-multiply peak, measured beside them.
 Goals (2 cores): 2 workers at least 1.6x one worker in agents training (at N = 4 and 100, where the groups split
 evenly over the two workers; N = 25 is split into 5 groups of 5, at best 5/3 = 1.67x); DIALS total peak memory at
 N = 100 under 1.5 GB = 1,431 MiB (the paper needed 22.9 GB with one process per agent). The total is reported two
@@ -49,6 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_results  # noqa: E402
+from compute import COMPUTE_NOTES, add_compute_columns  # noqa: E402
 
 from dials_lib.analysis import plans, scaling  # noqa: E402
 from dials_lib.learning.ppo import train_steps_by_run  # noqa: E402
@@ -65,6 +69,7 @@ DATASET_STEPS = 10_000
 GOAL_BYTES = 1.5e9
 """The issue's memory goal, 1.5 GB (decimal: 1,431 MiB)."""
 AIP_EPOCHS = 1
+TITLE = "Training: DIALS vs GS, same agent-step budget (reduced budgets: see benchmarks/training.py)"
 COLUMNS = {"env": "env", "n_agents": "agents", "simulator": "simulator", "workers": "workers",
            "steps_per_agent": "steps per agent", "wall_s": "wall s", "agents_training_s": "agents training s",
            "agent_steps_per_s": "agent-steps/s (training)", "evaluation_s": "evaluation s",
@@ -88,6 +93,15 @@ def measure(env: str, n_agents: int, simulator: str, workers: int) -> dict[str, 
         if field == "agent_steps_per_s":  # the table's order: throughput, then the influence part
             out["data + AIP s"] = row["data_collection_s"] + row["aip_training_s"]
     return out
+
+
+def in_table_order(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with its columns in the order `measure` and `main` give them (JSON stores them sorted by name), any
+    other columns after them."""
+    names = list(COLUMNS.values())
+    names.insert(names.index("agent-steps/s (training)") + 1, "data + AIP s")
+    names.append("speed-up 2 vs 1 workers")
+    return {name: row[name] for name in names if name in row} | {k: v for k, v in row.items() if k not in names}
 
 
 EXPERIMENT_STEPS = 30_720
@@ -214,8 +228,8 @@ def main() -> None:
                         used = two[f"{total} {kind} MiB"] * MB  # bytes
                         goals.append({"goal": f"{env} N=100, 2 workers: DIALS total memory < 1.5 GB ({total}, {kind})",
                                       "measured": f"{used / 1e9:.2f} GB", "met": used < GOAL_BYTES})
-    write_results("training", rows, goals,
-                  "Training: DIALS vs GS, same agent-step budget (reduced budgets: see benchmarks/training.py)")
+    more = add_compute_columns(rows)
+    write_results("training", rows, goals, TITLE, more, notes=COMPUTE_NOTES)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,184 @@
+"""How close training runs to the machine's limit: FLOPs per agent-step against one core's matrix-multiply peak.
+
+Adds compute columns to every row of the training benchmark (benchmarks/results/training.json and .md; the
+columns' meaning is in `COMPUTE_NOTES`, printed above the table) and two tables: the matrix-multiply rates of one
+core and the PPO update timed alone. `benchmarks/training.py` adds them at the end of its grid;
+
+    .venv/bin/python benchmarks/compute.py   # adds them to the stored training rows (about a minute)
+
+measures the peak and the updates afresh and keeps the stored rows' own measurements (times, memory) as they are.
+
+The peak is measured here, not taken from a data sheet: float32 matrix products on one torch thread, large squares
+(the best of them is "the peak") and the stacked shapes the networks multiply in the update (`torch.bmm` over the
+agents of a group). FLOPs per agent-step come from the hyperparameters (`dials_lib.learning.flops`: matrix
+products only, 2 FLOPs per multiply-add). The peak and the update are timed in CPU seconds of the thread that
+computes (everything runs on it at one torch thread), so that the time slices other processes on a shared machine
+take do not count as slowness; "CPU share" (CPU over wall time) says how much of the time the thread ran.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS_DIR, write_results  # noqa: E402
+
+from dials_lib.envs import get_spec  # noqa: E402
+from dials_lib.files import read_json  # noqa: E402
+from dials_lib.hyperparameters import paper_hyperparameters  # noqa: E402
+from dials_lib.learning.flops import agent_step_flops  # noqa: E402
+from dials_lib.learning.ppo import PPOGroup  # noqa: E402
+
+SQUARE_SIZES = (512, 1024, 2048)
+"""Sides of the square products whose best rate is the peak."""
+REPEATS = 3
+"""Timings per product and per update; the fastest counts (the least disturbed by other work on the machine)."""
+COMPUTE_NOTES = """\
+Compute columns (benchmarks/compute.py, measured beside one core's matrix-multiply peak: see the two tables after
+the measurements). "agents per group": the stacked PPO group that trains together (all N agents on the GS; one grid
+row, sqrt(N), per DIALS worker task). "MFLOP per agent-step": the networks' matrix products per agent and step, 2
+FLOPs per multiply-add (`dials_lib.learning.flops`): the policy's forward pass to act, the PPO update (3 epochs of
+forward and backward passes over the 128-step buffer) amortised per step and, on the IALS, the AIP's forward pass;
+elementwise work (biases, activations, gates, losses, Adam) is not counted. "update GFLOP/s": the PPO update of one
+group of that size, timed alone on one thread (its matrix-product FLOPs over its whole time, elementwise work and
+Adam included); "update share of peak": that over the peak. "training GFLOP/s per core": the row's agents-training
+throughput times its FLOPs per agent-step, per worker; "training share of peak": that over the peak (the simulator,
+acting's small products and the Python around them count as time not spent multiplying). The peak and the updates
+are timed in CPU seconds of the computing thread: they were measured beside a niced background training run (nice
+10) and other work (the load averages are in the tables), whose time slices would otherwise count as slowness; the
+"CPU share" columns say how much of the wall time the thread ran. The other columns of a row come from the run that
+measured its throughput and memory (the load average of that run is in the row)."""
+
+
+def cpu_seconds(fn: Callable[[], Any], min_seconds: float) -> float:
+    """CPU seconds of this thread per call of `fn` after a warm-up call: the fastest of REPEATS timings of at least
+    2 calls and `min_seconds` each."""
+    fn()
+    best = float("inf")
+    for _ in range(REPEATS):
+        calls, start = 0, time.thread_time()
+        while calls < 2 or time.thread_time() - start < min_seconds:
+            fn()
+            calls += 1
+        best = min(best, (time.thread_time() - start) / calls)
+    return best
+
+
+def square_rate(n: int, min_seconds: float) -> float:
+    """GFLOP/s (per CPU second) of one torch thread multiplying two float32 n x n matrices (2 n^3 FLOPs)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(n, n, generator=gen), torch.rand(n, n, generator=gen)
+    out = torch.empty(n, n)
+    return 2 * n**3 / cpu_seconds(lambda: torch.mm(a, b, out=out), min_seconds) / 1e9
+
+
+def stacked_rate(n_agents: int, rows: int, inputs: int, outputs: int, min_seconds: float) -> float:
+    """GFLOP/s of `torch.bmm` over `n_agents` products [rows, inputs] @ [inputs, outputs] (a stacked layer)."""
+    gen = torch.Generator().manual_seed(0)
+    x, w = torch.rand(n_agents, rows, inputs, generator=gen), torch.rand(n_agents, inputs, outputs, generator=gen)
+    out = torch.empty(n_agents, rows, outputs)
+    return 2 * n_agents * rows * inputs * outputs / cpu_seconds(lambda: torch.bmm(x, w, out=out), min_seconds) / 1e9
+
+
+def matmul_rates(min_seconds: float = 0.5) -> tuple[float, list[dict[str, Any]]]:
+    """The peak (the best square product's GFLOP/s) and a table of the rates of squares and network shapes."""
+    load, start_cpu, start_wall = os.getloadavg()[0], time.thread_time(), time.perf_counter()
+    table = [{"product": f"square {n} x {n} @ {n} x {n}", "GFLOP/s": square_rate(n, min_seconds)}
+             for n in SQUARE_SIZES]
+    peak = max(row["GFLOP/s"] for row in table)
+    shapes = (  # (what, rows per agent, inputs, outputs): the update's minibatch of 32 transitions per agent
+        ("traffic policy layer 1 (update)", 32, 40, 256), ("traffic policy layer 2 (update)", 32, 256, 128),
+        ("warehouse GRU input gates (update)", 32, 256, 384), ("warehouse GRU recurrent step (update)", 4, 128, 384),
+    )
+    for n_agents in (10, 100):
+        for what, rows, inputs, outputs in shapes:
+            table.append({"product": f"{what}: {n_agents} x [{rows} x {inputs}] @ [{inputs} x {outputs}]",
+                          "GFLOP/s": stacked_rate(n_agents, rows, inputs, outputs, min_seconds)})
+    cpu_share = (time.thread_time() - start_cpu) / (time.perf_counter() - start_wall)
+    load = max(load, os.getloadavg()[0])
+    for row in table:
+        row.update({"share of peak": row["GFLOP/s"] / peak, "CPU share": cpu_share, "load average": load})
+    return peak, table
+
+
+def update_seconds(env: str, n_agents: int) -> tuple[float, float]:
+    """CPU seconds of one PPO update of a group of `n_agents` with the paper's networks (fastest of REPEATS, after a
+    warm-up), its buffer filled with random observations and rewards before each (not timed), and the CPU share of
+    the timed updates (their CPU over their wall time)."""
+    hp, spec = paper_hyperparameters(env), get_spec(env)
+    group = PPOGroup(n_agents, spec.obs_dim, spec.n_actions, hp.policy, hp.ppo, hp.total_timesteps, 0)
+    rng = np.random.default_rng(0)
+    best, cpu, wall = float("inf"), 0.0, 0.0
+    for repeat in range(REPEATS + 1):
+        for t in range(hp.ppo.buffer_size):
+            group.act(rng.random((n_agents, spec.obs_dim), dtype=np.float32))
+            group.observe(rng.random(n_agents, dtype=np.float32), (t + 1) % spec.horizon == 0)
+        next_obs = rng.random((n_agents, spec.obs_dim), dtype=np.float32)
+        start_cpu, start_wall = time.thread_time(), time.perf_counter()
+        group.update(next_obs)
+        if repeat:  # the first update is the warm-up
+            seconds = time.thread_time() - start_cpu
+            best, cpu, wall = min(best, seconds), cpu + seconds, wall + time.perf_counter() - start_wall
+    return best, cpu / wall
+
+
+def group_size(row: dict[str, Any]) -> int:
+    """Agents per stacked PPO group of a training row: all of them on the GS, a grid row per DIALS task."""
+    return row["agents"] if row["simulator"] == "gs" else int(round(row["agents"] ** 0.5))
+
+
+def add_compute_columns(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Add the compute columns to the training rows (in place); returns the peak and update tables, by title.
+
+    Single-threaded while it measures (as every training process runs)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        peak, rates = matmul_rates()
+        updates: dict[tuple[str, int], dict[str, Any]] = {}
+        for key in sorted({(row["env"], group_size(row)) for row in rows}):
+            env, n_agents = key
+            hp = paper_hyperparameters(env)
+            flops = n_agents * hp.ppo.buffer_size * agent_step_flops(hp, get_spec(env), on_ials=False).update
+            load = os.getloadavg()[0]
+            seconds, cpu_share = update_seconds(env, n_agents)
+            rate = flops / seconds / 1e9
+            updates[key] = {"env": env, "agents per group": n_agents, "CPU seconds per update": seconds,
+                            "update GFLOP/s": rate, "update share of peak": rate / peak, "CPU share": cpu_share,
+                            "load average": max(load, os.getloadavg()[0])}
+            print(updates[key], flush=True)
+    finally:
+        torch.set_num_threads(threads)
+    for row in rows:
+        n_agents = group_size(row)
+        step = agent_step_flops(paper_hyperparameters(row["env"]), get_spec(row["env"]), row["simulator"] != "gs")
+        training = step.total * row["agent-steps/s (training)"] / row["workers"] / 1e9
+        update = updates[(row["env"], n_agents)]
+        row.update({"agents per group": n_agents, "MFLOP per agent-step": step.total / 1e6,
+                    "update GFLOP/s": update["update GFLOP/s"], "update share of peak": update["update share of peak"],
+                    "training GFLOP/s per core": training, "training share of peak": training / peak})
+    return {"Matrix-multiply rates of one core (float32, one thread; the peak is the best square)": rates,
+            "The PPO update alone: one group, one thread": list(updates.values())}
+
+
+def main() -> None:
+    """Add the compute columns and tables to the stored training benchmark."""
+    from training import TITLE, in_table_order  # the training benchmark's own (imported late: it is a script too)
+
+    stored = read_json(RESULTS_DIR / "training.json")
+    rows, goals = [in_table_order(row) for row in stored["rows"]], stored["goals"]
+    more = add_compute_columns(rows)
+    write_results("training", rows, goals, TITLE, more, notes=COMPUTE_NOTES)
+
+
+if __name__ == "__main__":
+    main()
