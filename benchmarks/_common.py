@@ -15,7 +15,7 @@ if str(REPO_ROOT) not in sys.path:  # the per-car/per-robot references live in t
 
 import pandas as pd  # noqa: E402
 
-from dials_lib.files import atomic_write_json, atomic_write_text  # noqa: E402
+from dials_lib.files import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 
@@ -52,10 +52,13 @@ def machine_info() -> dict[str, Any]:
 def write_results(name: str, rows: list[dict[str, Any]], goals: list[dict[str, Any]], title: str,
                   more: dict[str, list[dict[str, Any]]] | None = None, notes: str | None = None) -> None:
     """Write benchmarks/results/<name>.json and <name>.md (`notes` as a paragraph above the measurements table,
-    the table, `more` tables by title, goals)."""
+    the table, `more` tables by title, goals). The JSON also keeps the title and each table's column order (its
+    keys are stored sorted), so that `read_results` gives the tables back as they were written."""
     more = more or {}
+    columns = {"rows": _columns(rows), "more": {heading: _columns(table) for heading, table in more.items()}}
     atomic_write_json(RESULTS_DIR / f"{name}.json",
-                      {"machine": machine_info(), "rows": rows, "goals": goals, **({"more": more} if more else {})})
+                      {"title": title, "machine": machine_info(), "rows": rows, "goals": goals, "columns": columns,
+                       **({"more": more} if more else {})})
     parts = [f"# {title}", "", f"Measured on: {machine_info()}", ""]
     parts += [notes, ""] if notes else []
     parts += ["## Measurements", ""]
@@ -65,6 +68,27 @@ def write_results(name: str, rows: list[dict[str, Any]], goals: list[dict[str, A
     if goals:
         parts += ["", "## Goals", "", _markdown(goals)]
     atomic_write_text(RESULTS_DIR / f"{name}.md", "\n".join(parts) + "\n")
+
+
+def read_results(name: str) -> dict[str, Any]:
+    """The stored benchmarks/results/<name>.json: title, rows, goals and `more` tables (empty if none), every row's
+    columns in the order they were written."""
+    stored = read_json(RESULTS_DIR / f"{name}.json")
+    columns = stored.get("columns", {"rows": [], "more": {}})
+    more = stored.get("more", {})
+    return {"title": stored["title"], "goals": stored["goals"],
+            "rows": _in_order(stored["rows"], columns["rows"]),
+            "more": {heading: _in_order(table, columns["more"].get(heading, [])) for heading, table in more.items()}}
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every column of the rows, in the order they first appear (the markdown table's order)."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def _in_order(rows: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
+    return [{key: row[key] for key in columns if key in row} | {k: v for k, v in row.items() if k not in columns}
+            for row in rows]
 
 
 def _markdown(rows: list[dict[str, Any]]) -> str:

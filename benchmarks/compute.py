@@ -1,12 +1,15 @@
 """How close training runs to the machine's limit: FLOPs per agent-step against one core's matrix-multiply peak.
 
-Adds compute columns to every row of the training benchmark (benchmarks/results/training.json and .md; the
-columns' meaning is in `COMPUTE_NOTES`, printed above the table) and two tables: the matrix-multiply rates of one
-core and the PPO update timed alone. `benchmarks/training.py` adds them at the end of its grid;
+Adds compute columns to every row of the training grid (benchmarks/results/training.json and .md) and of the
+stacked-seeds table of the whole-experiment benchmark (training_experiment.json and .md), each file with two more
+tables: the matrix-multiply rates of one core and the PPO update timed alone (the columns' meaning is in
+`COMPUTE_NOTES` and `STACKED_NOTES`, printed above the tables). `benchmarks/training.py` adds them to the tables it
+measures, and
 
-    .venv/bin/python benchmarks/compute.py   # adds them to the stored training rows (about a minute)
+    .venv/bin/python benchmarks/compute.py   # about a minute
 
-measures the peak and the updates afresh and keeps the stored rows' own measurements (times, memory) as they are.
+adds them to the stored tables of both, measuring the peak and the updates afresh and keeping the stored rows' own
+measurements (times, memory) as they are.
 
 The peak is measured here, not taken from a data sheet: float32 matrix products on one torch thread, large squares
 (the best of them is "the peak") and the stacked shapes the networks multiply in the update (`torch.bmm` over the
@@ -18,6 +21,7 @@ take do not count as slowness; "CPU share" (CPU over wall time) says how much of
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -30,33 +34,47 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS_DIR, write_results  # noqa: E402
+from _common import read_results, write_results  # noqa: E402
 
 from dials_lib.envs import get_spec  # noqa: E402
-from dials_lib.files import read_json  # noqa: E402
 from dials_lib.hyperparameters import paper_hyperparameters  # noqa: E402
 from dials_lib.learning.flops import agent_step_flops  # noqa: E402
 from dials_lib.learning.ppo import PPOGroup  # noqa: E402
+from dials_lib.training.parallel import single_threaded  # noqa: E402
 
 SQUARE_SIZES = (512, 1024, 2048)
 """Sides of the square products whose best rate is the peak."""
 REPEATS = 3
 """Timings per product and per update; the fastest counts (the least disturbed by other work on the machine)."""
+RATES_TITLE = "Matrix-multiply rates of one core (float32, one thread; the peak is the best square)"
+UPDATES_TITLE = "The PPO update alone: one group, one thread"
+STACKED_TITLE = "Stacked seeds: agent-steps/s of one process at N = 4 per seed"
+"""The title of the stacked-seeds table of training_experiment.md (`benchmarks/training.py --experiment`)."""
+MEASURED_HOW = """\
+"MFLOP per agent-step": the networks' matrix products per agent and step, 2 FLOPs per multiply-add
+(`dials_lib.learning.flops`): the policy's forward pass to act, the PPO update (3 epochs of forward and backward
+passes over the 128-step buffer) amortised per step and, on the IALS, the AIP's forward pass; elementwise work
+(biases, activations, gates, losses, Adam) is not counted. "update GFLOP/s": the PPO update of one group of that
+size, timed alone on one thread (its matrix-product FLOPs over its whole time, elementwise work and Adam included);
+"update share of peak": that over the peak. "training GFLOP/s per core": the row's throughput per core times its
+FLOPs per agent-step; "training share of peak": that over the peak (the simulator, acting's small products and the
+Python around them count as time not spent multiplying). The peak and the updates are timed in CPU seconds of the
+computing thread: they were measured beside a niced background training run (nice 10) and other work (the load
+averages are in the tables), whose time slices would otherwise count as slowness; the "CPU share" columns say how
+much of the wall time the thread ran. The other columns of a row come from the run that measured its throughput
+(with its load average, where the row has one)."""
 COMPUTE_NOTES = """\
 Compute columns (benchmarks/compute.py, measured beside one core's matrix-multiply peak: see the two tables after
 the measurements). "agents per group": the stacked PPO group that trains together (all N agents on the GS; one grid
-row, sqrt(N), per DIALS worker task). "MFLOP per agent-step": the networks' matrix products per agent and step, 2
-FLOPs per multiply-add (`dials_lib.learning.flops`): the policy's forward pass to act, the PPO update (3 epochs of
-forward and backward passes over the 128-step buffer) amortised per step and, on the IALS, the AIP's forward pass;
-elementwise work (biases, activations, gates, losses, Adam) is not counted. "update GFLOP/s": the PPO update of one
-group of that size, timed alone on one thread (its matrix-product FLOPs over its whole time, elementwise work and
-Adam included); "update share of peak": that over the peak. "training GFLOP/s per core": the row's agents-training
-throughput times its FLOPs per agent-step, per worker; "training share of peak": that over the peak (the simulator,
-acting's small products and the Python around them count as time not spent multiplying). The peak and the updates
-are timed in CPU seconds of the computing thread: they were measured beside a niced background training run (nice
-10) and other work (the load averages are in the tables), whose time slices would otherwise count as slowness; the
-"CPU share" columns say how much of the wall time the thread ran. The other columns of a row come from the run that
-measured its throughput and memory (the load average of that run is in the row)."""
+row, sqrt(N), per DIALS worker task); a row's throughput per core is its agents-training throughput over its
+workers.
+""" + MEASURED_HOW
+"""The markdown paragraph of training.md on the compute columns of its rows."""
+STACKED_NOTES = """\
+Compute columns of the stacked-seeds table (benchmarks/compute.py, measured beside one core's matrix-multiply peak:
+see the two tables after it): a process trains one stacked group of all its agents.
+""" + MEASURED_HOW
+"""The markdown paragraph of training_experiment.md on the compute columns of its stacked-seeds table."""
 
 
 def cpu_seconds(fn: Callable[[], Any], min_seconds: float) -> float:
@@ -131,53 +149,76 @@ def update_seconds(env: str, n_agents: int) -> tuple[float, float]:
     return best, cpu / wall
 
 
-def group_size(row: dict[str, Any]) -> int:
-    """Agents per stacked PPO group of a training row: all of them on the GS, a grid row per DIALS task."""
-    return row["agents"] if row["simulator"] == "gs" else int(round(row["agents"] ** 0.5))
+class ComputeMeter:
+    """One core's matrix-multiply peak (measured when made) and the PPO update's rate by environment and group size
+    (each measured once, when first asked for), all single-threaded as every training process runs; and from them
+    the compute columns of a training row."""
 
+    def __init__(self) -> None:
+        with single_threaded():
+            self.peak, self.rates = matmul_rates()
+        self.updates: dict[tuple[str, int], dict[str, Any]] = {}
 
-def add_compute_columns(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Add the compute columns to the training rows (in place); returns the peak and update tables, by title.
-
-    Single-threaded while it measures (as every training process runs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        peak, rates = matmul_rates()
-        updates: dict[tuple[str, int], dict[str, Any]] = {}
-        for key in sorted({(row["env"], group_size(row)) for row in rows}):
-            env, n_agents = key
+    def update(self, env: str, n_agents: int) -> dict[str, Any]:
+        """The PPO update of one group of `n_agents` of `env`, timed alone: its GFLOP/s and share of the peak."""
+        if (env, n_agents) not in self.updates:
             hp = paper_hyperparameters(env)
             flops = n_agents * hp.ppo.buffer_size * agent_step_flops(hp, get_spec(env), on_ials=False).update
             load = os.getloadavg()[0]
-            seconds, cpu_share = update_seconds(env, n_agents)
+            with single_threaded():
+                seconds, cpu_share = update_seconds(env, n_agents)
             rate = flops / seconds / 1e9
-            updates[key] = {"env": env, "agents per group": n_agents, "CPU seconds per update": seconds,
-                            "update GFLOP/s": rate, "update share of peak": rate / peak, "CPU share": cpu_share,
-                            "load average": max(load, os.getloadavg()[0])}
-            print(updates[key], flush=True)
-    finally:
-        torch.set_num_threads(threads)
+            self.updates[env, n_agents] = {
+                "env": env, "agents per group": n_agents, "CPU seconds per update": seconds, "update GFLOP/s": rate,
+                "update share of peak": rate / self.peak, "CPU share": cpu_share,
+                "load average": max(load, os.getloadavg()[0])}
+            print(self.updates[env, n_agents], flush=True)
+        return self.updates[env, n_agents]
+
+    def columns(self, env: str, on_ials: bool, n_agents: int, agent_steps_per_core_s: float) -> dict[str, Any]:
+        """The compute columns of a training row of `env` on the GS or an IALS, whose PPO groups have `n_agents`
+        and which trained `agent_steps_per_core_s` agent-steps per second and core."""
+        step = agent_step_flops(paper_hyperparameters(env), get_spec(env), on_ials)
+        update = self.update(env, n_agents)
+        training = step.total * agent_steps_per_core_s / 1e9
+        return {"MFLOP per agent-step": step.total / 1e6,
+                "update GFLOP/s": update["update GFLOP/s"], "update share of peak": update["update share of peak"],
+                "training GFLOP/s per core": training, "training share of peak": training / self.peak}
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """The matrix-multiply rates and the updates measured so far, by title."""
+        return {RATES_TITLE: self.rates,
+                UPDATES_TITLE: [self.updates[key] for key in sorted(self.updates)]}
+
+
+def add_grid_columns(rows: list[dict[str, Any]], meter: ComputeMeter) -> None:
+    """Add the compute columns to the rows of the training grid (in place): a GS row trains one group of all its
+    agents, a DIALS row a grid row of agents per worker task; its throughput is spread over its workers."""
     for row in rows:
-        n_agents = group_size(row)
-        step = agent_step_flops(paper_hyperparameters(row["env"]), get_spec(row["env"]), row["simulator"] != "gs")
-        training = step.total * row["agent-steps/s (training)"] / row["workers"] / 1e9
-        update = updates[(row["env"], n_agents)]
-        row.update({"agents per group": n_agents, "MFLOP per agent-step": step.total / 1e6,
-                    "update GFLOP/s": update["update GFLOP/s"], "update share of peak": update["update share of peak"],
-                    "training GFLOP/s per core": training, "training share of peak": training / peak})
-    return {"Matrix-multiply rates of one core (float32, one thread; the peak is the best square)": rates,
-            "The PPO update alone: one group, one thread": list(updates.values())}
+        on_ials = row["simulator"] != "gs"
+        n_agents = math.isqrt(row["agents"]) if on_ials else row["agents"]
+        row["agents per group"] = n_agents
+        row.update(meter.columns(row["env"], on_ials, n_agents, row["agent-steps/s (training)"] / row["workers"]))
+
+
+def add_stacked_columns(rows: list[dict[str, Any]], meter: ComputeMeter) -> None:
+    """Add the compute columns to the rows of the stacked-seeds table (one process, one group of all its agents)."""
+    for row in rows:
+        row.update(meter.columns(row["env"], row["simulator"] == "ials", row["agents in the group"],
+                                 row["agent-steps/s per core"]))
 
 
 def main() -> None:
-    """Add the compute columns and tables to the stored training benchmark."""
-    from training import TITLE, in_table_order  # the training benchmark's own (imported late: it is a script too)
-
-    stored = read_json(RESULTS_DIR / "training.json")
-    rows, goals = [in_table_order(row) for row in stored["rows"]], stored["goals"]
-    more = add_compute_columns(rows)
-    write_results("training", rows, goals, TITLE, more, notes=COMPUTE_NOTES)
+    """Add the compute columns and tables to the stored training benchmarks (the grid and the stacked seeds)."""
+    meter = ComputeMeter()
+    grid = read_results("training")
+    add_grid_columns(grid["rows"], meter)
+    experiment = read_results("training_experiment")
+    add_stacked_columns(experiment["more"][STACKED_TITLE], meter)
+    write_results("training", grid["rows"], grid["goals"], grid["title"], {**grid["more"], **meter.tables()},
+                  notes=COMPUTE_NOTES)
+    write_results("training_experiment", experiment["rows"], experiment["goals"], experiment["title"],
+                  {**experiment["more"], **meter.tables()}, notes=STACKED_NOTES)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ Budgets are reduced so the default run takes about 15 minutes on 2 cores: few st
 (`scaling.MEASURED_CHUNKS`: DIALS retrains its AIPs at the start and again after the first chunk, when
 the main process holds every agent's Adam moments, as in a long run), AIP data sets of `DATASET_STEPS` GS steps (the
 paper's 1e4) but `AIP_EPOCHS` training epochs instead of 100/300, and one evaluation episode at every boundary.
-Throughput and memory are what is measured here, not learning. Every row also says how close its training runs to
-the machine's limit (`benchmarks/compute.py`, called at the end): the networks' FLOPs per agent-step, the GFLOP/s
-of the PPO update of a group of the row's size and of the row's whole agents training, each also as a share of one
-core's matrix-multiply peak, measured beside them.
+Throughput and memory are what is measured here, not learning. Every row, and every row of the stacked-seeds table
+below, also says how close its training runs to the machine's limit (`benchmarks/compute.py`, measured at the end):
+the networks' FLOPs per agent-step, the GFLOP/s of the PPO update of a group of the row's size and of the row's
+agents training per core, each also as a share of one core's matrix-multiply peak, measured beside them.
 Goals (2 cores): 2 workers at least 1.6x one worker in agents training (at N = 4 and 100, where the groups split
 evenly over the two workers; N = 25 is split into 5 groups of 5, at best 5/3 = 1.67x); DIALS total peak memory at
 N = 100 under 1.5 GB = 1,431 MiB (the paper needed 22.9 GB with one process per agent). The total is reported two
@@ -52,7 +52,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_results  # noqa: E402
-from compute import COMPUTE_NOTES, add_compute_columns  # noqa: E402
+from compute import (  # noqa: E402
+    COMPUTE_NOTES,
+    STACKED_NOTES,
+    STACKED_TITLE,
+    ComputeMeter,
+    add_grid_columns,
+    add_stacked_columns,
+)
 
 from dials_lib.analysis import plans, scaling  # noqa: E402
 from dials_lib.learning.ppo import train_steps_by_run  # noqa: E402
@@ -93,15 +100,6 @@ def measure(env: str, n_agents: int, simulator: str, workers: int) -> dict[str, 
         if field == "agent_steps_per_s":  # the table's order: throughput, then the influence part
             out["data + AIP s"] = row["data_collection_s"] + row["aip_training_s"]
     return out
-
-
-def in_table_order(row: dict[str, Any]) -> dict[str, Any]:
-    """`row` with its columns in the order `measure` and `main` give them (JSON stores them sorted by name), any
-    other columns after them."""
-    names = list(COLUMNS.values())
-    names.insert(names.index("agent-steps/s (training)") + 1, "data + AIP s")
-    names.append("speed-up 2 vs 1 workers")
-    return {name: row[name] for name in names if name in row} | {k: v for k, v in row.items() if k not in names}
 
 
 EXPERIMENT_STEPS = 30_720
@@ -182,9 +180,11 @@ def experiment_main(total_timesteps: int | None) -> None:
                       "measured": f"{pair[1]['speed-up']:.2f}x", "met": pair[1]["speed-up"] >= goal})
         goals.append({"goal": f"{env}: both ways give the same metrics", "measured": str(pair[1]["same metrics"]),
                       "met": bool(pair[1]["same metrics"])})
+    meter = ComputeMeter()
+    add_stacked_columns(per_core, meter)
     write_results("training_experiment", rows, goals,
                   "Training: whole experiments, one run after another vs seeds stacked and batches over the cores",
-                  {"Stacked seeds: agent-steps/s of one process at N = 4 per seed": per_core})
+                  {STACKED_TITLE: per_core, **meter.tables()}, notes=STACKED_NOTES)
 
 
 def main() -> None:
@@ -228,8 +228,9 @@ def main() -> None:
                         used = two[f"{total} {kind} MiB"] * MB  # bytes
                         goals.append({"goal": f"{env} N=100, 2 workers: DIALS total memory < 1.5 GB ({total}, {kind})",
                                       "measured": f"{used / 1e9:.2f} GB", "met": used < GOAL_BYTES})
-    more = add_compute_columns(rows)
-    write_results("training", rows, goals, TITLE, more, notes=COMPUTE_NOTES)
+    meter = ComputeMeter()
+    add_grid_columns(rows, meter)
+    write_results("training", rows, goals, TITLE, meter.tables(), notes=COMPUTE_NOTES)
 
 
 if __name__ == "__main__":
