@@ -1,15 +1,16 @@
 """How close training runs to the machine's limit: FLOPs per agent-step against one core's matrix-multiply peak.
 
-Adds compute columns to every row of the training grid (benchmarks/results/training.json and .md) and of the
+Adds compute columns to every row of the training grid (benchmarks/results/training.json and .md), of the
 stacked-seeds table of the whole-experiment benchmark (training_experiment.json and .md), each file with two more
-tables: the matrix-multiply rates of one core and the PPO update timed alone (the columns' meaning is in
-`COMPUTE_NOTES` and `STACKED_NOTES`, printed above the tables). `benchmarks/training.py` adds them to the tables it
-measures, and
+tables: the matrix-multiply rates of one core and the PPO update timed alone, and of the PPO benchmark (ppo.json and
+.md, whose rows time their updates themselves). The columns' meaning is in `COMPUTE_NOTES`, `STACKED_NOTES` and
+`PPO_NOTES`, printed above the tables. `benchmarks/training.py` and `benchmarks/ppo.py` add them to the tables they
+measure, and
 
     .venv/bin/python benchmarks/compute.py   # about a minute
 
-adds them to the stored tables of both, measuring the peak and the updates afresh and keeping the stored rows' own
-measurements (times, memory) as they are.
+adds them to the stored tables of all three, measuring the peak and the updates afresh and keeping the stored rows'
+own measurements (times, memory) as they are.
 
 The peak is measured here, not taken from a data sheet: float32 matrix products on one torch thread, large squares
 (the best of them is "the peak") and the stacked shapes the networks multiply in the update (`torch.bmm` over the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,31 +52,48 @@ RATES_TITLE = "Matrix-multiply rates of one core (float32, one thread; the peak 
 UPDATES_TITLE = "The PPO update alone: one group, one thread"
 STACKED_TITLE = "Stacked seeds: agent-steps/s of one process at N = 4 per seed"
 """The title of the stacked-seeds table of training_experiment.md (`benchmarks/training.py --experiment`)."""
-MEASURED_HOW = """\
+
+
+def paragraph(parts: tuple[str, ...]) -> str:
+    """The parts as one markdown paragraph, wrapped at 116 characters."""
+    return textwrap.fill(" ".join(" ".join(parts).split()), width=116)
+
+
+FLOPS_HOW = """\
 "MFLOP per agent-step": the networks' matrix products per agent and step, 2 FLOPs per multiply-add
 (`dials_lib.learning.flops`): the policy's forward pass to act, the PPO update (3 epochs of forward and backward
 passes over the 128-step buffer) amortised per step and, on the IALS, the AIP's forward pass; elementwise work
-(biases, activations, gates, losses, Adam) is not counted. "update GFLOP/s": the PPO update of one group of that
-size, timed alone on one thread (its matrix-product FLOPs over its whole time, elementwise work and Adam included);
-"update share of peak": that over the peak. "training GFLOP/s per core": the row's throughput per core times its
-FLOPs per agent-step; "training share of peak": that over the peak (the simulator, acting's small products and the
-Python around them count as time not spent multiplying). The peak and the updates are timed in CPU seconds of the
-computing thread: they were measured beside a niced background training run (nice 10) and other work (the load
-averages are in the tables), whose time slices would otherwise count as slowness; the "CPU share" columns say how
-much of the wall time the thread ran. The other columns of a row come from the run that measured its throughput
-(with its load average, where the row has one)."""
-COMPUTE_NOTES = """\
-Compute columns (benchmarks/compute.py, measured beside one core's matrix-multiply peak: see the two tables after
-the measurements). "agents per group": the stacked PPO group that trains together (all N agents on the GS; one grid
-row, sqrt(N), per DIALS worker task); a row's throughput per core is its agents-training throughput over its
-workers.
-""" + MEASURED_HOW
+(biases, activations, gates, losses, Adam) is not counted."""
+PEAK_HOW = """\
+The peak is timed in CPU seconds of the computing thread: it was measured beside a niced background training run
+(nice 10) and other work (the load averages are in the tables), whose time slices would otherwise count as
+slowness; the "CPU share" columns say how much of the wall time the thread ran."""
+TRAINING_HOW = """\
+"update GFLOP/s": the PPO update of one group of that size, timed alone on one thread like the peak (its
+matrix-product FLOPs over its whole time, elementwise work and Adam included); "update share of peak": that over
+the peak. "training GFLOP/s per core": the row's throughput per core times its FLOPs per agent-step; "training share
+of peak": that over the peak (the simulator, acting's small products and the Python around them count as time not
+spent multiplying). The other columns of a row come from the run that measured its throughput (with its load
+average, where the row has one)."""
+COMPUTE_NOTES = paragraph((
+    "Compute columns (benchmarks/compute.py, measured beside one core's matrix-multiply peak: see the two tables "
+    "after the measurements). \"agents per group\": the stacked PPO group that trains together (all N agents on the "
+    "GS; one grid row, sqrt(N), per DIALS worker task); a row's throughput per core is its agents-training "
+    "throughput over its workers.", FLOPS_HOW, TRAINING_HOW, PEAK_HOW))
 """The markdown paragraph of training.md on the compute columns of its rows."""
-STACKED_NOTES = """\
-Compute columns of the stacked-seeds table (benchmarks/compute.py, measured beside one core's matrix-multiply peak:
-see the two tables after it): a process trains one stacked group of all its agents.
-""" + MEASURED_HOW
+STACKED_NOTES = paragraph((
+    "Compute columns of the stacked-seeds table (benchmarks/compute.py, measured beside one core's matrix-multiply "
+    "peak: see the two tables after it): a process trains one stacked group of all its agents.",
+    FLOPS_HOW, TRAINING_HOW, PEAK_HOW))
 """The markdown paragraph of training_experiment.md on the compute columns of its stacked-seeds table."""
+PPO_NOTES = paragraph((
+    "Compute columns (benchmarks/compute.py; one core's matrix-multiply peak is in the table after the "
+    "measurements).", FLOPS_HOW,
+    "\"update GFLOP/s per core\": the FLOPs of the row's PPO updates over their time in its cycles (seconds per "
+    "cycle times update share), per torch thread; \"cycle GFLOP/s per core\": the row's agent-steps/s times its "
+    "FLOPs per agent-step, per thread; each \"share of peak\" is that over the peak. These times are the rows' own "
+    "(wall-clock, with the load average of their run).", PEAK_HOW))
+"""The markdown paragraph of ppo.md on the compute columns of its rows."""
 
 
 def cpu_seconds(fn: Callable[[], Any], min_seconds: float) -> float:
@@ -187,8 +206,8 @@ class ComputeMeter:
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
         """The matrix-multiply rates and the updates measured so far, by title."""
-        return {RATES_TITLE: self.rates,
-                UPDATES_TITLE: [self.updates[key] for key in sorted(self.updates)]}
+        updates = [self.updates[key] for key in sorted(self.updates)]
+        return {RATES_TITLE: self.rates, **({UPDATES_TITLE: updates} if updates else {})}
 
 
 def add_grid_columns(rows: list[dict[str, Any]], meter: ComputeMeter) -> None:
@@ -208,9 +227,28 @@ def add_stacked_columns(rows: list[dict[str, Any]], meter: ComputeMeter) -> None
                                  row["agent-steps/s per core"]))
 
 
+def add_ppo_columns(rows: list[dict[str, Any]], meter: ComputeMeter) -> None:
+    """Add the compute columns to the rows of the PPO benchmark (in place), from each row's own update time and
+    throughput (all agents of a row on the GS, in one stacked group or a loop of single-agent groups)."""
+    for row in rows:
+        hp = paper_hyperparameters(row["env"])
+        step = agent_step_flops(hp, get_spec(row["env"]), on_ials=False)
+        update_s = row["seconds per cycle"] * row["update share"]
+        update = row["agents"] * hp.ppo.buffer_size * step.update / update_s / row["threads"] / 1e9
+        cycle = step.total * row["agent-steps/s"] / row["threads"] / 1e9
+        row.update({"MFLOP per agent-step": step.total / 1e6, "update GFLOP/s per core": update,
+                    "update share of peak": update / meter.peak, "cycle GFLOP/s per core": cycle,
+                    "cycle share of peak": cycle / meter.peak})
+
+
 def main() -> None:
-    """Add the compute columns and tables to the stored training benchmarks (the grid and the stacked seeds)."""
+    """Add the compute columns and tables to the stored training benchmarks (the grid and the stacked seeds) and
+    the PPO benchmark."""
     meter = ComputeMeter()
+    ppo = read_results("ppo")
+    add_ppo_columns(ppo["rows"], meter)
+    write_results("ppo", ppo["rows"], ppo["goals"], ppo["title"], {**ppo["more"], RATES_TITLE: meter.rates},
+                  notes=PPO_NOTES)
     grid = read_results("training")
     add_grid_columns(grid["rows"], meter)
     experiment = read_results("training_experiment")

@@ -9,7 +9,9 @@ networks (FNN 256-128 traffic, GRU 256/128 warehouse). Every row also says where
 update. The stacked-vs-loop rows run one torch thread; the end-to-end rows run with 1 and with 2 threads (the
 machine has 2 cores; the goals are stated for 2 cores). The machine is shared, so each row also records the
 1-minute load average around its measurement (above 1: other work was using part of the second core) and
-reports the fastest of 3 repeats.
+reports the fastest of 3 repeats. Every row also says how close it runs to the machine's limit
+(`benchmarks/compute.py`): the networks' FLOPs per agent-step and the GFLOP/s per core of its updates and of its
+whole cycles, each also as a share of one core's matrix-multiply peak, measured after the rows.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from _common import time_calls, write_results
+from compute import PPO_NOTES, RATES_TITLE, ComputeMeter, add_ppo_columns
 
 from dials_lib.envs import get_spec, make_global
 from dials_lib.hyperparameters import paper_hyperparameters
@@ -213,7 +216,10 @@ def main() -> None:
             for row in rows[-2:]:
                 print({key: row[key] for key in ("env", "agents", "threads", "agent-steps/s")}, flush=True)
     goals = goals_from(rows)
-    write_results("ppo", rows, goals, "PPO throughput: stacked groups and end to end (agent-steps/s)")
+    meter = ComputeMeter()
+    add_ppo_columns(rows, meter)
+    write_results("ppo", rows, goals, "PPO throughput: stacked groups and end to end (agent-steps/s)",
+                  {RATES_TITLE: meter.rates}, notes=PPO_NOTES)
     for goal in goals:
         print(goal)
 
