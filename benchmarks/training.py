@@ -62,11 +62,12 @@ from compute import (  # noqa: E402
 )
 
 from dials_lib.analysis import plans, scaling  # noqa: E402
-from dials_lib.learning.ppo import train_steps_by_run  # noqa: E402
+from dials_lib.learning.ppo import run_ppo  # noqa: E402
 from dials_lib.presets import get_preset  # noqa: E402
 from dials_lib.training import group_tasks  # noqa: E402
 from dials_lib.training.memory import MB  # noqa: E402
 from dials_lib.training.parallel import single_threaded  # noqa: E402
+from dials_lib.training.run_stack import RunStack  # noqa: E402
 from dials_lib.training.runner import train  # noqa: E402
 
 SIZES = (4, 25, 100)
@@ -139,18 +140,18 @@ def whole_experiment(env: str, folder: Path, total_timesteps: int | None) -> lis
 def stacked_throughput(env: str, simulator: str, n_seeds: int, n_steps: int) -> dict[str, Any]:
     """Agent-steps/s of one process training 4 agents per seed, `n_seeds` seeds stacked, on the GS or the IALS."""
     hp = get_preset("quick").hyperparameters(env)
-    ids, seeds = list(range(4)), tuple(range(n_seeds))
-    group = group_tasks.new_learners(hp, ids, seeds[0] if n_seeds == 1 else seeds, hp.total_timesteps)
+    ids, runs = list(range(4)), RunStack(tuple(range(n_seeds)))
+    group = group_tasks.new_learners(hp, ids, runs, hp.total_timesteps)
     if simulator == "gs":
-        on: Any = group_tasks.OnGlobal(seeds)
+        on: Any = group_tasks.OnGlobal(runs)
     else:
-        aips = group_tasks.new_predictors(hp, ids, seeds[0] if n_seeds == 1 else seeds).state_dict()
-        on = group_tasks.OnIALS(aips, seeds)
-    sim = on.build(hp, ids, seeds)
+        aips = group_tasks.new_predictors(hp, ids, runs).state_dict()
+        on = group_tasks.OnIALS(aips, runs)
+    sim = on.build(hp, ids, runs)
     with single_threaded():
-        train_steps_by_run(group, sim, hp.ppo.buffer_size, n_seeds)  # warm-up
+        run_ppo(group, sim, hp.ppo.buffer_size)  # warm-up
         start = time.perf_counter()
-        train_steps_by_run(group, sim, n_steps, n_seeds)
+        run_ppo(group, sim, n_steps)
         seconds = time.perf_counter() - start
     return {"env": env, "simulator": simulator, "stacked seeds": n_seeds, "agents in the group": 4 * n_seeds,
             "agent-steps/s per core": 4 * n_seeds * n_steps / seconds}

@@ -2,7 +2,7 @@
 sent to a training process.
 
 Production code knows nothing of this: the tests put `DieInWorker(...)` in place of the task function the DIALS
-loop sends to its workers (`dials_lib.training.dials.train_agents` or `train_aips`).
+loop sends to its workers (`dials_lib.training.group_tasks.train_agents` or `train_aips`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class DieInWorker:
 
     def __call__(self, task: Any) -> Any:
         holds = self.agent is None or self.agent in task.agent_ids
-        in_chunk = self.chunk_seed is None or self.chunk_seed in task.on.seeds
+        in_chunk = self.chunk_seed is None or self.chunk_seed in task.on.chunk_seeds.seeds
         if os.getpid() != self.parent and in_chunk and holds:
             Path(self.record).write_text(json.dumps(task.agent_ids))
             os._exit(17)

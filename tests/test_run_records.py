@@ -225,13 +225,15 @@ def test_the_progress_bar_says_what_the_run_does_and_is_silent_when_off(tmp_path
 
 def test_a_chunk_reports_its_progress_after_every_ppo_update_when_it_runs_here():
     from dials_lib.training import group_tasks
+    from dials_lib.training.progress import task_reports
+    from dials_lib.training.run_stack import RunStack
 
     hp = paper_hyperparameters("traffic")
-    ids, seeds = [0, 1, 2, 3], (0,)
-    state = group_tasks.new_learners(hp, ids, 0, 4_000_000).state_dict()
-    task = group_tasks.TrainAgents(hp, ids, seeds, 4_000_000, state, group_tasks.OnGlobal((5,)), 3 * 128)
+    ids, runs = [0, 1, 2, 3], RunStack((0,))
+    state = group_tasks.new_learners(hp, ids, runs, 4_000_000).state_dict()
+    task = group_tasks.TrainAgents(hp, ids, runs, 4_000_000, state, group_tasks.OnGlobal(RunStack((5,))), 3 * 128)
     reports = []
-    with group_tasks.progress_reports(lambda agents, steps: reports.append((agents, steps))):
+    with task_reports(lambda agents, steps: reports.append((agents, steps))):
         group_tasks.train_agents(task)
     assert reports == [((0, 1, 2, 3), 128), ((0, 1, 2, 3), 256), ((0, 1, 2, 3), 384)]
     group_tasks.train_agents(task)  # outside the block: nobody to tell

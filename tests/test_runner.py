@@ -21,7 +21,7 @@ from dials_lib.envs import make_global
 from dials_lib.envs.traffic import hand_coded_actions
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.seeding import Purpose, derived_seed
-from dials_lib.training import dials, group_tasks, runner
+from dials_lib.training import dials, group_tasks, run_session, runner
 from dials_lib.training.checkpoints import verified_state
 from dials_lib.training.evaluation import TrafficMetrics
 from dials_lib.training.run_config import RunConfig, config_from_preset
@@ -358,7 +358,7 @@ def test_ppo_states_wait_on_disk_while_aips_train(reference_run, tmp_path, monke
 
     def watching_map_tasks(function, tasks, n_workers):
         run = watched[-1]
-        held = [group["ppo"] is None for group in run.states[0]["groups"]]
+        held = [group.ppo is None for group in run.states[0].groups]
         seen.append((function is group_tasks.train_aips, held,
                      (run.directories[0].path / "ppo_states.spill.pt").exists()))
         return map_tasks(function, tasks, n_workers)
@@ -367,8 +367,8 @@ def test_ppo_states_wait_on_disk_while_aips_train(reference_run, tmp_path, monke
         watched.append(self)
         return retrain_aips(self, c, data)
 
-    watched, map_tasks = [], dials.map_tasks
-    monkeypatch.setattr(dials, "map_tasks", watching_map_tasks)
+    watched, map_tasks = [], run_session.map_tasks
+    monkeypatch.setattr(run_session, "map_tasks", watching_map_tasks)
     monkeypatch.setattr(dials.Run, "retrain_aips", watching_retrain_aips)
     result = train(tiny_config(tmp_path / "spilled"), progress=False)
     during_aips = [(held, spilled) for is_aip, held, spilled in seen if is_aip]

@@ -1,6 +1,6 @@
 """Seed batches: runs that differ only in seed, trained as one stacked batch, are exactly the runs trained alone.
 
-Bit-equality is the promise (`dials_lib.training.dials.train_seeds`): for GS and DIALS training on both
+Bit-equality is the promise (`dials_lib.training.runner.train_seeds`): for GS and DIALS training on both
 environments, each run of a 3-seed batch has the metrics (every column but wall time) and the final checkpoint
 (every agent's weights, Adam moments, counters, AIPs) of the same seed trained alone. Also: the batch resumes
 like a single run, and the numbers do not depend on torch's thread setting.
@@ -17,11 +17,12 @@ import pytest
 import torch
 
 from dials_lib.hyperparameters import paper_hyperparameters
-from dials_lib.learning.ppo import PPOGroup, concat_states, slice_state, train_steps, train_steps_by_run
-from dials_lib.training import dials
+from dials_lib.learning.ppo import PPOGroup, concat_states, run_ppo, slice_state, train_steps
+from dials_lib.training import dials, runner
 from dials_lib.training.checkpoints import verified_state
 from dials_lib.training.run_config import RunConfig, seed_configs
 from dials_lib.training.run_records import CHECKPOINT
+from dials_lib.training.run_stack import RunStack
 from dials_lib.training.runner import train, train_seeds
 from dials_lib.validation import with_fields
 from tests.faults import interrupt_when, still_running
@@ -200,7 +201,8 @@ def test_a_stacked_ppo_group_trains_each_run_like_a_group_of_its_own():
         ids = [a for _ in seeds for a in range(4)]
         group = PPOGroup(len(ids), obs_dim, n_actions, hp.policy, hp.ppo, 100_000,
                          [s for s in seeds for _ in range(4)] if len(seeds) > 1 else seeds[0], agent_ids=ids)
-        return group, train_steps_by_run(group, Bandit(seeds), 4 * hp.ppo.buffer_size, len(seeds))
+        trace = run_ppo(group, Bandit(seeds), 4 * hp.ppo.buffer_size)
+        return group, RunStack(tuple(seeds)).summaries(trace, 4)
 
     for depth in (3, 8):
         seeds = list(range(10, 10 + depth))
@@ -224,8 +226,8 @@ def test_a_stacked_ppo_group_trains_each_run_like_a_group_of_its_own():
 def test_train_seeds_is_reexported_and_documented():
     import dials_lib
 
-    assert dials_lib.train_seeds is dials.train_seeds
-    assert "seed" in dials.train_seeds.__doc__
+    assert dials_lib.train_seeds is runner.train_seeds
+    assert "seed" in runner.train_seeds.__doc__
 
 
 def test_an_experiment_plan_gives_the_same_numbers_on_one_process_or_two(tmp_path):

@@ -21,6 +21,7 @@ from dials_lib.training import dials
 from dials_lib.training.checkpoints import CheckpointError
 from dials_lib.training.evaluation import evaluate
 from dials_lib.training.group_tasks import new_predictors
+from dials_lib.training.run_stack import RunStack
 from dials_lib.training.runner import CHECKPOINT, train
 from dials_lib.training.trained_agents import trained_agents
 from dials_lib.validation import with_fields
@@ -80,7 +81,7 @@ def test_an_interrupted_runs_agents_are_those_of_its_last_checkpoint_not_of_its_
 
 
 def test_untrained_dials_keeps_its_initial_aips_and_dials_does_not(tiny_runs):
-    initial = new_predictors(tiny_runs["untrained-dials"].hp, [0, 1, 2, 3], 0).state_dict()
+    initial = new_predictors(tiny_runs["untrained-dials"].hp, [0, 1, 2, 3], RunStack((0,))).state_dict()
     kept = trained_agents(tiny_runs["untrained-dials"]).predictor.state_dict()
     retrained = trained_agents(tiny_runs["dials"]).predictor.state_dict()
     assert all(torch.equal(kept[name], initial[name]) for name in initial)

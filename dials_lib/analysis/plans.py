@@ -7,7 +7,7 @@ preset's run). Run directories live under `runs/<preset>/`, so a notebook that f
 instead of training again (and a run interrupted half-way resumes from its last checkpoint).
 
 Running a plan (`run_experiments`): runs that differ only in seed train as one stacked seed batch
-(`dials_lib.training.dials.train_batch`), and the batches that are not finished yet are spread over the machine's
+(`dials_lib.training.runner.train_batch`), and the batches that are not finished yet are spread over the machine's
 cores with joblib (`parallel.map_tasks`: loky, this process and one worker process per further core, each running
 its batch's worker calls itself, torch single-threaded; or the Dask cluster of `parallel_config`). Every run's
 numbers are those it gets alone, so they depend neither on the batching nor on the schedule; the records are read
@@ -39,10 +39,10 @@ from dials_lib.analysis.published import has_records, publish, read_records
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.paths import runs_dir
 from dials_lib.presets import get_preset
-from dials_lib.training.dials import train_batch
 from dials_lib.training.parallel import calls_here, map_tasks
 from dials_lib.training.process_tree import end_with_parent
 from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset
+from dials_lib.training.runner import train_batch
 from dials_lib.validation import check_choice, check_int
 
 RUN_COLUMNS: tuple[str, ...] = ("env", "n_agents", "simulator", "retrain_every", "f_fraction", "seed")
@@ -93,15 +93,15 @@ def ablation_configs(preset: str, env: str) -> list[RunConfig]:
 
 def training_plan(preset: str) -> list[RunConfig]:
     """Every training run of the notebooks 04-06 on `preset` (both environments' comparisons and F ablations), once
-    each (the ablation shares its main-F runs with the comparison); on the quick preset also notebook 04's
-    untrained-DIALS gap experiment (`untrained_gap.gap_configs`)."""
-    from dials_lib.analysis.untrained_gap import gap_configs  # it builds on this module
+    each (the ablation shares its main-F runs with the comparison); on the presets of `untrained_gap.GAP_PRESETS`
+    also notebook 04's untrained-DIALS gap experiment (`untrained_gap.gap_configs`)."""
+    from dials_lib.analysis.untrained_gap import GAP_PRESETS, gap_configs  # it builds on this module
 
     configs: dict[Path, RunConfig] = {}
     for env in ("traffic", "warehouse"):
         for config in comparison_configs(preset, env) + ablation_configs(preset, env):
             configs.setdefault(config.directory(), config)
-    for config in gap_configs(preset) if preset == "quick" else []:
+    for config in gap_configs(preset) if preset in GAP_PRESETS else []:
         configs.setdefault(config.directory(), config)
     return list(configs.values())
 

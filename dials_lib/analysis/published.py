@@ -25,9 +25,9 @@ import pandas as pd
 
 from dials_lib.files import atomic_write, read_json
 from dials_lib.paths import records_dir, runs_dir
-from dials_lib.training.dials import is_finished
 from dials_lib.training.run_config import RunConfig, config_differences
 from dials_lib.training.run_records import load_run
+from dials_lib.training.runner import is_finished
 
 RECORD_FILES: tuple[str, ...] = ("config.json", "metrics.csv", "runtime.json", "memory.json")
 """The files of a run directory that are published (everything but the checkpoints and the lock)."""

@@ -154,8 +154,9 @@ class LocalSimulator(Protocol):
         (None: the simulator draws its own); returns observations, rewards float32 [K], done."""
         ...
 
-    def load_states(self, states: LocalStates) -> Any:
-        """Put the K regions into the given local states (e.g. a GS's `local_states()`)."""
+    def load_states(self, states: LocalStates) -> np.ndarray:
+        """Put the K regions into the given local states (e.g. a GS's `local_states()`); returns their
+        observations float32 [K, obs_dim], as `reset` does."""
         ...
 
     def local_states(self) -> LocalStates:
@@ -172,6 +173,40 @@ class LocalSimulator(Protocol):
 
     def last_noise(self) -> np.ndarray | None:
         """The local random draws used by the step just taken; None if the local rules draw none."""
+        ...
+
+
+@runtime_checkable
+class AgentSimulator(Protocol):
+    """What agents act and learn in: the GS, or an influence-augmented local simulator (`learning.ials.IALS`),
+    which steps its regions with influence sources sampled from its AIPs. The learning layer (PPO's training
+    loop, the controllers, data collection) takes either through these methods only."""
+
+    spec: EnvSpec
+    n_agents: int
+
+    def reset(self) -> np.ndarray:
+        """Start an episode; observations float32 [n_agents, obs_dim]."""
+        ...
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Step with int actions [n_agents]: observations, rewards float32 [n_agents], done."""
+        ...
+
+    def dsets(self) -> np.ndarray:
+        """The d-separating set at the current t, float32 [n_agents, dset_dim]."""
+        ...
+
+    def influence_sources(self) -> np.ndarray:
+        """The influence sources of the step just taken, int64 [n_agents, n_sources]."""
+        ...
+
+    def local_states(self) -> LocalStates:
+        """Copies of every agent region's local state."""
+        ...
+
+    def last_noise(self) -> np.ndarray | None:
+        """The local random draws of the step just taken; None if the local rules draw none."""
         ...
 
 
@@ -258,6 +293,6 @@ class EnvRecord:
 
 
 __all__ = [
-    "EnvRecord", "EnvSpec", "GlobalSimulator", "LocalSimulator", "LocalStates", "Metric", "MetricTracker",
-    "Seeds", "check_n_agents", "check_n_regions", "check_seeds",
+    "AgentSimulator", "EnvRecord", "EnvSpec", "GlobalSimulator", "LocalSimulator", "LocalStates", "Metric",
+    "MetricTracker", "Seeds", "check_n_agents", "check_n_regions", "check_seeds",
 ]

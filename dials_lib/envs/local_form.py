@@ -189,9 +189,7 @@ def check_local_form(
         where.episode, where.step = episode, 0
         obs = gs.reset()
         ls.reset()
-        loaded = ls.load_states(gs.local_states())
-        if loaded is not None:
-            _compare("observations", obs, loaded, where)
+        _compare("observations", obs, ls.load_states(gs.local_states()), where)
         _compare_states(gs, ls, where)
         for t in range(1, spec.horizon + 1):
             if controller == "random":

@@ -383,8 +383,9 @@ class LocalSimulator(_TrafficBase):
         self.t += 1
         return _observe(self.lanes, self.light), rewards, self.t >= HORIZON
 
-    def load_states(self, states: dict[str, np.ndarray]) -> None:
-        """Put the K regions into the given local states (same layout as `local_states()`)."""
+    def load_states(self, states: dict[str, np.ndarray]) -> np.ndarray:
+        """Put the K regions into the given local states (same layout as `local_states()`); returns their
+        observations, as `reset` does."""
         missing = [k for k in STATE_KEYS if k not in states]
         if missing:
             raise ValueError(f"states is missing {missing}; expected keys {list(STATE_KEYS)}")
@@ -409,6 +410,7 @@ class LocalSimulator(_TrafficBase):
         self.t = int(t[0])
         self._arrival_bits = np.zeros((self._n, N_LANES), dtype=LANE_DTYPE)
         self._blocked_keys = np.zeros((self._n, N_LANES), dtype=LANE_DTYPE)
+        return _observe(self.lanes, self.light)
 
 
 def hand_coded_actions(states: dict[str, np.ndarray], min_green: int = MIN_GREEN) -> np.ndarray:

@@ -9,11 +9,12 @@ actions do not depend on which other agents share its controller.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from dials_lib.envs import get_env, get_spec
+from dials_lib.envs.contract import AgentSimulator
 from dials_lib.hyperparameters import TRAINABLE_ENVS
 from dials_lib.learning.policy_actor import PolicyActor
 from dials_lib.learning.ppo import PPOGroup
@@ -27,7 +28,7 @@ class Controller(Protocol):
     def reset(self) -> None:
         """Mark the start of an episode."""
 
-    def __call__(self, obs: np.ndarray, sim: Any) -> np.ndarray:
+    def __call__(self, obs: np.ndarray, sim: AgentSimulator) -> np.ndarray:
         """Actions int64 [n] for observations [n, obs_dim] of simulator `sim`."""
 
 
@@ -42,7 +43,7 @@ class RandomController:
     def reset(self) -> None:
         """Random actions need no episode state."""
 
-    def __call__(self, obs: np.ndarray, sim: Any) -> np.ndarray:
+    def __call__(self, obs: np.ndarray, sim: AgentSimulator) -> np.ndarray:
         """Uniform actions in 0..n_actions-1."""
         uniforms = counter_uniforms(self._keys, self._count)
         self._count += np.uint64(1)
@@ -63,7 +64,7 @@ class HandCodedController:
     def reset(self) -> None:
         """The hand-coded rules read only the current local state."""
 
-    def __call__(self, obs: np.ndarray, sim: Any) -> np.ndarray:
+    def __call__(self, obs: np.ndarray, sim: AgentSimulator) -> np.ndarray:
         """Actions from the simulator's local states."""
         return self._rule(sim.local_states())
 
@@ -81,13 +82,13 @@ class PolicyController:
         """Clear the recurrent state at an episode start."""
         self._hidden = None
 
-    def __call__(self, obs: np.ndarray, sim: Any) -> np.ndarray:
+    def __call__(self, obs: np.ndarray, sim: AgentSimulator) -> np.ndarray:
         """The policies' actions for `obs`."""
         actions, self._hidden = self.group.act_eval(obs, self._hidden, greedy=self.greedy)
         return actions
 
 
-def rollout(sim: Any, controller: Controller, episodes: int) -> dict[str, np.ndarray]:
+def rollout(sim: AgentSimulator, controller: Controller, episodes: int) -> dict[str, np.ndarray]:
     """Run whole episodes of `sim` (a GS or an IALS) under `controller`: per-step rewards float32 [E, H, n] and
     influence sources int64 [E, H, n, n_sources]."""
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:

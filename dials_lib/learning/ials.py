@@ -156,7 +156,7 @@ class IALS:
         u, self._hidden = self.predictor.sample(self.ls.dsets(), self._hidden, uniforms)
         return u
 
-    def step(self, actions: Any, u: np.ndarray | None = None, noise: np.ndarray | None = None
+    def step(self, actions: np.ndarray, u: np.ndarray | None = None, noise: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray, bool]:
         """One step of every region with actions [K]; returns (obs, rewards, done).
 

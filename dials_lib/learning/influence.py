@@ -24,12 +24,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from dials_lib.envs.contract import AgentSimulator, MetricTracker
 from dials_lib.hyperparameters import AIPConfig
 from dials_lib.learning.adam import Adam
 from dials_lib.learning.controllers import Controller
@@ -319,7 +319,8 @@ def train_predictor(
 
 
 def collect_dataset(
-    sim: Any, controller: Controller, n_steps: int, keep_noise: bool = False, tracker: Any = None
+    sim: AgentSimulator, controller: Controller, n_steps: int, keep_noise: bool = False,
+    tracker: MetricTracker | None = None
 ) -> InfluenceData:
     """Algorithm 2: run `controller` on the global simulator `sim` for whole episodes totalling >= n_steps.
 
@@ -361,7 +362,7 @@ def collect_dataset(
 
 
 
-def collect_compact_dataset(sim: Any, controller: Controller, n_steps: int,
+def collect_compact_dataset(sim: AgentSimulator, controller: Controller, n_steps: int,
                             on_episode: Callable[[int], None] | None = None) -> InfluenceData:
     """`collect_dataset` one episode at a time into compact arrays: binary d-sets as uint8, sources as int8;
     `on_episode` (optional) is told the steps collected so far after every episode (a progress bar).

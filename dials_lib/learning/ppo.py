@@ -51,11 +51,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from dials_lib.envs.contract import AgentSimulator
 from dials_lib.hyperparameters import PolicyConfig, PPOConfig
 from dials_lib.learning.adam import Adam
 from dials_lib.learning.networks import StackedPolicy, make_policy
@@ -71,6 +73,8 @@ from dials_lib.seeding import CounterStream, Stream, agent_keys, agent_seeds, co
 
 ADAM_EPS = 1e-5
 """Adam epsilon of the policy optimiser (the value common PPO implementations use)."""
+LOGGED_LOSSES: tuple[str, ...] = ("policy_loss", "value_loss", "entropy")
+"""The losses `run_ppo` keeps per update and agent (`PPOTrace.update_losses`)."""
 
 
 class PPOGroup:
@@ -352,33 +356,42 @@ def slice_state(state: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
     }
 
 
-def train_steps(group: PPOGroup, sim: Any, n_steps: int) -> dict[str, float]:
-    """The training loop: PPO on `sim` for `n_steps` steps from a fresh episode (a multiple of buffer_size, so
-    it ends right after an update).
+@dataclass
+class PPOTrace:
+    """What a stretch of PPO training saw, per agent: each agent's return per completed episode and its losses per
+    update, to be summarised over any set of agents (`summary`)."""
 
-    Returns the mean undiscounted return per agent of the episodes completed on `sim` (`train_return`, NaN if
-    none; `episode_returns`: each agent's return per episode) and the PPO losses averaged over the updates.
-    """
-    return train_steps_by_run(group, sim, n_steps, n_runs=1)[0]
+    episode_returns: np.ndarray
+    """Every agent's undiscounted return per completed episode, float64 [episodes, K]."""
+    update_losses: dict[str, np.ndarray]
+    """Per loss (policy_loss, value_loss, entropy): every agent's mean over the update's minibatches, [updates, K]."""
+
+    def summary(self, agents: slice = slice(None)) -> dict[str, Any]:
+        """The losses averaged over the updates of the mean over `agents` (none without updates), those agents'
+        `episode_returns` and `train_return` (`mean_episode_return`: NaN without episodes)."""
+        n_updates = len(next(iter(self.update_losses.values()), ()))
+        out: dict[str, Any] = {}
+        for name, per_update in self.update_losses.items():
+            total = 0.0
+            for losses in per_update:  # in update order, each update's mean over the agents
+                total += float(np.mean(losses[agents]))
+            out[name] = total / max(n_updates, 1)
+        out["episode_returns"] = self.episode_returns[:, agents]
+        out["train_return"] = mean_episode_return(out["episode_returns"])
+        return out
 
 
-def train_steps_by_run(group: PPOGroup, sim: Any, n_steps: int, n_runs: int,
-                       on_update: Callable[[int], None] | None = None) -> list[dict[str, float]]:
-    """`train_steps` for a group stacking `n_runs` runs of equal size (agents run-major): the metrics of each run,
-    each averaged over its own agents exactly as `train_steps` averages a group that holds that run alone.
-    `on_update(steps)`, if given, is told the steps per agent done so far after every PPO update."""
+def run_ppo(group: PPOGroup, sim: AgentSimulator, n_steps: int, on_update: Callable[[int], None] | None = None
+            ) -> PPOTrace:
+    """The training loop: PPO on `sim` for `n_steps` steps from a fresh episode (a multiple of buffer_size, so it
+    ends right after an update); `on_update(steps)`, if given, is told the steps done so far after every update."""
     if n_steps % group.config.buffer_size:
         raise ValueError(f"n_steps={n_steps} must be a multiple of buffer_size={group.config.buffer_size}")
-    if n_runs < 1 or group.n_agents % n_runs:
-        raise ValueError(f"n_runs={n_runs} must divide the group's {group.n_agents} agents")
-    per_run = group.n_agents // n_runs
-    runs = [slice(r * per_run, (r + 1) * per_run) for r in range(n_runs)]
     obs = sim.reset()
     group.reset_episodes()
     running = np.zeros(group.n_agents)
     returns: list[np.ndarray] = []  # per episode, every agent's return
-    losses: list[dict[str, float]] = [{} for _ in runs]
-    n_updates = 0
+    losses: dict[str, list[np.ndarray]] = {}
     for step in range(1, n_steps + 1):
         actions = group.act(obs)
         obs, rewards, done = sim.step(actions)
@@ -390,17 +403,19 @@ def train_steps_by_run(group: PPOGroup, sim: Any, n_steps: int, n_runs: int,
         group.observe(rewards, done)
         if group.ready():
             metrics = group.update(obs)
-            n_updates += 1
             if on_update is not None:
                 on_update(step)
-            for run, run_losses in zip(runs, losses, strict=True):
-                for name in ("policy_loss", "value_loss", "entropy"):
-                    run_losses[name] = run_losses.get(name, 0.0) + float(np.mean(metrics[name][run]))
-    out = [{name: total / max(n_updates, 1) for name, total in run_losses.items()} for run_losses in losses]
-    for run, run_out in zip(runs, out, strict=True):
-        run_out["episode_returns"] = np.array([episode[run] for episode in returns]).reshape(len(returns), per_run)
-        run_out["train_return"] = mean_episode_return(run_out["episode_returns"])
-    return out
+            for name in LOGGED_LOSSES:
+                losses.setdefault(name, []).append(metrics[name])
+    return PPOTrace(np.array(returns).reshape(len(returns), group.n_agents),
+                    {name: np.stack(per_update) for name, per_update in losses.items()})
+
+
+def train_steps(group: PPOGroup, sim: AgentSimulator, n_steps: int) -> dict[str, Any]:
+    """`run_ppo`, summarised over all agents: the mean undiscounted return per agent of the episodes completed on
+    `sim` (`train_return`, NaN if none; `episode_returns`: each agent's return per episode) and the PPO losses
+    averaged over the updates."""
+    return run_ppo(group, sim, n_steps).summary()
 
 
 def mean_episode_return(episode_returns: np.ndarray) -> float:
@@ -411,5 +426,5 @@ def mean_episode_return(episode_returns: np.ndarray) -> float:
     return float(np.mean([float(episode.mean()) for episode in episode_returns]))
 
 
-__all__ = ["ADAM_EPS", "PPOGroup", "concat_states", "linear_decay", "mean_episode_return", "ppo_losses",
-           "segment_gae", "slice_state", "train_steps", "train_steps_by_run"]
+__all__ = ["ADAM_EPS", "LOGGED_LOSSES", "PPOGroup", "PPOTrace", "concat_states", "linear_decay",
+           "mean_episode_return", "ppo_losses", "run_ppo", "segment_gae", "slice_state", "train_steps"]

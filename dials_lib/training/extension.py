@@ -26,6 +26,7 @@ from typing import Any
 from dials_lib.files import atomic_write_json, read_json
 from dials_lib.training.checkpoints import read_checkpoint, record_identity, write_checkpoint
 from dials_lib.training.run_config import RunConfig, config_differences
+from dials_lib.training.run_state import RunState
 
 BUDGET_FIELD = "total_timesteps"
 COPIED_FILES = ("config.json", "checkpoint.pt", "metrics.csv", "runtime.json", "memory.json")
@@ -50,27 +51,27 @@ def prefix_problem(stored: dict[str, Any], config: RunConfig) -> str | None:
     return None
 
 
-def reopened(state: dict[str, Any], shorter_budget: int, config: RunConfig) -> dict[str, Any]:
+def reopened(state: RunState, shorter_budget: int, config: RunConfig) -> RunState:
     """A checkpointed state of the shorter run (of `shorter_budget` steps) as a state of the longer run `config`: if
     it is the shorter run's end, its final evaluation is dropped and its boundary is to be done again (retraining
     and evaluating as the longer run's schedule says)."""
     shorter = dataclasses.replace(config, total_timesteps=shorter_budget).schedule()
-    if state["boundary"] != shorter.n_chunks or not state["prepared"]:
+    if state.boundary != shorter.n_chunks or not state.prepared:
         return state  # an interrupted shorter run: its past is the longer run's past
-    rows = [row for row in state["rows"] if row["timestep"] != shorter.starts[-1]]
-    return {**state, "rows": rows, "prepared": False, "retrained": False}
+    rows = [row for row in state.rows if row["timestep"] != shorter.starts[-1]]
+    return dataclasses.replace(state, rows=rows, prepared=False, retrained=False)
 
 
-def extend_in_place(path: Path, stored: dict[str, Any], config: RunConfig) -> dict[str, Any] | None:
+def extend_in_place(path: Path, stored: dict[str, Any], config: RunConfig) -> RunState | None:
     """Turn the run directory `path`, holding the shorter run `stored` (a prefix of `config`, see `prefix_problem`),
     into `config`'s: its checkpoint re-saved for the longer run, then its config.json. Returns the new state (None
     when the shorter run had no checkpoint yet). Crash-safe: until config.json changes, a restart finds the
     shorter run's checkpoint as the previous one and extends again."""
     checkpoint = path / "checkpoint.pt"
-    state, _ = read_checkpoint(checkpoint, record_identity(stored))
+    saved, _ = read_checkpoint(checkpoint, record_identity(stored))
+    state = None if saved is None else reopened(RunState.from_checkpoint(saved), stored[BUDGET_FIELD], config)
     if state is not None:
-        state = reopened(state, stored[BUDGET_FIELD], config)
-        write_checkpoint(checkpoint, state, record_identity(config.record()))
+        write_checkpoint(checkpoint, state.to_checkpoint(), record_identity(config.record()))
     atomic_write_json(path / "config.json", config.record())
     return state
 

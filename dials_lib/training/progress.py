@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TextIO
 
 from tqdm import tqdm  # the text bar: tqdm.auto warns in kernels without ipywidgets
@@ -27,6 +28,36 @@ def clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass
+class TaskSinks:
+    """Where the worker tasks running in this process report their progress (`dials_lib.training.group_tasks`):
+    `steps(agent_ids, steps)` after every PPO update of a group, `epochs(agent_ids, epochs)` after every AIP
+    epoch; None: not reported (tasks in other processes report only when they return)."""
+
+    steps: Callable[[tuple[int, ...], int], None] | None = None
+    epochs: Callable[[tuple[int, ...], int], None] | None = None
+
+
+_SINKS = [TaskSinks()]  # a module-level stack: a task pickled by value for another process does not take it along
+
+
+def task_sinks() -> TaskSinks:
+    """The sinks the tasks running in this process report to now."""
+    return _SINKS[-1]
+
+
+@contextmanager
+def task_reports(steps: Callable[[tuple[int, ...], int], None],
+                 epochs: Callable[[tuple[int, ...], int], None] | None = None) -> Iterator[None]:
+    """Inside the block, tasks running in this process report their PPO steps to `steps` and AIP epochs to
+    `epochs`."""
+    _SINKS.append(TaskSinks(steps, epochs))
+    try:
+        yield
+    finally:
+        _SINKS.pop()
 
 
 class RunProgress:
@@ -114,4 +145,4 @@ class RunProgress:
         self.bar.close()
 
 
-__all__ = ["RunProgress", "clock"]
+__all__ = ["RunProgress", "TaskSinks", "clock", "task_reports", "task_sinks"]

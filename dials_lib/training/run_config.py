@@ -26,8 +26,8 @@ multiples of `chunk_steps`, nothing is rounded.
 Agents are split into groups of consecutive agent ids, one group per worker task: `agents_per_worker` agents per
 group (it must divide `n_agents`; 1 is the paper's one-process-per-agent layout), or, if None, the agents split as
 evenly as possible over `n_workers` groups of at least two agents. Results depend neither on the groups (as long as
-each holds at least two agents: see `dials_lib.training.dials`) nor on how many worker processes run them, so a run
-may resume with another `n_workers`.
+each holds at least two agents: docs/design.md, "Randomness", says why) nor on how many worker processes run them,
+so a run may resume with another `n_workers`.
 """
 
 from __future__ import annotations

@@ -44,13 +44,11 @@ from dials_lib.training.evaluation import DOMAIN_METRICS
 from dials_lib.training.extension import extend_in_place, prefix_problem
 from dials_lib.training.memory import release_free_memory
 from dials_lib.training.run_config import RunConfig, config_differences
+from dials_lib.training.run_state import RUNTIME_PARTS, GroupState, RunState
 
 CHECKPOINT = "checkpoint.pt"
 SPILL = "ppo_states.spill.pt"
 LOCK = "run.lock"
-RUNTIME_PARTS = ("agents_training_s", "data_collection_s", "aip_training_s", "evaluation_s", "total_s",
-                 "worker_busy_s", "worker_cpu_s")
-"""The seconds runtime.json accumulates over all sessions of a run."""
 
 
 class WorkerDiedError(RuntimeError):
@@ -169,27 +167,27 @@ class RunDirectory:
         finally:
             file.close()  # releases the lock
 
-    def load_checkpoint(self) -> dict[str, Any] | None:
+    def load_checkpoint(self) -> RunState | None:
         """The run state of the newest checkpoint that passes its checks, or None for a new run; a one-line
         `CheckpointError` when checkpoints exist and none passes."""
         state, problems = read_checkpoint(self.checkpoint_path, self.identity)
         for problem in problems:
             print(f"warning: {problem}; resuming from {previous_path(self.checkpoint_path).name}", file=sys.stderr)
-        return state
+        return None if state is None else RunState.from_checkpoint(state)
 
-    def save(self, state: dict[str, Any]) -> None:
+    def save(self, state: RunState) -> None:
         """Checkpoint `state` and write the records it holds (metrics.csv, runtime.json, memory.json)."""
-        write_checkpoint(self.checkpoint_path, state, self.identity)
+        write_checkpoint(self.checkpoint_path, state.to_checkpoint(), self.identity)
         self.write_records(state)
 
-    def write_records(self, state: dict[str, Any]) -> None:
+    def write_records(self, state: RunState) -> None:
         """metrics.csv, runtime.json and memory.json from a checkpointed state (so they always agree with it)."""
-        runtime = dict(state["runtime"])
+        runtime = dict(state.runtime)
         runtime["data_collection_plus_aip_training_s"] = runtime["data_collection_s"] + runtime["aip_training_s"]
-        runtime["sessions"] = state["sessions"]
+        runtime["sessions"] = state.sessions
         atomic_write_json(self.path / "runtime.json", runtime)
-        atomic_write_json(self.path / "memory.json", state["memory"])
-        frame = pd.DataFrame(state["rows"], columns=metric_columns(self.config.env))
+        atomic_write_json(self.path / "memory.json", state.memory)
+        frame = pd.DataFrame(state.rows, columns=metric_columns(self.config.env))
         atomic_write_text(self.path / "metrics.csv", frame.to_csv(index=False))
 
     def result(self) -> RunResult:
@@ -198,7 +196,7 @@ class RunDirectory:
         return RunResult(self.config, self.path, records["metrics"], records["runtime"], records["memory"])
 
     @contextmanager
-    def ppo_states_on_disk(self, groups: list[dict[str, Any]]) -> Iterator[None]:
+    def ppo_states_on_disk(self, groups: list[GroupState]) -> Iterator[None]:
         """Inside the block the groups' PPO states (weights and Adam moments) wait on disk, not in memory.
 
         Training AIPs does not need them; at 100 warehouse agents they are ~190 MiB, held in this process while it
@@ -207,17 +205,17 @@ class RunDirectory:
         path = self.path / SPILL
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as file:  # through Python's file: a full disk is an OSError, not torch's RuntimeError
-                torch.save([g["ppo"] for g in groups], file)
+                torch.save([g.ppo for g in groups], file)
 
         atomic_write(path, write)
         for group in groups:
-            group["ppo"] = None
+            group.ppo = None
         release_free_memory()
         try:
             yield
         finally:
             for group, ppo in zip(groups, torch.load(path, weights_only=False), strict=True):
-                group["ppo"] = ppo
+                group.ppo = ppo
             path.unlink()
 
 

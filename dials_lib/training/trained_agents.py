@@ -15,17 +15,17 @@ that passes its checks is read, as a resumed run would. Reading never changes th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from dials_lib.envs import get_spec
 from dials_lib.hyperparameters import EnvHyperparameters
 from dials_lib.learning.influence import StackedPredictor, concat_predictor_states
 from dials_lib.learning.policy_actor import PolicyActor
-from dials_lib.learning.ppo import concat_states
 from dials_lib.training.checkpoints import read_checkpoint, run_identity
 from dials_lib.training.group_tasks import new_predictors
 from dials_lib.training.run_config import RunConfig
 from dials_lib.training.run_records import CHECKPOINT
+from dials_lib.training.run_stack import RunStack
+from dials_lib.training.run_state import GroupState, RunState, joined_groups
 
 
 @dataclass
@@ -42,31 +42,31 @@ class TrainedAgents:
     """The AIPs the agents trained on last (untrained-DIALS: initial weights); None for a GS run."""
 
 
-def joint_policies(hp: EnvHyperparameters, groups: list[dict[str, Any]]) -> PolicyActor:
-    """Every agent's policy of one run from its worker groups' states (`{"ppo": ..., "aip": ...}` each, in order)."""
+def joint_policies(hp: EnvHyperparameters, groups: list[GroupState]) -> PolicyActor:
+    """Every agent's policy of one run from its groups' states (in order)."""
     spec = get_spec(hp.env)
-    return PolicyActor.from_state(concat_states([g["ppo"] for g in groups]), hp.policy, spec.obs_dim, spec.n_actions)
+    return PolicyActor.from_state(joined_groups(groups)[0], hp.policy, spec.obs_dim, spec.n_actions)
 
 
-def joint_predictors(hp: EnvHyperparameters, seed: int, groups: list[dict[str, Any]]) -> StackedPredictor | None:
-    """Every agent's AIP of the run with `seed` from its worker groups' states; None when the run has none (GS)."""
-    if groups[0]["aip"] is None:
+def joint_predictors(hp: EnvHyperparameters, seed: int, groups: list[GroupState]) -> StackedPredictor | None:
+    """Every agent's AIP of the run with `seed` from its groups' states; None when the run has none (GS)."""
+    if groups[0].aip is None:
         return None
-    n_agents = sum(len(g["ppo"]["agent_ids"]) for g in groups)
-    predictor = new_predictors(hp, list(range(n_agents)), seed)
-    predictor.load_state_dict(concat_predictor_states([g["aip"] for g in groups]))
+    n_agents = sum(len(group.agent_ids) for group in groups)
+    predictor = new_predictors(hp, list(range(n_agents)), RunStack((seed,)))
+    predictor.load_state_dict(concat_predictor_states([group.aip for group in groups]))
     return predictor
 
 
 def trained_agents(config: RunConfig) -> TrainedAgents:
     """The agents of the run `config` from its newest valid checkpoint; a one-line error when it has none."""
     path = config.directory() / CHECKPOINT
-    state, _ = read_checkpoint(path, run_identity(config))
-    if state is None:
+    saved, _ = read_checkpoint(path, run_identity(config))
+    if saved is None:
         raise ValueError(f"run {config.name()} has no checkpoint in {path.parent}: train it first")
-    groups = state["groups"]
-    return TrainedAgents(config, config.schedule().starts[state["boundary"]], joint_policies(config.hp, groups),
-                         joint_predictors(config.hp, config.seed, groups))
+    state = RunState.from_checkpoint(saved)
+    return TrainedAgents(config, config.schedule().starts[state.boundary], joint_policies(config.hp, state.groups),
+                         joint_predictors(config.hp, config.seed, state.groups))
 
 
 __all__ = ["TrainedAgents", "joint_policies", "joint_predictors", "trained_agents"]
