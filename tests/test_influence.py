@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dials_lib.analysis.influence_eval import class_rates, simulator_statistics
+from dials_lib.analysis.influence_eval import class_rates, simulator_statistics, uniform_cross_entropy
 from dials_lib.envs import make_global, make_local
 from dials_lib.hyperparameters import AIPConfig, paper_hyperparameters
 from dials_lib.learning.controllers import HandCodedController, RandomController
@@ -244,3 +244,20 @@ def test_counter_stream_blocks_give_the_step_by_step_uniforms() -> None:
     for step in (0, 7, 8, 3, 130, 2, 129):
         counters = np.broadcast_to(np.arange(step * 4, step * 4 + 4, dtype=np.uint64), (3, 4))
         np.testing.assert_array_equal(stream.at(step), counter_uniforms(keys, counters))
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_an_aip_with_zero_output_weights_scores_the_uniform_cross_entropy(env):
+    """Zero logits give every class the same probability: the cross-entropy `uniform_cross_entropy` names (ln 2
+    traffic, ln 4 warehouse), whatever the data."""
+    spec = make_global(env, n_agents=4, seed=0).spec
+    model = make_predictor(paper_hyperparameters(env).aip, spec.dset_dim, spec.source_sizes, 0, [0, 1])
+    with torch.no_grad():
+        for parameter in model.layers_in_init_order()[-1].parameters():
+            parameter.zero_()
+    rng = np.random.default_rng(1)
+    sources = np.stack([rng.integers(0, size, (2, 3, spec.horizon)) for size in spec.source_sizes], axis=-1)
+    data = synthetic(rng.random((2, 3, spec.horizon, spec.dset_dim)) < 0.3, sources)
+    expected = uniform_cross_entropy(spec.source_sizes)
+    assert expected == pytest.approx({"traffic": np.log(2), "warehouse": np.log(4)}[env])
+    np.testing.assert_allclose(cross_entropy(model, data), expected, rtol=1e-6)

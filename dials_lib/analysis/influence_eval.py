@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dials_lib.envs.contract import AgentSimulator
 from dials_lib.learning.controllers import Controller, rollout
 from dials_lib.learning.influence import InfluenceData, StackedPredictor, as_tensors, source_probabilities
 
@@ -94,7 +95,7 @@ def pooled_predicted_vs_empirical(model: StackedPredictor, data: InfluenceData, 
     return pd.DataFrame(rows)
 
 
-def simulator_statistics(sim: Any, controller: Controller, episodes: int) -> dict[str, Any]:
+def simulator_statistics(sim: AgentSimulator, controller: Controller, episodes: int) -> dict[str, Any]:
     """Run whole episodes; returns the influence sources seen ([T, K, n_sources]) and the mean reward per step."""
     run = rollout(sim, controller, episodes)
     sources = run["influence_sources"]
@@ -105,3 +106,10 @@ def class_rates(sources: np.ndarray, source_sizes: tuple[int, ...]) -> np.ndarra
     """Frequency of every class of every source, pooled over steps and agents, in source order."""
     return np.concatenate([[(sources[..., j] == c).mean() for c in range(size)]
                            for j, size in enumerate(source_sizes)])
+
+
+def uniform_cross_entropy(source_sizes: tuple[int, ...]) -> float:
+    """The cross-entropy (nats, mean over the sources, as `learning.influence.cross_entropy` reports it) of a
+    predictor that gives every class of every source the same probability: ln 2 for traffic's binary sources,
+    ln 4 for the warehouse's 4-way ones. A trained AIP must do better."""
+    return float(np.mean(np.log(np.asarray(source_sizes, dtype=np.float64))))
