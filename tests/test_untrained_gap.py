@@ -123,3 +123,6 @@ def test_the_smoke_experiment_trains_reads_back_and_concludes(tmp_path: Path, mo
     again = untrained_gap("smoke", train=True)
     pd.testing.assert_frame_equal(again.table, result.table)
     assert again.sentence == result.sentence
+    # a preset outside GAP_PRESETS never trains the experiment: it reads what exists, here nothing
+    elsewhere = untrained_gap("full4", train=True)
+    assert elsewhere.explanation == "not measured" and "0 of 3 runs finished" in elsewhere.sentence
