@@ -29,7 +29,7 @@ train: $(STAMP)  ## train (or resume) PRESET's runs without the notebooks, niced
 	nice -n 10 $(PY) -m dials_lib.series --preset $(PRESET) --train-only
 
 publish-records: $(STAMP)  ## copy PRESET's finished runs' records and timed runs to records/ (committed; maintainers)
-	$(PY) -c "from dials_lib.analysis.plans import publish_records; print(*publish_records('$(PRESET)'), sep='\n')"
+	$(PY) -c "from dials_lib.analysis.preset_plan import publish_records; print(*publish_records('$(PRESET)'), sep='\n')"
 
 publish: $(STAMP)  ## copy the outputs of the last PRESET run back into notebooks/ (maintainers)
 	$(PY) -m dials_lib.series --preset $(PRESET) --publish-only

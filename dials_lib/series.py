@@ -1,7 +1,7 @@
 """Run the numbered notebook series headlessly with papermill, and publish a run's outputs.
 
 `python -m dials_lib.series --preset quick` first trains every training run of notebooks 04-06 at once (their seed
-batches side by side on the cores, `plans.train_plan`; finished runs are kept, interrupted ones resume; not with
+batches side by side on the cores, `preset_plan.train_plan`; finished runs are kept, interrupted ones resume; not with
 `--only`, where each notebook trains its own runs; `--train-only` stops there: the long presets' training, resumed
 with the same command), then
 executes every `notebooks/NN_*.ipynb` in order into `build/notebooks/<preset>/` (never over the source notebooks),
@@ -53,11 +53,11 @@ def output_dir(preset: str) -> Path:
 def train_runs(preset: str) -> dict[str, Any]:
     """Train (or resume) every training run of notebooks 04-06 at once, their seed batches sharing the cores, so
     that the notebooks only read them back; returns the step's timing."""
-    from dials_lib.analysis import plans
+    from dials_lib.analysis import preset_plan
 
     print(f"[training] every run of notebooks 04-06 (preset {preset}), side by side ...", flush=True)
     start = time.perf_counter()
-    plans.train_plan(preset, log=lambda line: print(f"    {line}", flush=True))
+    preset_plan.train_plan(preset, log=lambda line: print(f"    {line}", flush=True))
     seconds = time.perf_counter() - start
     print(f"    done in {seconds:.1f} s", flush=True)
     return {"notebook": "training (the runs of 04-06)", "seconds": round(seconds, 1)}

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dials_lib.analysis import plans, published, report, untrained_gap
+from dials_lib.analysis import plans, preset_plan, published, report, untrained_gap
 from dials_lib.analysis.stats import bootstrap_ci, bootstrap_ratio_ci, mean_and_sem
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.presets import get_preset
@@ -49,7 +49,7 @@ def test_the_ablation_runs_only_f_values_that_retrain_at_different_steps(preset,
 
 @pytest.mark.parametrize("preset", ["smoke", "quick"])
 def test_the_training_plan_holds_every_run_of_the_training_notebooks_once(preset):
-    plan = plans.training_plan(preset)
+    plan = preset_plan.training_plan(preset)
     everything = [c for env in ("traffic", "warehouse")
                   for c in plans.comparison_configs(preset, env) + plans.ablation_configs(preset, env)]
     # notebook 04's untrained-DIALS gap experiment runs on the smoke and quick presets only
@@ -144,6 +144,6 @@ def test_the_scale_plan_is_the_paper_sizes_and_its_4_agent_runs_are_prefixes_of_
         # every evaluation of the scale run is one of the quick run's, so its records are the quick run's rows
         assert set(published.evaluation_steps(config)) <= set(published.evaluation_steps(longer))
         assert published.evaluation_steps(config)[-1] == config.total_timesteps
-    assert {c.n_agents for c in plans.training_plan("scale") if c.env == env} == {4, 25, 100}
+    assert {c.n_agents for c in preset_plan.training_plan("scale") if c.env == env} == {4, 25, 100}
     assert not [c for c in plans.ablation_configs("scale", env) if c.retrain_every != paper_hyperparameters(env)
                 .retrain_every]  # only the main F: the ablation is the quick preset's

@@ -35,7 +35,7 @@ import pandas as pd
 from joblib import cpu_count
 
 from dials_lib import paper
-from dials_lib.analysis.published import has_records, publish, read_records
+from dials_lib.analysis.published import has_records, read_records
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.paths import runs_dir
 from dials_lib.presets import get_preset
@@ -89,37 +89,6 @@ def ablation_configs(preset: str, env: str) -> list[RunConfig]:
     seeds = run_seeds(preset, env, budget.ablation_seeds)
     return [_config(preset, env, "dials", budget.ablation_size, seed, retrain_every=f)
             for f in ablation_f_values(preset, env).values() for seed in seeds]
-
-
-def training_plan(preset: str) -> list[RunConfig]:
-    """Every training run of the notebooks 04-06 on `preset` (both environments' comparisons and F ablations), once
-    each (the ablation shares its main-F runs with the comparison); on the presets of `untrained_gap.GAP_PRESETS`
-    also notebook 04's untrained-DIALS gap experiment (`untrained_gap.gap_configs`)."""
-    from dials_lib.analysis.untrained_gap import GAP_PRESETS, gap_configs  # it builds on this module
-
-    configs: dict[Path, RunConfig] = {}
-    for env in ("traffic", "warehouse"):
-        for config in comparison_configs(preset, env) + ablation_configs(preset, env):
-            configs.setdefault(config.directory(), config)
-    for config in gap_configs(preset) if preset in GAP_PRESETS else []:
-        configs.setdefault(config.directory(), config)
-    return list(configs.values())
-
-
-def train_plan(preset: str, log: Callable[[str], None] | None = print, n_processes: int | None = None) -> None:
-    """Train (or resume) every run of `training_plan(preset)` at once, so that the seed batches of all notebooks share
-    the cores (the notebooks then read them back); finished runs are left as they are."""
-    run_experiments(training_plan(preset), progress=False, log=log, n_processes=n_processes)
-
-
-def publish_records(preset: str) -> list[Path]:
-    """Copy the records of every finished run of `preset`'s plan, and its timed runs' measurements, to `records/`
-    (committed: figures redraw from them on a fresh clone); returns what was written."""
-    from dials_lib.analysis.scaling import publish_measurements
-
-    written = publish(training_plan(preset))
-    measurements = publish_measurements(preset)
-    return written + ([measurements] if measurements is not None else [])
 
 
 def run_identity(config: RunConfig) -> dict[str, object]:
@@ -317,13 +286,10 @@ __all__ = [
     "first_evaluations",
     "main_comparison_runs",
     "preset_runs_dir",
-    "publish_records",
     "run_experiments",
     "run_identity",
     "run_seeds",
     "runs_of",
     "runtime_frame",
     "seed_batches",
-    "train_plan",
-    "training_plan",
 ]
