@@ -13,52 +13,52 @@ from dials_lib.training import dials
 from dials_lib.training.extension import prefix_problem, shorter_sibling
 from dials_lib.training.run_config import RunConfig
 from dials_lib.training.runner import train
-from tests.test_runner import results_only, tiny_config
+from tests.conftest import results_only, runner_config
 from tests.test_startup import learned, states_equal
 
 
 @pytest.fixture(scope="module")
 def longer_from_the_start(tmp_path_factory):
     """The tiny DIALS run of 1,280 steps per agent (AIPs retrained and evaluated every 640 steps), uninterrupted."""
-    return train(tiny_config(tmp_path_factory.mktemp("runs") / "whole"), progress=False)
+    return train(runner_config(tmp_path_factory.mktemp("runs") / "whole"), progress=False)
 
 
 def test_a_finished_run_extended_equals_the_longer_run_trained_from_the_start(longer_from_the_start, tmp_path,
                                                                             monkeypatch):
     run_dir = tmp_path / "extended"
-    short = train(tiny_config(run_dir, total_timesteps=640), progress=False)
+    short = train(runner_config(run_dir, total_timesteps=640), progress=False)
     assert list(short.metrics["timestep"]) == [0, 640]
     chunks = []
     train_chunk = dials.Run.train_chunk
     monkeypatch.setattr(dials.Run, "train_chunk", lambda self, c: chunks.append(c) or train_chunk(self, c))
-    extended = train(tiny_config(run_dir), progress=False)
+    extended = train(runner_config(run_dir), progress=False)
     assert chunks == [1]  # only the new chunk trained: the first was read back from the checkpoint
     pd.testing.assert_frame_equal(results_only(extended.metrics), results_only(longer_from_the_start.metrics))
     assert states_equal(learned(run_dir), learned(longer_from_the_start.run_dir))
     assert extended.runtime["sessions"] == 2
-    again = train(tiny_config(run_dir), progress=False)  # finished at the longer budget: read back
+    again = train(runner_config(run_dir), progress=False)  # finished at the longer budget: read back
     pd.testing.assert_frame_equal(again.metrics, extended.metrics)
 
 
 def test_a_run_that_is_no_prefix_is_refused_and_left_untouched(tmp_path):
     cut, run_dir = tmp_path / "cut", tmp_path / "run"
-    train(tiny_config(cut, total_timesteps=384), progress=False)  # one chunk of 384 steps: the longer run's is 640
-    train(tiny_config(run_dir, total_timesteps=640), progress=False)
+    train(runner_config(cut, total_timesteps=384), progress=False)  # one chunk of 384 steps: the longer run's is 640
+    train(runner_config(run_dir, total_timesteps=640), progress=False)
     before = {p: p.read_bytes() for d in (cut, run_dir) for p in d.iterdir() if p.is_file()}
     with pytest.raises(ValueError, match="does not end on a chunk boundary"):
-        train(tiny_config(cut), progress=False)
+        train(runner_config(cut), progress=False)
     with pytest.raises(ValueError, match="can be extended, not shortened"):
-        train(tiny_config(run_dir, total_timesteps=384), progress=False)
+        train(runner_config(run_dir, total_timesteps=384), progress=False)
     with pytest.raises(ValueError, match="seed: stored 0, now 1") as err:
-        train(tiny_config(run_dir, seed=1), progress=False)
+        train(runner_config(run_dir, seed=1), progress=False)
     assert "extended" not in str(err.value)  # more than the budget differs: no talk of extending
     assert {p: p.read_bytes() for d in (cut, run_dir) for p in d.iterdir() if p.is_file()} == before
 
 
 def test_prefix_problem_needs_the_shorter_budget_on_a_chunk_boundary(tmp_path):
-    longer = tiny_config(tmp_path / "x", total_timesteps=1920)
-    assert prefix_problem(tiny_config(tmp_path / "x", total_timesteps=1280).record(), longer) is None
-    assert "chunk boundary" in prefix_problem(tiny_config(tmp_path / "x", total_timesteps=960).record(), longer)
+    longer = runner_config(tmp_path / "x", total_timesteps=1920)
+    assert prefix_problem(runner_config(tmp_path / "x", total_timesteps=1280).record(), longer) is None
+    assert "chunk boundary" in prefix_problem(runner_config(tmp_path / "x", total_timesteps=960).record(), longer)
 
 
 def test_the_same_command_with_more_steps_extends_a_copy_of_the_shorter_run(tmp_path, monkeypatch, capsys):

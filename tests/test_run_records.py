@@ -22,16 +22,12 @@ from dials_lib.training.run_config import RunConfig
 from dials_lib.training.run_records import CHECKPOINT, RunDirectory
 from dials_lib.training.runner import train
 from dials_lib.validation import with_fields
+from tests.conftest import tiny_config
 
 
 def tiny(run_dir: Path, simulator: str = "gs", **changes) -> RunConfig:
-    """4 traffic agents, 3 chunks of 256 steps, evaluated every chunk."""
-    hp = paper_hyperparameters("traffic")
-    hp = with_fields(hp, aip=with_fields(hp.aip, epochs=2, dataset_steps=300))
-    values = dict(n_agents=4, simulator=simulator, total_timesteps=768, retrain_every=256, eval_every=256,
-                  eval_episodes=1, chunk_steps=256, n_workers=1, hyperparameters=hp, run_dir=str(run_dir))
-    values.update(changes)
-    return RunConfig("traffic", **values)
+    """`tiny_config` on traffic, GS unless told otherwise, its 4 agents in one group."""
+    return tiny_config(run_dir, "traffic", simulator, agents_per_worker=None, **changes)
 
 
 def results(run_dir: Path) -> pd.DataFrame:

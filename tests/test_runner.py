@@ -27,30 +27,11 @@ from dials_lib.training.evaluation import TrafficMetrics
 from dials_lib.training.run_config import RunConfig, config_from_preset
 from dials_lib.training.runner import WorkerDiedError, train, train_dials, train_gs
 from dials_lib.validation import with_fields
+from tests.conftest import results_only, runner_config, tiny_hp
 from tests.faults import DieInWorker, register_by_value
 from tests.reference_traffic import ReferenceTraffic
 
 torch.set_num_threads(1)
-
-
-def tiny_hp(env: str = "traffic", epochs: int = 3, dataset_steps: int = 600):
-    """Paper hyperparameters with a tiny AIP training budget."""
-    hp = paper_hyperparameters(env)
-    return with_fields(hp, aip=with_fields(hp.aip, epochs=epochs, dataset_steps=dataset_steps))
-
-
-def tiny_config(run_dir: Path, **changes) -> RunConfig:
-    """4 traffic agents, 1280 steps each in chunks of 640, AIPs retrained and evaluated every chunk."""
-    values = dict(env="traffic", n_agents=4, simulator="dials", total_timesteps=1280, retrain_every=640,
-                  eval_every=640, eval_episodes=1, chunk_steps=640, n_workers=1, agents_per_worker=2,
-                  hyperparameters=tiny_hp(), run_dir=str(run_dir))
-    values.update(changes)
-    return RunConfig(**values)
-
-
-def results_only(metrics: pd.DataFrame) -> pd.DataFrame:
-    """metrics.csv without the wall-clock column."""
-    return metrics.drop(columns="wall_time_s")
 
 
 def final_policy(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -83,7 +64,7 @@ def call_within(seconds: float, function: Callable[[], object]) -> object:
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
     """The tiny DIALS run with one worker, uninterrupted."""
-    return train(tiny_config(tmp_path_factory.mktemp("runs") / "one_worker"), progress=False)
+    return train(runner_config(tmp_path_factory.mktemp("runs") / "one_worker"), progress=False)
 
 
 # ---- configuration ------------------------------------------------------------------------------------------
@@ -108,7 +89,7 @@ def reference_run(tmp_path_factory):
 )
 def test_bad_configs_are_refused_with_clear_messages(tmp_path, changes, message):
     with pytest.raises(ValueError) as err:
-        tiny_config(tmp_path, **changes)
+        runner_config(tmp_path, **changes)
     assert message in str(err.value)
 
 
@@ -137,14 +118,14 @@ def test_config_from_preset_takes_the_budget_and_keeps_the_papers_f():
 
 def test_train_functions_check_the_simulator(tmp_path):
     with pytest.raises(ValueError, match="train_gs needs simulator='gs'"):
-        train_gs(tiny_config(tmp_path))
+        train_gs(runner_config(tmp_path))
     with pytest.raises(ValueError, match="train_dials needs simulator 'dials' or 'untrained-dials'"):
-        train_dials(tiny_config(tmp_path, simulator="gs"))
+        train_dials(runner_config(tmp_path, simulator="gs"))
 
 
 # ---- determinism ----------------------------------------------------------------------------------------------
 def test_one_and_two_workers_give_identical_results(reference_run, tmp_path):
-    two = train(tiny_config(tmp_path / "two", n_workers=2), progress=False)
+    two = train(runner_config(tmp_path / "two", n_workers=2), progress=False)
     pd.testing.assert_frame_equal(results_only(two.metrics), results_only(reference_run.metrics))
     for name, tensor in final_policy(reference_run.run_dir).items():
         assert torch.equal(final_policy(two.run_dir)[name], tensor), name
@@ -180,7 +161,7 @@ def test_tree_memory_sampler_adds_the_memory_of_child_processes():
 
 def test_other_groupings_agree_to_rounding(reference_run, tmp_path):
     for agents_per_worker in (1, 4):
-        other = train(tiny_config(tmp_path / str(agents_per_worker), agents_per_worker=agents_per_worker),
+        other = train(runner_config(tmp_path / str(agents_per_worker), agents_per_worker=agents_per_worker),
                       progress=False)
         np.testing.assert_allclose(results_only(other.metrics).to_numpy(float),
                                    results_only(reference_run.metrics).to_numpy(float), rtol=1e-5, atol=1e-6)
@@ -192,7 +173,7 @@ def test_dask_backend_runs_a_tiny_job(reference_run, tmp_path):
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster), parallel_config(backend="dask"):
-        result = train(tiny_config(tmp_path / "dask", n_workers=2), progress=False)
+        result = train(runner_config(tmp_path / "dask", n_workers=2), progress=False)
     pd.testing.assert_frame_equal(results_only(result.metrics), results_only(reference_run.metrics))
 
 
@@ -206,7 +187,7 @@ def dying_chunk_1(config: RunConfig, record: Path, agent: int | None = None) -> 
 
 
 def test_worker_death_is_reported_and_the_run_resumes_to_the_same_result(reference_run, tmp_path, monkeypatch):
-    config = tiny_config(tmp_path / "killed", n_workers=2)
+    config = runner_config(tmp_path / "killed", n_workers=2)
     monkeypatch.setattr(group_tasks, "train_agents", dying_chunk_1(config, tmp_path / "died.json"))
     with pytest.raises(WorkerDiedError) as err:
         call_within(600, lambda: train(config, progress=False))  # stops, not hangs (seconds; more under load)
@@ -232,7 +213,7 @@ def test_a_dask_worker_death_is_reported_and_the_run_resumes(reference_run, tmp_
         with parallel_config(backend="dask"):  # the joblib config is per thread: set in the calling one
             return train(config, progress=False)
 
-    config = tiny_config(tmp_path / "dask_killed", n_workers=2)
+    config = runner_config(tmp_path / "dask_killed", n_workers=2)
     monkeypatch.setattr(group_tasks, "train_agents", dying_chunk_1(config, tmp_path / "died.json", agent=2))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster):
@@ -275,7 +256,7 @@ def test_a_run_directory_with_another_config_is_refused(reference_run):
 
 
 def test_gs_training_writes_records_without_aip_columns(tmp_path):
-    result = train_gs(tiny_config(tmp_path, simulator="gs", total_timesteps=640, eval_every=640))
+    result = train_gs(runner_config(tmp_path, simulator="gs", total_timesteps=640, eval_every=640))
     assert list(result.metrics.columns) == runner.metric_columns("traffic")
     assert result.metrics["aip_ce"].isna().all() and result.metrics["timestep"].tolist() == [0, 640]
     assert result.runtime["data_collection_plus_aip_training_s"] == 0.0
@@ -370,7 +351,7 @@ def test_ppo_states_wait_on_disk_while_aips_train(reference_run, tmp_path, monke
     watched, map_tasks = [], run_session.map_tasks
     monkeypatch.setattr(run_session, "map_tasks", watching_map_tasks)
     monkeypatch.setattr(dials.Run, "retrain_aips", watching_retrain_aips)
-    result = train(tiny_config(tmp_path / "spilled"), progress=False)
+    result = train(runner_config(tmp_path / "spilled"), progress=False)
     during_aips = [(held, spilled) for is_aip, held, spilled in seen if is_aip]
     assert len(during_aips) == 2 and all(all(held) and spilled for held, spilled in during_aips)
     assert not any(any(held) for is_aip, held, _ in seen if not is_aip)  # agents train with their states

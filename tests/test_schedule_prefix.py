@@ -6,18 +6,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.training.run_config import RunConfig, config_from_preset
 from dials_lib.training.runner import train
-from dials_lib.validation import with_fields
+from tests.conftest import tiny_config
 
 
 def tiny(run_dir, simulator: str, total: int, **changes) -> RunConfig:
-    hp = paper_hyperparameters("traffic")
-    hp = with_fields(hp, aip=with_fields(hp.aip, epochs=2, dataset_steps=300))
-    return RunConfig("traffic", n_agents=4, simulator=simulator, total_timesteps=total, retrain_every=256,
-                     eval_every=256, eval_episodes=1, chunk_steps=256, n_workers=1, hyperparameters=hp,
-                     run_dir=str(run_dir), **changes)
+    """`tiny_config` on traffic for `total` steps per agent, its 4 agents in one group."""
+    return tiny_config(run_dir, "traffic", simulator, total_timesteps=total, agents_per_worker=None, **changes)
 
 
 @pytest.mark.parametrize("simulator", ["gs", "dials"])

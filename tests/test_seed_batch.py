@@ -25,25 +25,10 @@ from dials_lib.training.run_records import CHECKPOINT
 from dials_lib.training.run_stack import RunStack
 from dials_lib.training.runner import train, train_seeds
 from dials_lib.validation import with_fields
+from tests.conftest import results_only, tiny_config
 from tests.faults import interrupt_when, still_running
 
 SEEDS = (3, 0, 11)
-
-
-def tiny_config(run_dir: Path | str, env: str, simulator: str, **changes: Any) -> RunConfig:
-    """4 agents, 768 steps each in chunks of 256, AIPs retrained and evaluated every chunk."""
-    hp = paper_hyperparameters(env)
-    hp = with_fields(hp, aip=with_fields(hp.aip, epochs=2, dataset_steps=300))
-    values = dict(env=env, n_agents=4, simulator=simulator, total_timesteps=768, retrain_every=256, eval_every=256,
-                  eval_episodes=1, chunk_steps=256, n_workers=1, agents_per_worker=2, hyperparameters=hp,
-                  run_dir=str(run_dir))
-    values.update(changes)
-    return RunConfig(**values)
-
-
-def results_only(metrics: pd.DataFrame) -> pd.DataFrame:
-    """metrics.csv without the wall-clock column."""
-    return metrics.drop(columns="wall_time_s")
 
 
 def assert_same_state(a: Any, b: Any, where: str = "state") -> None:
@@ -266,7 +251,7 @@ INTERRUPTED_PLAN = """
 import signal, sys
 sys.path.insert(0, {repository!r})  # whatever the working directory
 from pathlib import Path
-from tests.test_seed_batch import tiny_config
+from tests.conftest import tiny_config
 from dials_lib.analysis import plans
 
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (see the CLI's Ctrl-C test)

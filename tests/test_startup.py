@@ -13,8 +13,8 @@ import torch
 from dials_lib.training import dials, progress
 from dials_lib.training.checkpoints import read_header, verified_state
 from dials_lib.training.runner import train
+from tests.conftest import results_only, runner_config
 from tests.faults import train_until_ctrl_c_at_evaluation
-from tests.test_runner import results_only, tiny_config
 
 
 def states_equal(a: object, b: object) -> bool:
@@ -40,8 +40,8 @@ def learned(run_dir) -> dict:
 
 def test_an_interrupt_after_the_aips_are_trained_resumes_at_the_evaluation_with_the_same_numbers(tmp_path,
                                                                                                  monkeypatch):
-    whole = train(tiny_config(tmp_path / "whole"), progress=False)
-    config = tiny_config(tmp_path / "interrupted")
+    whole = train(runner_config(tmp_path / "whole"), progress=False)
+    config = runner_config(tmp_path / "interrupted")
     # Ctrl-C during the first evaluation, after the start-up's AIP training
     train_until_ctrl_c_at_evaluation(config, 0, monkeypatch)
     saved = verified_state(config.directory() / "checkpoint.pt")
@@ -60,7 +60,7 @@ def test_an_interrupt_after_the_aips_are_trained_resumes_at_the_evaluation_with_
 
 
 def test_the_start_up_shows_steps_collected_and_epochs_trained(tmp_path, capsys):
-    train(tiny_config(tmp_path / "shown"), progress=True)
+    train(runner_config(tmp_path / "shown"), progress=True)
     shown = capsys.readouterr().err
     assert "collecting GS data: 600 of 600 steps" in shown and "collecting GS data: 0 of 600 steps" in shown
     for epoch in (1, 2, 3):

@@ -26,9 +26,10 @@ from dials_lib.envs.traffic_open_exits import local_gap
 from dials_lib.hyperparameters import ENV_NAMES, paper_hyperparameters
 from dials_lib.presets import get_preset
 from dials_lib.training.checkpoints import verified_state
-from dials_lib.training.run_config import RunConfig, config_from_preset
+from dials_lib.training.run_config import config_from_preset
 from dials_lib.training.runner import train
 from dials_lib.validation import with_fields
+from tests.conftest import tiny_config
 from tests.faults import train_until_ctrl_c_at_evaluation
 from tests.test_startup import learned, states_equal
 
@@ -183,28 +184,17 @@ def test_random_and_hand_coded_lights_never_fill_a_lane_back_to_the_intersection
 # ---------------------------------------------------------------- training on it
 
 
-def tiny_config(run_dir: Path, simulator: str, **changes: Any) -> RunConfig:
-    """4 agents, 768 steps each in chunks of 256, AIPs retrained and evaluated every chunk."""
-    hp = paper_hyperparameters(ENV)
-    hp = with_fields(hp, aip=with_fields(hp.aip, epochs=2, dataset_steps=300))
-    values = dict(env=ENV, n_agents=4, simulator=simulator, total_timesteps=768, retrain_every=256, eval_every=256,
-                  eval_episodes=1, chunk_steps=256, n_workers=1, agents_per_worker=2, hyperparameters=hp,
-                  run_dir=str(run_dir))
-    values.update(changes)
-    return RunConfig(**values)
-
-
 @pytest.mark.parametrize("simulator", ["dials", "untrained-dials"])
 def test_a_tiny_run_trains_on_it_and_resumes_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      simulator: str) -> None:
     """Interrupted at its second evaluation and resumed, a run ends bit-equal to an uninterrupted one; its AIPs
     predict 4 sources."""
-    whole = train(tiny_config(tmp_path / "whole", simulator), progress=False)
+    whole = train(tiny_config(tmp_path / "whole", ENV, simulator), progress=False)
     assert len(whole.metrics) == 4 and np.isfinite(whole.metrics["mean_return"]).all()
     assert np.isfinite(whole.metrics["aip_ce"]).all()  # the AIPs' cross-entropy on the GS's 4 sources
     assert list(whole.metrics.columns[6:9]) == ["delay_per_car", "queue_length", "throughput"]
 
-    config = tiny_config(tmp_path / "interrupted", simulator)
+    config = tiny_config(tmp_path / "interrupted", ENV, simulator)
     train_until_ctrl_c_at_evaluation(config, 2, monkeypatch)  # Ctrl-C at the third boundary's evaluation
     resumed = train(config, progress=False)
     assert resumed.runtime["sessions"] == 2

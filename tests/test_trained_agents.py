@@ -25,7 +25,7 @@ from dials_lib.training.run_stack import RunStack
 from dials_lib.training.runner import CHECKPOINT, train
 from dials_lib.training.trained_agents import trained_agents
 from dials_lib.validation import with_fields
-from tests.test_runner import tiny_config, tiny_hp
+from tests.conftest import runner_config, tiny_hp
 
 torch.set_num_threads(1)
 
@@ -34,7 +34,7 @@ torch.set_num_threads(1)
 def tiny_runs(tmp_path_factory):
     """The tiny traffic run of tests/test_runner.py for each simulator, finished."""
     root = tmp_path_factory.mktemp("trained")
-    return {sim: train(tiny_config(root / sim, simulator=sim), progress=False).config
+    return {sim: train(runner_config(root / sim, simulator=sim), progress=False).config
             for sim in ("gs", "dials", "untrained-dials")}
 
 
@@ -65,7 +65,7 @@ def test_trained_agents_replay_the_runs_last_evaluation(tiny_runs, simulator):
 
 def test_an_interrupted_runs_agents_are_those_of_its_last_checkpoint_not_of_its_last_evaluation(tmp_path,
                                                                                                  monkeypatch):
-    config = tiny_config(tmp_path / "cut", total_timesteps=1920, eval_every=1280)  # evaluated at 0, 1280, 1920
+    config = runner_config(tmp_path / "cut", total_timesteps=1920, eval_every=1280)  # evaluated at 0, 1280, 1920
     train_chunk = dials.Run.train_chunk
 
     def stop_in_chunk_1(run, c):
@@ -119,7 +119,7 @@ def test_pooled_rates_show_an_untrained_aip_far_off_and_a_trained_one_close():
 def test_warehouse_sources_are_reported_per_class_without_the_idle_one():
     gs = make_global("warehouse", n_agents=4, seed=1)
     data = collect_dataset(gs, HandCodedController("warehouse"), 200)
-    model = make_predictor(tiny_hp("warehouse").aip, gs.spec.dset_dim,
+    model = make_predictor(tiny_hp("warehouse", epochs=3, dataset_steps=600).aip, gs.spec.dset_dim,
                            gs.spec.source_sizes, 0, range(4))
     table = pooled_predicted_vs_empirical(model, data, source_names("warehouse"), idle_class("warehouse"))
     assert len(table) == sum(size - 1 for size in gs.spec.source_sizes)
