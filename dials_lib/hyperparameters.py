@@ -23,7 +23,8 @@ ENV_VARIANTS: dict[str, str] = {"traffic-open-exits": "traffic", "sumo-traffic":
 """Variants the runner trains beside ENV_NAMES, each with the hyperparameters and preset budgets of the environment
 it varies: traffic with the paper's 4 influence sources only (`dials_lib.envs.traffic_open_exits`; the AIP's output
 follows the variant's spec), and the paper's traffic grid in SUMO (`dials_lib.envs.sumo_traffic`, the `sumo` extra;
-the paper's traffic hyperparameters are those of this very simulator)."""
+the paper's traffic hyperparameters are those of this very simulator). `dials_lib.envs.registry.EXTRA_ENVS` attaches a
+record to each name, in this order."""
 TRAINABLE_ENVS: tuple[str, ...] = (*ENV_NAMES, *ENV_VARIANTS)
 """Every environment a run may train: the paper's two, then the variants."""
 

@@ -25,14 +25,17 @@ from dials_lib.envs import (
     registry,
 )
 from dials_lib.envs.local_form import STEP_QUANTITIES
-from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.hyperparameters import ENV_NAMES, ENV_VARIANTS
 
 ENV_LIST = list(ENVS)
 
 
 def test_registry_holds_every_environment_name() -> None:
-    """One record per name of `ENV_NAMES`, keyed by its spec's name; other names are refused naming `env`."""
+    """One record per name of `ENV_NAMES`, keyed by its spec's name, and one per variant of `ENV_VARIANTS`; other
+    names are refused naming `env`."""
     assert tuple(ENVS) == ENV_NAMES
+    assert tuple(registry.EXTRA_ENVS) == tuple(ENV_VARIANTS)
+    assert all(record.name == name for name, record in registry.EXTRA_ENVS.items())
     for name, record in ENVS.items():
         assert record.name == name and get_env(name) is record and get_spec(name) is record.spec
     with pytest.raises(ValueError, match="env"):

@@ -28,7 +28,7 @@ from dials_lib.envs.contract import (
     check_n_agents,
     check_n_regions,
 )
-from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.hyperparameters import ENV_NAMES, ENV_VARIANTS
 from dials_lib.validation import check_choice
 
 PAPER_RECORDS: tuple[EnvRecord, ...] = (
@@ -74,8 +74,8 @@ ENVS: dict[str, EnvRecord] = records_by_name(ENV_NAMES, PAPER_RECORDS)
 the one list of them (the foundation modules need the names without the simulators); this only attaches each
 name's record and refuses, on import, a name without a record or a record without a name."""
 
-EXTRA_ENVS: dict[str, EnvRecord] = {
-    "traffic-open-exits": EnvRecord(
+VARIANT_RECORDS: tuple[EnvRecord, ...] = (
+    EnvRecord(
         spec=traffic_open_exits.SPEC,
         global_simulator=traffic_open_exits.GlobalSimulator,
         local_simulator=traffic_open_exits.LocalSimulator,
@@ -87,7 +87,7 @@ EXTRA_ENVS: dict[str, EnvRecord] = {
         render=traffic.render,
         exact_local_form=False,
     ),
-    "sumo-traffic": EnvRecord(
+    EnvRecord(
         spec=sumo_traffic.SPEC,
         global_simulator=sumo_traffic.GlobalSimulator,
         local_simulator=sumo_traffic.LocalSimulator,
@@ -100,12 +100,16 @@ EXTRA_ENVS: dict[str, EnvRecord] = {
         baseline_options={"lights": "actuated"},
         exact_local_form=False,
     ),
-}
+)
+"""The records of the variants the runner trains beside the paper's environments, each named by its spec."""
+
+EXTRA_ENVS: dict[str, EnvRecord] = records_by_name(tuple(ENV_VARIANTS), VARIANT_RECORDS)
 """Environments built through the same contract beyond the paper's two: traffic with the paper's 4 influence sources
 only (a variant the runner trains with traffic's hyperparameters, `hyperparameters.ENV_VARIANTS`; its LS never
 blocks an exit, so it follows the GS only approximately and `traffic_open_exits.local_gap` measures how well), and
 the paper's traffic grid in SUMO, also trained with traffic's hyperparameters (needs the `sumo` extra; its LS follows
-the GS only approximately, `sumo_local_gap` measures how well; its baseline is the GS's own actuated lights)."""
+the GS only approximately, `sumo_local_gap` measures how well; its baseline is the GS's own actuated lights). Their
+names and order are those of `dials_lib.hyperparameters.ENV_VARIANTS`, as `ENVS` takes its from `ENV_NAMES`."""
 
 
 def get_env(name: str) -> EnvRecord:
