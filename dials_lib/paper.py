@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.hyperparameters import ENV_NAMES, paper_hyperparameters
 from dials_lib.plots import read_paper_table
 from dials_lib.validation import check_choice
 
@@ -99,6 +99,37 @@ def final_returns(env: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def final_returns_table(env: str) -> pd.DataFrame:
+    """The paper's returns of `env` as one row per size (paper/results.csv): before training (`start`), the
+    hand-coded controller and each method after 4M steps."""
+    long = final_returns(env)
+    methods = long.pivot(index="n_agents", columns="method", values="paper_return")[list(RESULT_COLUMNS)]
+    baselines = long.groupby("n_agents")[["paper_start", "paper_hand_coded"]].first()
+    table = pd.concat([baselines.rename(columns={"paper_start": "start", "paper_hand_coded": "hand-coded"}), methods],
+                      axis=1)
+    return table.rename_axis(columns=None).reset_index().rename(columns={"n_agents": "agents"})
+
+
+def f_ablation_table(env: str) -> pd.DataFrame:
+    """The paper's F ablation of `env` (paper/f_ablation.csv, appendix D.2): per F, the final return and the hours to
+    finish 4M steps, at the size the paper ran it (traffic 49 agents, the warehouse 4)."""
+    check_choice("env", env, ENV_NAMES)
+    table = read_paper_table("f_ablation")
+    return table[table["env"] == env].drop(columns="env").reset_index(drop=True)
+
+
+def aip_reference() -> pd.DataFrame:
+    """Per environment, the paper's AIP (appendix I, Table 4) and its cross-entropy on GS data before and after the
+    first training (Figures 7 and 8, `AIP_LOSS`)."""
+    rows = []
+    for env in ENV_NAMES:
+        aip = paper_hyperparameters(env).aip
+        rows.append({"env": env, "architecture": aip.architecture.upper(), "hidden layers": aip.hidden_layers,
+                     "hidden size": aip.hidden_size, "learning rate": aip.learning_rate, "epochs": aip.epochs,
+                     "GS steps per data set": aip.dataset_steps, "paper's loss (nats)": AIP_LOSS[env].text()})
+    return pd.DataFrame(rows)
+
+
 def curve(env: str, n_agents: int, method: str) -> pd.DataFrame:
     """The paper's learning curve of `method` ('GS', 'DIALS', 'untrained-DIALS') at a few steps (paper/curves.csv:
     step and return); empty where the paper's figures give none (every size but 4)."""
@@ -131,11 +162,14 @@ __all__ = [
     "RESULT_COLUMNS",
     "TOTAL_STEPS",
     "AIPLoss",
+    "aip_reference",
     "curve",
     "curve_at",
+    "f_ablation_table",
     "f_fraction",
     "f_label_of_fraction",
     "final_returns",
+    "final_returns_table",
     "main_dials_label",
     "main_f_fraction",
     "read_paper_table",

@@ -40,3 +40,21 @@ def test_table_value_is_nan_when_the_paper_has_no_such_row():
     assert paper.table_value(runtimes, "traffic", 4, "GS", "total_h") == 7.24
     assert paper.table_value(runtimes, "traffic", 7, "GS", "total_h") != paper.table_value(
         runtimes, "traffic", 7, "GS", "total_h")  # NaN
+
+
+def test_the_reference_tables_the_notebooks_print_hold_the_paper_numbers():
+    traffic = paper.final_returns_table("traffic")
+    assert list(traffic.columns) == ["agents", "start", "hand-coded", "GS", "DIALS", "untrained-DIALS"]
+    assert traffic["agents"].tolist() == [4, 25, 49, 100]
+    four = traffic.iloc[0]
+    assert (four["start"], four["hand-coded"], four["GS"], four["DIALS"], four["untrained-DIALS"]) == (
+        145, 176.4, 200, 214, 172)
+    assert paper.final_returns_table("warehouse").set_index("agents").loc[100, "GS"] == 9.5
+    ablation = paper.f_ablation_table("traffic")
+    assert ablation["F"].tolist() == list(paper.F_STEPS) and set(ablation["agents"]) == {49}
+    assert ablation.set_index("F").loc["4M", "final_return"] == 203
+    aips = paper.aip_reference().set_index("env")
+    assert aips.loc["warehouse", "architecture"] == "GRU" and aips.loc["warehouse", "epochs"] == 300
+    assert aips.loc["traffic", "paper's loss (nats)"] == "0.70 -> 0.24-0.26"
+    with pytest.raises(ValueError, match="env"):
+        paper.f_ablation_table("sumo")
