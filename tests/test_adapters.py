@@ -14,8 +14,9 @@ from pettingzoo.test import parallel_api_test
 
 from dials_lib.envs import get_spec, make_global, make_local
 from dials_lib.envs.adapters import FixedRateSampler, GlobalParallelEnv, InfluenceAugmentedEnv
+from dials_lib.hyperparameters import ENV_NAMES
 
-ENVS = ["traffic", "warehouse"]
+ENVS = ENV_NAMES
 
 
 def _fixed_sampler(env_name: str) -> FixedRateSampler:

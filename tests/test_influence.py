@@ -6,7 +6,7 @@ import torch
 
 from dials_lib.analysis.influence_eval import class_rates, simulator_statistics, uniform_cross_entropy
 from dials_lib.envs import make_global, make_local
-from dials_lib.hyperparameters import AIPConfig, paper_hyperparameters
+from dials_lib.hyperparameters import ENV_NAMES, AIPConfig, paper_hyperparameters
 from dials_lib.learning.controllers import HandCodedController, RandomController
 from dials_lib.learning.ials import IALS, FrozenPredictor, untrained_ials
 from dials_lib.learning.influence import (
@@ -23,7 +23,7 @@ from dials_lib.seeding import CounterStream, counter_uniforms
 from dials_lib.validation import with_fields
 
 torch.set_num_threads(1)
-ENVS = ("traffic", "warehouse")
+ENVS = ENV_NAMES
 
 
 def synthetic(dsets: np.ndarray, sources: np.ndarray) -> InfluenceData:
