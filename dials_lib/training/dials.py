@@ -36,6 +36,7 @@ from dials_lib.learning.policy_actor import PolicyActor
 from dials_lib.learning.ppo import mean_episode_return
 from dials_lib.seeding import Purpose, boundary_counter, derived_seed
 from dials_lib.training import group_tasks as tasks
+from dials_lib.training.agent_axis import Kind, cut
 from dials_lib.training.evaluation import evaluate
 from dials_lib.training.memory import release_free_memory
 from dials_lib.training.run_config import RunConfig
@@ -113,7 +114,7 @@ class Run:
         """Every group's AIPs trained on its agents' slice of its run's GS data, while the PPO states wait on disk."""
         round_index = sum(self.schedule.retrain[:c])
         jobs = [tasks.TrainAIPs(self.hp, ids, self.runs, self.stacked("aip", g),
-                                self.runs.join("data", [part.agent_range(ids[0], ids[-1] + 1) for part in data]),
+                                self.runs.join("data", [cut("data", part, ids[0], ids[-1] + 1) for part in data]),
                                 round_index)
                 for g, ids in enumerate(self.groups)]
         del data
@@ -158,7 +159,7 @@ class Run:
             return tasks.OnGlobal(self.chunk_seeds(Purpose.GS_TRAINING, c))
         return tasks.OnIALS(self.stacked("aip", g), self.chunk_seeds(Purpose.IALS, c))
 
-    def stacked(self, kind: str, g: int) -> dict[str, Any]:
+    def stacked(self, kind: Kind, g: int) -> dict[str, Any]:
         """Group g's PPO ('ppo') or AIP ('aip') state of every run, stacked."""
         return self.runs.join(kind, [getattr(state.groups[g], kind) for state in self.states])
 

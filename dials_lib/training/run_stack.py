@@ -4,9 +4,9 @@ A seed batch trains R runs of one config together: group g of every run is one P
 IALS batch, one GS batched over a copy per run) of R x |g| agents, run-major (run 0's agents of the group, then
 run 1's, ...). `RunStack` is the one place that knows this layout. It gives every stacked agent its id and its
 run's seed, joins the runs' states of a group into the stacked state a worker task takes (`join`), and cuts a
-task's result back into the runs' states (`split`), for the three kinds of agent-major things a run holds: PPO
-states (`learning.ppo`), AIP states (`learning.influence`) and GS data sets (`InfluenceData`). Below it, the
-learning layer sees agents only, each with its own id and seed, never runs.
+task's result back into the runs' states (`split`), for each kind of agent-major thing a run holds (PPO states, AIP
+states, GS data sets: `agent_axis`). Below it, the learning layer sees agents only, each with its own id and seed,
+never runs.
 
 A batch of one run is that run exactly: its seed stays the int it is when the run trains alone (`seed_argument`),
 so its states and checkpoints are those of a run that never heard of batches.
@@ -14,24 +14,15 @@ so its states and checkpoints are those of a run that never heard of batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from dials_lib.learning.influence import InfluenceData, concat_predictor_states, slice_predictor_state
-from dials_lib.learning.ppo import PPOTrace, concat_states, slice_state
-
-State = TypeVar("State")
-
-AGENT_AXIS: dict[str, tuple[Callable[[Sequence[Any]], Any], Callable[[Any, int, int], Any]]] = {
-    "ppo": (concat_states, slice_state),
-    "aip": (concat_predictor_states, slice_predictor_state),
-    "data": (InfluenceData.concat, InfluenceData.agent_range),
-}
-"""How each kind of agent-major thing is joined (in order, along the agent axis) and cut (agents lo..hi-1)."""
+from dials_lib.learning.ppo import PPOTrace
+from dials_lib.training.agent_axis import Kind, cut, join
 
 
 @dataclass(frozen=True)
@@ -66,15 +57,13 @@ class RunStack:
         """Where each run's agents sit among the group's stacked agents."""
         return [slice(r * group_size, (r + 1) * group_size) for r in range(self.n_runs)]
 
-    def join(self, kind: str, per_run: Sequence[State]) -> State:
+    def join(self, kind: Kind, per_run: Sequence[Any]) -> Any:
         """One group's state of every run (`kind`: 'ppo', 'aip' or 'data'), stacked run-major."""
-        concat, _ = AGENT_AXIS[kind]
-        return concat(list(per_run))
+        return join(kind, per_run)
 
-    def split(self, kind: str, stacked: State, group_size: int) -> list[State]:
+    def split(self, kind: Kind, stacked: Any, group_size: int) -> list[Any]:
         """A stacked state of one group cut back into every run's own (copies)."""
-        _, cut = AGENT_AXIS[kind]
-        return [cut(stacked, part.start, part.stop) for part in self.run_slices(group_size)]
+        return [cut(kind, stacked, part.start, part.stop) for part in self.run_slices(group_size)]
 
     def summaries(self, trace: PPOTrace, group_size: int) -> list[dict[str, Any]]:
         """The training metrics of a chunk of the stacked group, per run: each averaged over that run's agents only,
@@ -86,4 +75,4 @@ class RunStack:
         return [float(run.mean()) for run in np.asarray(losses).reshape(self.n_runs, -1)]
 
 
-__all__ = ["AGENT_AXIS", "RunStack"]
+__all__ = ["RunStack"]

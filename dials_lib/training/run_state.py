@@ -19,8 +19,7 @@ from typing import Any
 
 import torch
 
-from dials_lib.learning.influence import concat_predictor_states, slice_predictor_state
-from dials_lib.learning.ppo import concat_states, slice_state
+from dials_lib.training.agent_axis import cut, join
 
 RUNTIME_PARTS = ("agents_training_s", "data_collection_s", "aip_training_s", "evaluation_s", "total_s",
                  "worker_busy_s", "worker_cpu_s")
@@ -46,16 +45,15 @@ class GroupState:
 def split_groups(ppo: dict[str, Any], aip: dict[str, torch.Tensor] | None, groups: list[list[int]]
                  ) -> list[GroupState]:
     """A run's PPO (and AIP) state of all its agents in order, cut into `groups` (agent ids, consecutive)."""
-    return [GroupState(slice_state(ppo, ids[0], ids[-1] + 1),
-                       slice_predictor_state(aip, ids[0], ids[-1] + 1) if aip is not None else None)
+    return [GroupState(cut("ppo", ppo, ids[0], ids[-1] + 1),
+                       cut("aip", aip, ids[0], ids[-1] + 1) if aip is not None else None)
             for ids in groups]
 
 
 def joined_groups(groups: list[GroupState]) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     """The PPO (and AIP) state of every agent of a run, its groups joined in order."""
-    ppo = concat_states([group.ppo for group in groups])
     aips = [group.aip for group in groups]
-    return ppo, (concat_predictor_states(aips) if aips[0] is not None else None)
+    return join("ppo", [group.ppo for group in groups]), (join("aip", aips) if aips[0] is not None else None)
 
 
 @dataclass

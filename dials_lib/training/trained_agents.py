@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from dials_lib.envs import get_spec
 from dials_lib.hyperparameters import EnvHyperparameters
-from dials_lib.learning.influence import StackedPredictor, concat_predictor_states
+from dials_lib.learning.influence import StackedPredictor
 from dials_lib.learning.policy_actor import PolicyActor
+from dials_lib.training.agent_axis import join
 from dials_lib.training.checkpoints import read_checkpoint, run_identity
 from dials_lib.training.group_tasks import new_predictors
 from dials_lib.training.run_config import RunConfig
@@ -54,7 +55,7 @@ def joint_predictors(hp: EnvHyperparameters, seed: int, groups: list[GroupState]
         return None
     n_agents = sum(len(group.agent_ids) for group in groups)
     predictor = new_predictors(hp, list(range(n_agents)), RunStack((seed,)))
-    predictor.load_state_dict(concat_predictor_states([group.aip for group in groups]))
+    predictor.load_state_dict(join("aip", [group.aip for group in groups]))
     return predictor
 
 
