@@ -21,8 +21,6 @@ from dials_lib import notebook_kernels, series
 DRAWING_PRIMITIVES = frozenset({"subplots", "figure", "save_figure", "picture_axes"})
 
 AWAITING_REPUBLISHING = {
-    "03_influence_predictors.ipynb": "a decision on its numbers: rerun now, its AIP cross-entropies move in the 5th "
-    "digit (trained traffic AIP 0.20392 -> 0.20388) and the traffic IALS reward gap from -1.54% to -1.8%",
     "04_traffic_dials_vs_gs.ipynb": "the quick preset's training runs (runs/quick/traffic)",
     "05_warehouse_dials_vs_gs.ipynb": "the quick preset's training runs (runs/quick/warehouse)",
     "06_aip_training_frequency.ipynb": "the quick preset's F-ablation training runs (runs/quick)",
