@@ -66,6 +66,22 @@ def test_the_registry_states_what_sumo_traffic_can_do() -> None:
                                                                                               300)
 
 
+def test_the_hand_coded_setup_builds_the_baseline_into_the_gs() -> None:
+    """Where the baseline is a mode of the GS, `hand_coded_setup` gives the GS's options (a copy of the record's) and
+    a controller whose actions that GS ignores; elsewhere the record's rule on a plain GS."""
+    from dials_lib.learning.controllers import ConstantController, HandCodedController, hand_coded_setup
+
+    controller, options = hand_coded_setup("sumo-traffic")
+    assert options == {"lights": "actuated"} and isinstance(controller, ConstantController)
+    np.testing.assert_array_equal(controller(np.zeros((4, 40)), None), np.zeros(4, dtype=np.int64))
+    options["lights"] = "rl"
+    assert get_env("sumo-traffic").baseline_options == {"lights": "actuated"}
+    rule, no_options = hand_coded_setup("traffic")
+    assert isinstance(rule, HandCodedController) and no_options == {}
+    with pytest.raises(ValueError, match="env"):
+        hand_coded_setup("sumo")
+
+
 def test_the_exact_local_form_check_refuses_sumo_traffic_in_one_line() -> None:
     """check_local_form has no bit-for-bit property to check on an approximate LS: it says where the gap is."""
     from dials_lib.envs import check_local_form
@@ -215,6 +231,36 @@ def test_the_actuated_baseline_runs_sumos_programs_and_ignores_actions() -> None
         assert ((runs[run_phases % 2 == 1] >= 3) & (runs[run_phases % 2 == 1] <= 6)).all()
         assert (runs[1:][run_phases[1:] % 2 == 0] >= 8).all()
     assert 0.2 < rewards.sum(axis=0).mean() / HORIZON < 1.0
+
+
+@needs_sumo
+def test_the_analysis_layer_evaluates_the_actuated_baseline() -> None:
+    """`report.hand_coded_baseline` and `env_stats.run_episodes` run sumo-traffic's hand-coded baseline as its GS
+    built with the baseline options: a finite return at 4 agents, equal to a direct rollout of that GS (driven here
+    by other actions, which it ignores)."""
+    from dials_lib.analysis import env_stats
+    from dials_lib.analysis.report import hand_coded_baseline
+
+    episodes, seed = 2, 11
+    rewards = np.zeros((episodes, HORIZON, 4), dtype=np.float32)
+    with make_global("sumo-traffic", n_agents=4, seed=seed, **get_env("sumo-traffic").baseline_options) as gs:
+        for episode in range(episodes):
+            gs.reset()
+            for t in range(HORIZON):
+                _, rewards[episode, t], done = gs.step(np.ones(4, dtype=np.int64))
+            assert done
+    per_episode = rewards.sum(axis=1, dtype=np.float64).mean(axis=1)  # mean over agents of each episode's return
+
+    table = hand_coded_baseline("sumo-traffic", [4], episodes=episodes, seed=seed)
+    assert table["n_agents"].tolist() == [4] and table["episodes"].tolist() == [episodes]
+    row = table.iloc[0]
+    assert np.isfinite(row["mean_return"]) and 0 < row["mean_return"] < HORIZON
+    assert row["mean_return"] == pytest.approx(per_episode.mean(), rel=1e-12)
+    assert row["sem_return"] == pytest.approx(per_episode.std(ddof=1) / np.sqrt(episodes), rel=1e-9)
+    assert np.isfinite(row[["mean_speed", "queue_length", "inflow"]].astype(float)).all()
+
+    run = env_stats.run_episodes("sumo-traffic", 4, "hand-coded", episodes, seed=seed)
+    np.testing.assert_array_equal(run["rewards"], rewards)
 
 
 @needs_sumo

@@ -1,7 +1,8 @@
 """Environment statistics of notebook 02, generic over the registry: returns and influence-source statistics.
 
 A controller here is 'random' (uniform actions) or 'hand-coded' (the registry record's
-`hand_coded(local_states)`), built by `dials_lib.learning.controllers.make_controller`. Returns are
+`hand_coded(local_states)`, or the GS's own baseline where it has one: `controllers.hand_coded_setup`), built by
+`dials_lib.learning.controllers`. Returns are
 undiscounted per-agent episode returns on the GS, the paper's metric; `with_paper_returns` puts the paper's values
 for the same controllers next to them (its untrained policy stands for random control) and `plot_returns_by_size`
 draws both. Influence statistics describe what an AIP has to learn: how often each source is non-zero, how much
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dials_lib.envs import get_env, make_global
-from dials_lib.hyperparameters import ENV_NAMES
+from dials_lib.hyperparameters import TRAINABLE_ENVS
 from dials_lib.plots import read_paper_table
 from dials_lib.validation import check_choice
 
@@ -32,13 +33,24 @@ CONTROLLER_COLOURS: dict[str, str] = {"random": "tab:gray", "hand-coded": "tab:r
 
 
 def run_episodes(env: str, n_agents: int, controller: str, episodes: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Run `episodes` GS episodes; returns per-step rewards [E, H, n] and influence sources [E, H, n, S]."""
-    from dials_lib.learning.controllers import make_controller, rollout  # controllers imports the envs package
+    """Run `episodes` GS episodes; returns per-step rewards [E, H, n] and influence sources [E, H, n, S]. The
+    hand-coded controller of an environment whose baseline runs inside its GS (sumo-traffic's actuated lights) is
+    that GS, built with its baseline options (`controllers.hand_coded_setup`)."""
+    # controllers imports the envs package
+    from dials_lib.learning.controllers import hand_coded_setup, make_controller, rollout
 
-    check_choice("env", env, ENV_NAMES)
+    check_choice("env", env, TRAINABLE_ENVS)
     check_choice("controller", controller, CONTROLLERS)
-    sim = make_global(env, n_agents=n_agents, seed=seed)
-    return rollout(sim, make_controller(controller, env, n_agents, seed), episodes)
+    if controller == "hand-coded":
+        chosen, sim_options = hand_coded_setup(env)
+    else:
+        chosen, sim_options = make_controller(controller, env, n_agents, seed), {}
+    sim = make_global(env, n_agents=n_agents, seed=seed, **sim_options)
+    try:
+        return rollout(sim, chosen, episodes)
+    finally:
+        if hasattr(sim, "close"):  # a SUMO GS hands its simulation back at once
+            sim.close()
 
 
 def episode_returns(env: str, n_agents: int, controller: str, episodes: int, seed: int = 0) -> np.ndarray:

@@ -9,7 +9,7 @@ actions do not depend on which other agents share its controller.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -67,6 +67,33 @@ class HandCodedController:
     def __call__(self, obs: np.ndarray, sim: AgentSimulator) -> np.ndarray:
         """Actions from the simulator's local states."""
         return self._rule(sim.local_states())
+
+
+class ConstantController:
+    """The same action for every agent at every step: what drives a simulator that ignores the actions it gets (a
+    GS running its own baseline, `hand_coded_setup`)."""
+
+    def __init__(self, action: int = 0) -> None:
+        self.action = int(action)
+
+    def reset(self) -> None:
+        """A constant needs no episode state."""
+
+    def __call__(self, obs: np.ndarray, sim: AgentSimulator) -> np.ndarray:
+        """`action` for each of the len(obs) agents."""
+        return np.full(len(obs), self.action, dtype=np.int64)
+
+
+def hand_coded_setup(env: str) -> tuple[Controller, dict[str, Any]]:
+    """The hand-coded baseline of `env` as a controller and the keyword arguments of `make_global` for the GS it
+    runs on. Usually the record's rule acting on a plain GS (`HandCodedController`, no options); for an environment
+    whose baseline is a mode of its GS (the record's `baseline_options`, e.g. sumo-traffic's actuated lights) that
+    GS's options and a constant controller, whose actions the GS ignores."""
+    check_choice("env", env, TRAINABLE_ENVS)
+    record = get_env(env)
+    if record.hand_coded is None:
+        return ConstantController(), dict(record.baseline_options or {})
+    return HandCodedController(env), {}
 
 
 class PolicyController:

@@ -22,6 +22,7 @@ throughput; `dials_lib.envs.traffic_metrics`) and `WarehouseMetrics` (items coll
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -53,12 +54,18 @@ def evaluate(
 
 def evaluate_controller(
     env: str, controller: Controller, n_agents: int, episodes: int, seed: int,
-    predictor: StackedPredictor | None = None,
+    predictor: StackedPredictor | None = None, sim_options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """The evaluation of `evaluate` for any joint controller (e.g. the hand-coded one) of `n_agents` agents."""
-    sim = make_global(env, n_agents=n_agents, seed=seed)
+    """The evaluation of `evaluate` for any joint controller (e.g. the hand-coded one) of `n_agents` agents;
+    `sim_options` are further keyword arguments of the GS (`make_global`), e.g. a baseline that runs inside it
+    (`controllers.hand_coded_setup`)."""
+    sim = make_global(env, n_agents=n_agents, seed=seed, **(sim_options or {}))
     tracker = get_env(env).tracker(n_agents)
-    data = collect_dataset(sim, controller, episodes * sim.spec.horizon, tracker=tracker)
+    try:
+        data = collect_dataset(sim, controller, episodes * sim.spec.horizon, tracker=tracker)
+    finally:
+        if hasattr(sim, "close"):  # a SUMO GS hands its simulation back at once (sumo_network.SumoConnection)
+            sim.close()
     per_episode = data.rewards.sum(axis=2, dtype=np.float64).mean(axis=0)  # mean over agents of each episode's return
     sem = per_episode.std(ddof=1) / math.sqrt(episodes) if episodes > 1 else math.nan
     ce = math.nan
