@@ -1,0 +1,246 @@
+"""GS, DIALS and untrained-DIALS on the paper's own traffic simulator, SUMO, beside the paper's and our cell grid's.
+
+Our cell grid (`traffic`) reproduces the orderings of the paper's Figure 5 but not its numbers: it is a different
+simulator. `sumo-traffic` (`dials_lib.envs.sumo_traffic`) is the authors' SUMO grid, so its returns can be set
+against theirs directly (start 145, actuated lights 176.4, the 4-agent curves of Figure 5).
+
+The plan (`sumo_configs`): the preset's main comparison (`plans.comparison_configs`) on `sumo-traffic` at
+SUMO_AGENTS agents: GS, DIALS at the paper's F and untrained-DIALS, on the preset's traffic budget and seeds (quick:
+3 seeds of 1,056,000 steps per agent, the prefix of the paper's 4M-step schedule, evaluated every 96,000 steps),
+under `runs/<preset>/`, resumable. SUMO costs about twice the cell grid per step, and several times that for
+untrained-DIALS, whose untrained AIPs fill the local simulator with cars (benchmarks/results/sumo_training_share.md),
+so the quick preset's series does not train them: `make train-sumo` does (`train_sumo`), and notebook 11 reads the
+finished runs. Only the presets of SUMO_PRESETS (smoke, so that CI runs the whole path) train them in the notebook.
+
+The rule (`SumoStudy.table`, `SumoStudy.conclusion`), written down once. Per method: the return before training and
+at the end (means over seeds), the gain with its 95% bootstrap interval (`stats.bootstrap_ci`, seeds resampled
+apart) and whether it learned (`verdicts.learned`), beside the paper's return at its start, at our last step
+(`paper.curve_at`, read off Figure 5) and after 4M steps, and our cell grid's final return at the same preset when
+those runs have finished. A method with fewer finished runs than planned is "not measured"; DIALS is compared with
+GS (final difference with its interval) only when both clearly learned, else that comparison is "not measured".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from dials_lib import paper
+from dials_lib.analysis import plans, report, verdicts
+from dials_lib.analysis.stats import bootstrap_ci
+from dials_lib.analysis.untrained_gap import finished_metrics
+from dials_lib.hyperparameters import paper_hyperparameters
+from dials_lib.plots import save_figure, save_table
+from dials_lib.presets import get_preset
+from dials_lib.training.run_config import RunConfig
+
+SUMO_ENV = "sumo-traffic"
+SUMO_AGENTS = 4
+"""Agents of every run: the size of the paper's Figure 5 curves."""
+SUMO_PRESETS: tuple[str, ...] = ("smoke",)
+"""Presets whose notebook trains the runs (smoke: CI runs the whole path); the others read finished runs only and
+`make train-sumo` (`train_sumo`) trains them."""
+PAPER_ENV = "traffic"
+"""The paper's name of the environment SUMO simulates (its tables and curves)."""
+LEARNED_WORDS: dict[str, str] = {"reproduced": "yes", "partly": "partly", "not reproduced": "no"}
+"""The table's answer to "did it learn?" for each verdict of `verdicts.learned`."""
+PREFIX = "11_sumo_traffic"
+"""Start of the names of the saved figure and table."""
+
+
+def _at_four(configs: Sequence[RunConfig]) -> list[RunConfig]:
+    return [config for config in configs if config.n_agents == SUMO_AGENTS]
+
+
+def sumo_configs(preset: str) -> list[RunConfig]:
+    """The SUMO runs: GS, DIALS (the paper's F) and untrained-DIALS on sumo-traffic at 4 agents, with the preset's
+    traffic seeds, steps and evaluation schedule, under `runs/<preset>/`."""
+    return _at_four(plans.comparison_configs(preset, SUMO_ENV))
+
+
+def grid_configs(preset: str) -> list[RunConfig]:
+    """Our cell grid's runs at the same preset and size, read when finished (never trained here)."""
+    return _at_four(plans.comparison_configs(preset, PAPER_ENV))
+
+
+def train_sumo(preset: str) -> pd.DataFrame:
+    """Train (or resume) every SUMO run of `preset`; one row per evaluation of every run (`plans.run_experiments`)."""
+    from dials_lib.envs.sumo_network import require_sumo
+
+    require_sumo()
+    return plans.run_experiments(sumo_configs(preset))
+
+
+def _returns(metrics: pd.DataFrame, env: str, simulator: str, first: bool) -> np.ndarray:
+    """Per seed, the mean return of the first (step 0) or last evaluation of `env`'s `simulator` runs at 4 agents
+    (DIALS at the paper's F only)."""
+    if metrics.empty:
+        return np.zeros(0)
+    runs = metrics[(metrics["env"] == env) & (metrics["simulator"] == simulator)
+                   & (metrics["n_agents"] == SUMO_AGENTS)]
+    if simulator == "dials":
+        runs = runs[runs["retrain_every"] == paper_hyperparameters(env).retrain_every]
+    if runs.empty:
+        return np.zeros(0)
+    pick = plans.first_evaluations(runs) if first else plans.final_evaluations(runs)
+    return pick.sort_values("seed")["mean_return"].to_numpy(dtype=float)
+
+
+def _interval(estimate: float, low: float, high: float) -> str:
+    return f"{estimate:+.1f} [95% CI {low:+.1f}, {high:+.1f}]"
+
+
+@dataclass(frozen=True)
+class SumoStudy:
+    """The finished SUMO runs of one preset, our cell grid's beside them and the actuated lights' return."""
+
+    preset: str
+    """The preset whose budget the runs follow."""
+    seeds: int
+    """Runs planned per method."""
+    steps: int
+    """Steps per agent of every run (the preset's traffic budget)."""
+    metrics: pd.DataFrame
+    """One row per evaluation of every finished SUMO run (RUN_COLUMNS, `timestep`, `mean_return`)."""
+    grid_metrics: pd.DataFrame
+    """The same for our cell grid's finished runs at this preset."""
+    actuated: float
+    """The actuated lights' mean return on the SUMO grid (NaN when not evaluated)."""
+
+    def _method_rows(self) -> list[dict[str, object]]:
+        theirs = paper.final_returns_table(PAPER_ENV).set_index("agents").loc[SUMO_AGENTS]
+        rows = []
+        for simulator, method in report.METHOD_LABELS.items():
+            start, final = (_returns(self.metrics, SUMO_ENV, simulator, first) for first in (True, False))
+            grid = _returns(self.grid_metrics, PAPER_ENV, simulator, False)
+            row: dict[str, object] = {
+                "method": method, "runs": f"{len(final)} of {self.seeds}",
+                "paper start": float(theirs["start"]),
+                "paper at our steps": paper.curve_at(PAPER_ENV, SUMO_AGENTS, method, self.steps),
+                "paper after 4M": float(theirs[method]),
+                "our cell grid, final": grid.mean() if len(grid) == self.seeds else np.nan}
+            if len(final) < self.seeds or len(start) < self.seeds:
+                rows.append(row | {"learned": "not measured"})
+                continue
+            gain = bootstrap_ci(final, start)
+            verdict = verdicts.learned(*gain, start=float(start.mean())).verdict
+            rows.append(row | {"start": start.mean(), "final": final.mean(), "final - start": gain[0],
+                               "95% CI low": gain[1], "95% CI high": gain[2], "learned": LEARNED_WORDS[verdict]})
+        rows.append({"method": "actuated lights", "runs": "", "start": self.actuated, "final": self.actuated,
+                     "learned": "", "paper start": float(theirs["hand-coded"]),
+                     "paper at our steps": float(theirs["hand-coded"]), "paper after 4M": float(theirs["hand-coded"])})
+        return rows
+
+    def table(self, save: bool = True) -> pd.DataFrame:
+        """One row per method (runs finished, start, final, gain with its 95% interval, learned, the paper's start,
+        curve at our steps and 4M-step return, our cell grid's final) and one for the actuated lights; saved as
+        figures/11_sumo_traffic_returns.csv/.md unless `save` is False."""
+        table = pd.DataFrame(self._method_rows(), columns=[
+            "method", "runs", "start", "final", "final - start", "95% CI low", "95% CI high", "learned",
+            "paper start", "paper at our steps", "paper after 4M", "our cell grid, final"])
+        if save:
+            save_table(table, f"{PREFIX}_returns")
+        return table
+
+    def curves(self) -> plt.Figure:
+        """Learning curves on SUMO (mean and one SEM over seeds) with the paper's Figure 5 points at 4 agents within
+        our steps and the actuated lights dashed; saved as figures/11_sumo_traffic_curves.png/.pdf."""
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        if not self.metrics.empty:
+            report.plot_curves(ax, report.learning_curves(self.metrics[self.metrics["n_agents"] == SUMO_AGENTS]))
+        for method in report.METHOD_ORDER:
+            points = paper.curve(PAPER_ENV, SUMO_AGENTS, method)
+            points = points[points["step"] <= self.steps]
+            ax.plot(points["step"], points["return"], ls="none", marker="x", ms=8, mew=2,
+                    color=report.METHOD_COLORS.get(method), label=f"{method}, paper (Figure 5)")
+        if np.isfinite(self.actuated):
+            ax.axhline(self.actuated, color="k", ls="--", label="actuated lights (ours)")
+        theirs = float(paper.final_returns_table(PAPER_ENV).set_index("agents").loc[SUMO_AGENTS, "hand-coded"])
+        ax.axhline(theirs, color="tab:gray", ls=":", label="actuated lights (paper)")
+        finished = "" if not self.metrics.empty else " (no run finished yet: make train-sumo)"
+        ax.set(title=f"SUMO traffic grid, {SUMO_AGENTS} agents, preset {self.preset}{finished}",
+               xlabel="timesteps per agent", ylabel="average return per agent and episode (300 s)",
+               xlim=(-0.02 * self.steps, 1.02 * self.steps))
+        report.steps_axis(ax)
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        save_figure(fig, f"{PREFIX}_curves")
+        return fig
+
+    def conclusion(self) -> str:
+        """The results in sentences, with their numbers; 'not measured' where runs are missing or did not learn."""
+        table = self.table(save=False).set_index("method")
+        sentences = []
+        theirs = table.loc["actuated lights", "paper start"]
+        if np.isfinite(self.actuated):
+            sentences.append(f"The actuated lights score {self.actuated:.1f} on our SUMO grid (paper {theirs:.1f}).")
+        missing = [f"{m} ({table.loc[m, 'runs']} runs finished)" for m in report.METHOD_ORDER
+                   if table.loc[m, "learned"] == "not measured"]
+        if missing:
+            return " ".join([*sentences, "Training on SUMO is not measured: not every run has finished: " +
+                             "; ".join(missing) + f". Train them with `make train-sumo PRESET={self.preset}`."])
+        for method in report.METHOD_ORDER:
+            row = table.loc[method]
+            gain = (row["final - start"], row["95% CI low"], row["95% CI high"])
+            grid = row["our cell grid, final"]
+            sentences.append(
+                f"{method} goes from {row['start']:.1f} to {row['final']:.1f} in {self.steps:,} steps "
+                f"(gain {_interval(*gain)}, learned: {row['learned']}; the paper's curve at these steps "
+                f"{row['paper at our steps']:.1f}, after 4M steps {row['paper after 4M']:.1f}; our cell grid "
+                + ("not measured" if np.isnan(grid) else f"{grid:.1f}") + ").")
+        not_learned = [m for m in ("GS", "DIALS") if table.loc[m, "learned"] != "yes"]
+        if not_learned:
+            sentences.append("DIALS against GS is not measured: " + " and ".join(not_learned) +
+                             " did not clearly learn.")
+        else:
+            finals = {simulator: _returns(self.metrics, SUMO_ENV, simulator, False) for simulator in ("dials", "gs")}
+            difference = bootstrap_ci(finals["dials"], finals["gs"])
+            paper_difference = table.loc["DIALS", "paper at our steps"] - table.loc["GS", "paper at our steps"]
+            sentences.append(f"DIALS minus GS at the end: {_interval(*difference)} (the paper's curves at these "
+                             f"steps: {paper_difference:+.1f}).")
+        return " ".join(sentences)
+
+
+def study(preset: str, train: bool = False, actuated: bool = True) -> SumoStudy:
+    """The study on `preset`'s runs: `train=True` trains (or resumes) the unfinished SUMO runs first on the presets
+    of SUMO_PRESETS; elsewhere it reads finished runs only. `actuated` evaluates the actuated lights on the SUMO GS
+    (the preset's evaluation episodes and seed; needs SUMO)."""
+    budget = get_preset(preset).budget(SUMO_ENV)
+    if train and preset in SUMO_PRESETS:
+        train_sumo(preset)
+    rule = np.nan
+    if actuated:
+        baseline = report.hand_coded_baseline(SUMO_ENV, [SUMO_AGENTS], episodes=budget.eval_episodes,
+                                              seed=get_preset(preset).seed)
+        rule = float(baseline["mean_return"].iloc[0])
+    return SumoStudy(preset, budget.n_seeds, budget.total_timesteps, finished_metrics(sumo_configs(preset)),
+                     finished_metrics(grid_configs(preset)), rule)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m dials_lib.analysis.sumo_study --preset quick`: train (or resume) the preset's SUMO runs."""
+    from dials_lib.envs.sumo_network import SumoMissingError
+    from dials_lib.presets import PRESETS
+
+    parser = argparse.ArgumentParser(description="Train (or resume) GS, DIALS and untrained-DIALS on sumo-traffic.")
+    parser.add_argument("--preset", default="quick", choices=sorted(PRESETS))
+    args = parser.parse_args(argv)
+    try:
+        train_sumo(args.preset)
+    except SumoMissingError as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["LEARNED_WORDS", "SUMO_AGENTS", "SUMO_ENV", "SUMO_PRESETS", "SumoStudy", "grid_configs", "main",
+           "study", "sumo_configs", "train_sumo"]
+
+if __name__ == "__main__":
+    sys.exit(main())
