@@ -27,6 +27,7 @@ AWAITING_REPUBLISHING = {
     "07_runtimes.ipynb": "timed runs on a quiet 2-core machine (about 15 min of measurements)",
     "08_memory.ipynb": "the memory measurements of notebook 07's timed runs on a quiet machine",
     "10_scale.ipynb": "the scale preset's training runs (runs/scale; committed without outputs until they finish)",
+    "11_sumo_traffic.ipynb": "the sumo-traffic training runs (make train-sumo)",
 }
 """Committed notebooks whose outputs predate inline figures (published before the series set the kernels' backend)
 and what republishing them with `python -m dials_lib.series --preset quick --only NN --publish` needs. Remove a

@@ -151,7 +151,7 @@ class SumoStudy:
     def curves(self) -> plt.Figure:
         """Learning curves on SUMO (mean and one SEM over seeds) with the paper's Figure 5 points at 4 agents within
         our steps and the actuated lights dashed; saved as figures/11_sumo_traffic_curves.png/.pdf."""
-        fig, ax = plt.subplots(figsize=(8, 4.5))
+        fig, ax = plt.subplots(figsize=(10, 4.5))
         if not self.metrics.empty:
             report.plot_curves(ax, report.learning_curves(self.metrics[self.metrics["n_agents"] == SUMO_AGENTS]))
         for method in report.METHOD_ORDER:
@@ -168,7 +168,7 @@ class SumoStudy:
                xlabel="timesteps per agent", ylabel="average return per agent and episode (300 s)",
                xlim=(-0.02 * self.steps, 1.02 * self.steps))
         report.steps_axis(ax)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: curves stay visible
         fig.tight_layout()
         save_figure(fig, f"{PREFIX}_curves")
         return fig
@@ -210,13 +210,14 @@ class SumoStudy:
 def study(preset: str, train: bool = False, actuated: bool = True) -> SumoStudy:
     """The study on `preset`'s runs: `train=True` trains (or resumes) the unfinished SUMO runs first on the presets
     of SUMO_PRESETS; elsewhere it reads finished runs only. `actuated` evaluates the actuated lights on the SUMO GS
-    (the preset's evaluation episodes and seed; needs SUMO)."""
+    (as notebook 04 evaluates the cell grid's rule: the preset's evaluation episodes times its seeds, its seed;
+    needs SUMO)."""
     budget = get_preset(preset).budget(SUMO_ENV)
     if train and preset in SUMO_PRESETS:
         train_sumo(preset)
     rule = np.nan
     if actuated:
-        baseline = report.hand_coded_baseline(SUMO_ENV, [SUMO_AGENTS], episodes=budget.eval_episodes,
+        baseline = report.hand_coded_baseline(SUMO_ENV, [SUMO_AGENTS], episodes=budget.eval_episodes * budget.n_seeds,
                                               seed=get_preset(preset).seed)
         rule = float(baseline["mean_return"].iloc[0])
     return SumoStudy(preset, budget.n_seeds, budget.total_timesteps, finished_metrics(sumo_configs(preset)),
