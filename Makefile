@@ -10,7 +10,7 @@ PRESET ?= quick
 TEST_ENV := DIALS_FIGURES_DIR=$(CURDIR)/build/test/figures DIALS_RUNS_DIR=$(CURDIR)/build/test/runs DIALS_RECORDS_DIR=$(CURDIR)/build/test/records MPLBACKEND=Agg
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with .nbval_sanitize.cfg
 
-.PHONY: help venv reproduce train publish-records publish test test-unit test-notebooks lab bench lint clean
+.PHONY: help venv reproduce train train-sumo publish-records publish test test-unit test-notebooks lab bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ reproduce: $(STAMP)  ## run every notebook with PRESET=smoke|quick|full4|paper (
 
 train: $(STAMP)  ## train (or resume) PRESET's runs without the notebooks, niced (the long presets: full4, scale)
 	nice -n 10 $(PY) -m dials_lib.series --preset $(PRESET) --train-only
+
+train-sumo: $(STAMP)  ## train (or resume) PRESET's sumo-traffic runs of notebook 11, niced (quick: 9 runs, ~3 CPU-hours)
+	nice -n 10 $(PY) -m dials_lib.analysis.sumo_study --preset $(PRESET)
 
 publish-records: $(STAMP)  ## copy PRESET's finished runs' records and timed runs to records/ (committed; maintainers)
 	$(PY) -c "from dials_lib.analysis.preset_plan import publish_records; print(*publish_records('$(PRESET)'), sep='\n')"
