@@ -109,6 +109,20 @@ def test_the_curves_figure_draws_runs_paper_points_and_baselines(monkeypatch: py
     assert saved == ["11_sumo_traffic_curves"]
 
 
+def test_other_presets_only_read_finished_runs_and_a_bad_preset_is_one_line(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside SUMO_PRESETS `study(train=True)` never trains (make train-sumo does): nothing finished, not measured."""
+    monkeypatch.setenv("DIALS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DIALS_RECORDS_DIR", str(tmp_path / "records"))
+    monkeypatch.setattr(plans, "train_batch", lambda *a, **k: pytest.fail("the quick preset must not train here"))
+    quick = study("quick", train=True, actuated=False)
+    assert quick.metrics.empty and quick.steps == 1_056_000 and quick.seeds == 3
+    assert "GS (0 of 3 runs finished)" in quick.conclusion() and "make train-sumo PRESET=quick" in quick.conclusion()
+    with pytest.raises(ValueError, match=r"^unknown preset 'fast'; allowed values") as caught:
+        study("fast")
+    assert "\n" not in str(caught.value)
+
+
 @pytest.mark.skipif(not sumo_available(), reason=INSTALL_HINT)
 def test_the_smoke_gs_runs_train_then_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The smoke preset's GS runs train through the notebook's call (the notebook at smoke trains all six), then
