@@ -111,3 +111,17 @@ def test_timed_runs_are_published_and_read_back_on_a_clone(folders, monkeypatch)
     shutil.rmtree(runs)
     monkeypatch.setattr(scaling, "measure", lambda *args, **kwargs: pytest.fail("measured again"))
     pd.testing.assert_frame_equal(scaling.measurements("smoke", measure_missing=False, verbose=False), made)
+
+
+def test_publish_records_covers_the_preset_plan_and_its_sumo_runs(monkeypatch):
+    """`make publish-records` hands every run of the training plan and the sumo-traffic runs of notebook 11 to
+    `publish` (which copies the finished ones)."""
+    from dials_lib.analysis import preset_plan, sumo_study
+
+    handed = []
+    monkeypatch.setattr(preset_plan, "publish", lambda configs: handed.extend(configs) or [])
+    monkeypatch.setattr(preset_plan, "publish_measurements", lambda preset: None)
+    assert preset_plan.publish_records("quick") == []
+    names = {config.name() for config in handed}
+    assert names == {c.name() for c in preset_plan.training_plan("quick") + sumo_study.sumo_configs("quick")}
+    assert sum(config.env == "sumo-traffic" for config in handed) == 9

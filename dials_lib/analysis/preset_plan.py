@@ -14,6 +14,7 @@ from pathlib import Path
 from dials_lib.analysis import plans
 from dials_lib.analysis.published import publish
 from dials_lib.analysis.scaling import publish_measurements
+from dials_lib.analysis.sumo_study import sumo_configs
 from dials_lib.analysis.untrained_gap import GAP_PRESETS, gap_configs
 from dials_lib.training.run_config import RunConfig
 
@@ -38,9 +39,10 @@ def train_plan(preset: str, log: Callable[[str], None] | None = print, n_process
 
 
 def publish_records(preset: str) -> list[Path]:
-    """Copy the records of every finished run of `preset`'s plan, and its timed runs' measurements, to `records/`
-    (committed: figures redraw from them on a fresh clone); returns what was written."""
-    written = publish(training_plan(preset))
+    """Copy the records of every finished run of `preset`'s plan and of its sumo-traffic runs (`make train-sumo`,
+    notebook 11), and its timed runs' measurements, to `records/` (committed: figures redraw from them on a fresh
+    clone); returns what was written."""
+    written = publish(training_plan(preset) + sumo_configs(preset))
     measurements = publish_measurements(preset)
     return written + ([measurements] if measurements is not None else [])
 
