@@ -47,8 +47,6 @@ DOMAIN_METRICS: dict[str, list[tuple[str, str]]] = {
                   ("item_wait", "wait of a collected item (steps)")],
 }
 """The domain metrics of each environment shown next to the return: (column of the metrics, axis label)."""
-LEARNED_WORDS: dict[str, str] = {"reproduced": "yes", "partly": "partly", "not reproduced": "no"}
-"""The `learning()` table's answer to "did it learn?" for each verdict of `verdicts.learned`."""
 DIFFERENCES: tuple[tuple[str, str], ...] = (("dials", "gs"), ("untrained-dials", "gs"), ("dials", "untrained-dials"))
 """Pairs of simulators whose final returns are compared (first minus second)."""
 
@@ -154,7 +152,7 @@ class Comparison:
                 greedy = finals.loc[pick, "greedy_return"].to_numpy()
                 rows.append({"n_agents": size, "method": method, "start": start.mean(), "final": final.mean(),
                              "final - start": gain[0], "95% CI low": gain[1], "95% CI high": gain[2],
-                             "learned": LEARNED_WORDS[verdicts.learned(*gain, start=float(start.mean())).verdict],
+                             "learned": verdicts.learned_word(*gain, start=float(start.mean())),
                              "final, greedy": greedy.mean(),
                              f"paper at {steps:,}": paper.curve_at(self.env, size, method, steps),
                              "paper start": paper.curve_at(self.env, size, method, 0),

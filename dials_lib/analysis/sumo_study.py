@@ -48,8 +48,6 @@ SUMO_PRESETS: tuple[str, ...] = ("smoke",)
 `make train-sumo` (`train_sumo`) trains them."""
 PAPER_ENV = "traffic"
 """The paper's name of the environment SUMO simulates (its tables and curves)."""
-LEARNED_WORDS: dict[str, str] = {"reproduced": "yes", "partly": "partly", "not reproduced": "no"}
-"""The table's answer to "did it learn?" for each verdict of `verdicts.learned`."""
 PREFIX = "11_sumo_traffic"
 """Start of the names of the saved figure and table."""
 
@@ -129,9 +127,9 @@ class SumoStudy:
                 rows.append(row | {"learned": "not measured"})
                 continue
             gain = bootstrap_ci(final, start)
-            verdict = verdicts.learned(*gain, start=float(start.mean())).verdict
             rows.append(row | {"start": start.mean(), "final": final.mean(), "final - start": gain[0],
-                               "95% CI low": gain[1], "95% CI high": gain[2], "learned": LEARNED_WORDS[verdict]})
+                               "95% CI low": gain[1], "95% CI high": gain[2],
+                               "learned": verdicts.learned_word(*gain, start=float(start.mean()))})
         rows.append({"method": "actuated lights", "runs": "", "start": self.actuated, "final": self.actuated,
                      "learned": "", "paper start": float(theirs["hand-coded"]),
                      "paper at our steps": float(theirs["hand-coded"]), "paper after 4M": float(theirs["hand-coded"])})
@@ -240,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["LEARNED_WORDS", "SUMO_AGENTS", "SUMO_ENV", "SUMO_PRESETS", "SumoStudy", "grid_configs", "main",
+__all__ = ["SUMO_AGENTS", "SUMO_ENV", "SUMO_PRESETS", "SumoStudy", "grid_configs", "main",
            "study", "sumo_configs", "train_sumo"]
 
 if __name__ == "__main__":

@@ -60,8 +60,6 @@ MAJORITY = 0.5
 """The share of the collapse above which (over the whole interval) explanation (a) holds, below which (b) does."""
 EXPLANATIONS: tuple[str, ...] = ("(a)", "(b)", "undecided", "not measured")
 """What `compare_gap` can conclude."""
-LEARNED_WORDS: dict[str, str] = {"reproduced": "yes", "partly": "partly", "not reproduced": "no"}
-"""The table's answer to "did it learn?" for each verdict of `verdicts.learned`."""
 
 
 def _configs(preset: str, env: str) -> list[RunConfig]:
@@ -145,7 +143,7 @@ def compare_gap(metrics: pd.DataFrame, seeds: int) -> GapComparison:
             samples[env, simulator] = (start, final, gain)
             rows.append(row | {"start": start.mean(), "final": final.mean(), "final - start": gain[0],
                                "95% CI low": gain[1], "95% CI high": gain[2],
-                               "learned": LEARNED_WORDS[verdicts.learned(*gain, start=float(start.mean())).verdict]})
+                               "learned": verdicts.learned_word(*gain, start=float(start.mean()))})
     table = pd.DataFrame(rows, columns=["grid", "method", "runs", "start", "final", "final - start", "95% CI low",
                                         "95% CI high", "learned"])
     if missing:

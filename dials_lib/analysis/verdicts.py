@@ -71,6 +71,15 @@ def learned(estimate: float, low: float, high: float, start: float, margin: floa
     return Verdict("not reproduced", text + ": the estimate is not above it")
 
 
+LEARNED_WORDS: dict[str, str] = {"reproduced": "yes", "partly": "partly", "not reproduced": "no"}
+"""A table's answer to "did it learn?" for each verdict of `learned`."""
+
+
+def learned_word(estimate: float, low: float, high: float, start: float) -> str:
+    """`learned` as a table's answer to "did it learn?": yes, partly or no."""
+    return LEARNED_WORDS[learned(estimate, low, high, start).verdict]
+
+
 def unless_learned(learning: dict[str, Verdict]) -> Verdict | None:
     """'not measured' when one of the compared methods did not clearly learn (its `learned` verdict), else None."""
     missing = {name: v for name, v in learning.items() if v.verdict != "reproduced"}
@@ -137,6 +146,7 @@ def stays_flat(growth: float, limit: float = FLAT_LIMIT) -> Verdict:
 __all__ = [
     "FAR_SLOWER",
     "FLAT_LIMIT",
+    "LEARNED_WORDS",
     "LEARNING_MARGIN",
     "MATCH_TOLERANCE",
     "VERDICTS",
@@ -148,6 +158,7 @@ __all__ = [
     "clearly_worse",
     "grows_far_slower",
     "learned",
+    "learned_word",
     "stays_flat",
     "unless_learned",
 ]
