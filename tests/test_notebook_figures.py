@@ -24,8 +24,6 @@ AWAITING_REPUBLISHING = {
     "04_traffic_dials_vs_gs.ipynb": "the quick preset's training runs (runs/quick/traffic)",
     "05_warehouse_dials_vs_gs.ipynb": "the quick preset's training runs (runs/quick/warehouse)",
     "06_aip_training_frequency.ipynb": "the quick preset's F-ablation training runs (runs/quick)",
-    "07_runtimes.ipynb": "timed runs on a quiet 2-core machine (about 15 min of measurements)",
-    "08_memory.ipynb": "the memory measurements of notebook 07's timed runs on a quiet machine",
     "10_scale.ipynb": "the scale preset's training runs (runs/scale; committed without outputs until they finish)",
     "11_sumo_traffic.ipynb": "the sumo-traffic training runs (make train-sumo)",
 }
