@@ -223,18 +223,27 @@ def study(preset: str, train: bool = False, actuated: bool = True) -> SumoStudy:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m dials_lib.analysis.sumo_study --preset quick`: train (or resume) the preset's SUMO runs."""
+    """`python -m dials_lib.analysis.sumo_study --preset quick` (`make train-sumo`): train (or resume) the preset's
+    SUMO runs. Ctrl-C or SIGTERM stops it like the series' training, every worker with it; rerun to resume."""
     from dials_lib.envs.sumo_network import SumoMissingError
-    from dials_lib.presets import PRESETS
+    from dials_lib.presets import PRESET_NAMES
+    from dials_lib.training.process_tree import exit_now, sigterm_as_interrupt, stop_status
 
-    parser = argparse.ArgumentParser(description="Train (or resume) GS, DIALS and untrained-DIALS on sumo-traffic.")
-    parser.add_argument("--preset", default="quick", choices=sorted(PRESETS))
+    parser = argparse.ArgumentParser(description="Train (or resume) GS, DIALS and untrained-DIALS on sumo-traffic.",
+                                     allow_abbrev=False)
+    parser.add_argument("--preset", default="quick", choices=PRESET_NAMES)
     args = parser.parse_args(argv)
     try:
-        train_sumo(args.preset)
+        with sigterm_as_interrupt():
+            train_sumo(args.preset)
     except SumoMissingError as error:
         print(error, file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM: every worker stops with this process
+        how, status = stop_status(interrupt)
+        print(f"{how}: rerun the same command to continue (finished runs are read back, interrupted ones resume "
+              "from their last checkpoint)", file=sys.stderr, flush=True)
+        exit_now(status)
     return 0
 
 
