@@ -6,6 +6,7 @@ missing; the checks of bad input run without it.
 
 from __future__ import annotations
 
+import gc
 import sys
 import warnings
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dials_lib.envs import get_env, get_spec, make_global, make_local
+from dials_lib.envs import get_env, get_spec, make_global, make_local, sumo_network
 from dials_lib.envs.sumo_network import INSTALL_HINT, PHASE_STATES, SumoMissingError, require_sumo, sumo_available
 from dials_lib.envs.sumo_traffic import (
     CROWDED,
@@ -28,6 +29,16 @@ from dials_lib.envs.sumo_traffic import (
 )
 
 needs_sumo = pytest.mark.skipif(not sumo_available(), reason=INSTALL_HINT)
+
+
+@pytest.fixture(autouse=True)
+def libsumo_free() -> None:
+    """Every test starts with this process's libsumo free (several tests check which backend a simulator gets): a
+    simulator that an earlier test of another module left to the garbage collector would still hold it."""
+    gc.collect()  # a dropped simulator in a reference cycle closes its simulation when collected
+    holder = sumo_network._libsumo_holder
+    if holder is not None:
+        holder.close()
 
 
 # ---------------------------------------------------------------- without SUMO
