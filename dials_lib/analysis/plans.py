@@ -271,6 +271,20 @@ def _same_run(row: tuple, wanted: tuple) -> bool:
     return all(a == b or (pd.isna(a) and pd.isna(b)) for a, b in zip(row, wanted, strict=True))
 
 
+def seed_returns(metrics: pd.DataFrame, env: str, simulator: str, n_agents: int, first: bool) -> np.ndarray:
+    """Per seed (in seed order), the mean return of the first (step 0) or last evaluation of `env`'s `simulator` runs
+    at `n_agents` agents in `metrics` (DIALS at the paper's F only: a frame may hold the F ablation's runs too)."""
+    if metrics.empty:
+        return np.zeros(0)
+    runs = metrics[(metrics["env"] == env) & (metrics["simulator"] == simulator) & (metrics["n_agents"] == n_agents)]
+    if simulator == "dials":
+        runs = runs[runs["retrain_every"] == paper_hyperparameters(env).retrain_every]
+    if runs.empty:
+        return np.zeros(0)
+    pick = first_evaluations(runs) if first else final_evaluations(runs)
+    return pick.sort_values("seed")["mean_return"].to_numpy(dtype=float)
+
+
 def main_comparison_runs(finals: pd.DataFrame) -> pd.DataFrame:
     """The runs of the main comparison: every GS and untrained-DIALS run, and DIALS at the paper's main F only."""
     main_f = finals["env"].map(paper.main_f_fraction)
@@ -289,6 +303,7 @@ __all__ = [
     "run_experiments",
     "run_identity",
     "run_seeds",
+    "seed_returns",
     "runs_of",
     "runtime_frame",
     "seed_batches",

@@ -35,7 +35,6 @@ from dials_lib import paper
 from dials_lib.analysis import plans, report, verdicts
 from dials_lib.analysis.stats import bootstrap_ci
 from dials_lib.analysis.untrained_gap import finished_metrics
-from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.plots import save_figure, save_table
 from dials_lib.presets import get_preset
 from dials_lib.training.run_config import RunConfig
@@ -75,21 +74,6 @@ def train_sumo(preset: str) -> pd.DataFrame:
     return plans.run_experiments(sumo_configs(preset))
 
 
-def _returns(metrics: pd.DataFrame, env: str, simulator: str, first: bool) -> np.ndarray:
-    """Per seed, the mean return of the first (step 0) or last evaluation of `env`'s `simulator` runs at 4 agents
-    (DIALS at the paper's F only)."""
-    if metrics.empty:
-        return np.zeros(0)
-    runs = metrics[(metrics["env"] == env) & (metrics["simulator"] == simulator)
-                   & (metrics["n_agents"] == SUMO_AGENTS)]
-    if simulator == "dials":
-        runs = runs[runs["retrain_every"] == paper_hyperparameters(env).retrain_every]
-    if runs.empty:
-        return np.zeros(0)
-    pick = plans.first_evaluations(runs) if first else plans.final_evaluations(runs)
-    return pick.sort_values("seed")["mean_return"].to_numpy(dtype=float)
-
-
 def _interval(estimate: float, low: float, high: float) -> str:
     return f"{estimate:+.1f} [95% CI {low:+.1f}, {high:+.1f}]"
 
@@ -115,8 +99,9 @@ class SumoStudy:
         theirs = paper.final_returns_table(PAPER_ENV).set_index("agents").loc[SUMO_AGENTS]
         rows = []
         for simulator, method in report.METHOD_LABELS.items():
-            start, final = (_returns(self.metrics, SUMO_ENV, simulator, first) for first in (True, False))
-            grid = _returns(self.grid_metrics, PAPER_ENV, simulator, False)
+            start, final = (plans.seed_returns(self.metrics, SUMO_ENV, simulator, SUMO_AGENTS, first)
+                            for first in (True, False))
+            grid = plans.seed_returns(self.grid_metrics, PAPER_ENV, simulator, SUMO_AGENTS, False)
             row: dict[str, object] = {
                 "method": method, "runs": f"{len(final)} of {self.seeds}",
                 "paper start": float(theirs["start"]),
@@ -197,7 +182,8 @@ class SumoStudy:
             sentences.append("DIALS against GS is not measured: " + " and ".join(not_learned) +
                              " did not clearly learn.")
         else:
-            finals = {simulator: _returns(self.metrics, SUMO_ENV, simulator, False) for simulator in ("dials", "gs")}
+            finals = {simulator: plans.seed_returns(self.metrics, SUMO_ENV, simulator, SUMO_AGENTS, False)
+                      for simulator in ("dials", "gs")}
             difference = bootstrap_ci(finals["dials"], finals["gs"])
             paper_difference = table.loc["DIALS", "paper at our steps"] - table.loc["GS", "paper at our steps"]
             sentences.append(f"DIALS minus GS at the end: {_interval(*difference)} (the paper's curves at these "

@@ -42,7 +42,6 @@ import pandas as pd
 from dials_lib.analysis import plans, verdicts
 from dials_lib.analysis.published import has_records
 from dials_lib.analysis.stats import bootstrap_ci, bootstrap_statistic
-from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.training.run_config import RunConfig
 
 VARIANT = "traffic-open-exits"
@@ -107,19 +106,6 @@ class GapComparison:
         return self.sentence
 
 
-def _returns(metrics: pd.DataFrame, env: str, simulator: str, first: bool) -> np.ndarray:
-    """Per seed, the mean return of the first (step 0) or last evaluation of `env`'s `simulator` runs at GAP_AGENTS
-    agents (DIALS at the paper's F only: a frame may hold a whole plan's runs, the F ablation's too)."""
-    runs = metrics[(metrics["env"] == env) & (metrics["simulator"] == simulator)
-                   & (metrics["n_agents"] == GAP_AGENTS)]
-    if simulator == "dials":
-        runs = runs[runs["retrain_every"] == paper_hyperparameters(env).retrain_every]
-    if runs.empty:
-        return np.zeros(0)
-    pick = plans.first_evaluations(runs) if first else plans.final_evaluations(runs)
-    return pick.sort_values("seed")["mean_return"].to_numpy(dtype=float)
-
-
 def _interval(estimate: float, low: float, high: float, percent: bool = False) -> str:
     shown = (lambda v: f"{v:.0%}") if percent else (lambda v: f"{v:+.1f}")
     return f"{shown(estimate)} [95% CI {shown(low)}, {shown(high)}]"
@@ -133,7 +119,7 @@ def compare_gap(metrics: pd.DataFrame, seeds: int) -> GapComparison:
     rows, samples, missing = [], {}, []
     for env, grid in GRIDS.items():
         for simulator, method in METHODS.items():
-            start, final = _returns(metrics, env, simulator, True), _returns(metrics, env, simulator, False)
+            start, final = (plans.seed_returns(metrics, env, simulator, GAP_AGENTS, first) for first in (True, False))
             row: dict[str, object] = {"grid": grid, "method": method, "runs": f"{len(final)} of {seeds}"}
             if len(final) < seeds or len(start) < seeds:
                 missing.append(f"{method} on {grid} ({len(final)} of {seeds} runs finished)")
