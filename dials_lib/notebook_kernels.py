@@ -8,12 +8,17 @@ Two settings of the kernel are chosen here rather than inherited from whoever st
   kernels, whose figures were then drawn and saved to `figures/` but never displayed: published notebooks without a
   single image.
 - The kernel talks to papermill over IPC sockets instead of TCP: both are local processes, and ipykernel warns on
-  every start that TCP is unencrypted (a warning printed once per notebook of a batch run, to no purpose).
+  every start that TCP is unencrypted (a warning printed once per notebook of a batch run, to no purpose). The
+  sockets live in a private temporary folder under an absolute path: jupyter_client's default is the relative name
+  `kernel-ipc`, which the kernel resolves in the notebook's folder and the manager, cleaning up, in its own, so
+  every run left its sockets (`kernel-ipc-1`, ...) among the notebooks.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +37,31 @@ class LocalKernelManager(AsyncKernelManager):
     @default("transport")
     def _default_transport(self) -> str:
         return "ipc"
+
+    def _ip_default(self) -> str:
+        # jupyter_client's own default for IPC is a name relative to whichever folder resolves it (see above).
+        return os.path.join(self.socket_folder, "kernel-ipc")
+
+    @property
+    def socket_folder(self) -> str:
+        """The private folder of this manager's IPC sockets (made on first use, removed by `remove_socket_folder`)."""
+        if getattr(self, "_socket_folder", None) is None:
+            self._socket_folder = tempfile.mkdtemp(prefix="dials-kernel-")
+        return self._socket_folder
+
+    def remove_socket_folder(self) -> None:
+        """Delete the socket folder and whatever a killed kernel left in it."""
+        folder = getattr(self, "_socket_folder", None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            self._socket_folder = None
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            self.remove_socket_folder()
+
+    cleanup_resources = _async_cleanup_resources
 
 
 @contextmanager

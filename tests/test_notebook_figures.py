@@ -8,8 +8,11 @@ the package's source, so a new plotting helper is covered without listing it her
 from __future__ import annotations
 
 import ast
+import asyncio
 import functools
 import os
+import signal
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -133,6 +136,53 @@ def test_a_notebook_run_like_the_series_shows_its_figures_even_under_an_agg_call
                      if o.get("name") == "stderr")
     assert "without encryption" not in stderr
     assert os.environ["MPLBACKEND"] == "Agg"  # the caller's setting is back once the notebook has run
+
+
+def test_a_notebook_run_leaves_no_kernel_socket_behind(tmp_path, monkeypatch):
+    """The kernel's IPC sockets go to a private temporary folder that is removed afterwards: none in the notebook's
+    folder (where the relative default put 40 of them among the committed notebooks), none in the temp folder."""
+    sockets_root = tmp_path / "tmp"
+    sockets_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(sockets_root))
+    notebook_folder = tmp_path / "notebooks"
+    notebook_folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = dict(series.KERNELSPEC)
+    nb.cells = [nbformat.v4.new_code_cell("import os\nsorted(os.listdir('.'))")]
+    nbformat.write(nb, notebook_folder / "tiny.ipynb")
+    notebook_kernels.execute_notebook(notebook_folder / "tiny.ipynb", tmp_path / "out.ipynb", parameters={},
+                                      cwd=notebook_folder)
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert "tiny.ipynb" in executed.cells[0].outputs[0]["data"]["text/plain"]  # the kernel ran in that folder
+    assert sorted(p.name for p in notebook_folder.iterdir()) == ["tiny.ipynb"]
+    assert list(sockets_root.iterdir()) == []
+
+
+def test_a_killed_kernel_leaves_no_socket_among_the_notebooks(tmp_path, monkeypatch):
+    """A kernel that dies without closing its sockets (killed with the series) leaves them in the manager's private
+    folder, which the manager's clean-up removes; never in the folder the kernel ran in."""
+    sockets_root = tmp_path / "tmp"
+    sockets_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(sockets_root))
+    notebook_folder = tmp_path / "notebooks"
+    notebook_folder.mkdir()
+
+    async def start_kill_and_clean_up() -> list[str]:
+        manager = notebook_kernels.LocalKernelManager(kernel_name=series.KERNELSPEC["name"])
+        await manager.start_kernel(cwd=str(notebook_folder))
+        client = manager.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=120)
+        client.stop_channels()
+        sockets = sorted(p.name for p in Path(manager.socket_folder).iterdir())
+        os.kill(manager.provisioner.process.pid, signal.SIGKILL)
+        await manager.shutdown_kernel(now=True)
+        return sockets
+
+    sockets = asyncio.run(start_kill_and_clean_up())
+    assert sockets and all(name.startswith("kernel-ipc-") for name in sockets)  # the kernel had bound its sockets
+    assert list(notebook_folder.iterdir()) == []
+    assert list(sockets_root.iterdir()) == []
 
 
 def test_the_series_executes_its_notebooks_through_the_inline_kernel(monkeypatch, tmp_path):
