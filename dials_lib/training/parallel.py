@@ -101,7 +101,7 @@ def run_measured(index: int, function: Callable[[Any], Any], argument: Any) -> t
         probe = MemoryProbe()
         # CPU time of this thread only: the memory sampler's thread must not count as the task's work
         start, cpu_start = time.perf_counter(), time.thread_time()
-        with TreeMemorySampler(interval=0.1, pss_every=20, own=probe, children=False):
+        with TreeMemorySampler(interval=0.1, own=probe, children=False):
             value = function(argument)
         seconds, cpu_seconds = time.perf_counter() - start, time.thread_time() - cpu_start
     del argument
