@@ -213,12 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     SUMO runs. Ctrl-C or SIGTERM stops it like the series' training, every worker with it; rerun to resume."""
     from dials_lib.envs.sumo_network import SumoMissingError
     from dials_lib.presets import PRESET_NAMES
+    from dials_lib.training.priority import match_session_priority
     from dials_lib.training.process_tree import exit_now, sigterm_as_interrupt, stop_status
 
     parser = argparse.ArgumentParser(description="Train (or resume) GS, DIALS and untrained-DIALS on sumo-traffic.",
                                      allow_abbrev=False)
     parser.add_argument("--preset", default="quick", choices=PRESET_NAMES)
     args = parser.parse_args(argv)
+    match_session_priority()  # `make train-sumo` is niced: against other terminals too
     try:
         with sigterm_as_interrupt():
             train_sumo(args.preset)

@@ -1,0 +1,59 @@
+"""A niced run stays niced against other terminals: its scheduling group gets its niceness too (Linux autogroups).
+
+`make train` runs a long training under `nice -n 10` so that whatever else the machine does (the tests, a notebook,
+another terminal's work) keeps its speed. On Linux with autogroup scheduling
+(`/proc/sys/kernel/sched_autogroup_enabled`, on in most desktop and many server kernels), that alone does not work:
+the scheduler first shares the cores fairly between *sessions* (each terminal, each `setsid`), and only within a
+session by niceness. A niced training in one
+terminal then takes as much CPU as a `make test` in another, however niced it is: the two sessions share the cores
+evenly.
+
+`match_session_priority` closes that gap: a process whose niceness is above 0 sets its session's autogroup
+niceness to the same value (never lowering it, which an unprivileged user could not do anyway). Everything else in
+that session (the shell, a second command run from it) shares the lower priority, which is what a user who starts
+a long run with `nice` in its own terminal expects. Elsewhere (another OS, autogroups off, no permission) it does
+nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
+"""Whether the kernel schedules by autogroup ("1") or not."""
+
+
+def autogroup_file(pid: int | str = "self") -> Path:
+    """The file holding a process's autogroup and its niceness (e.g. "/autogroup-296 nice 0")."""
+    return Path(f"/proc/{pid}/autogroup")
+
+
+def autogroup_nice(pid: int | str = "self") -> int | None:
+    """The niceness of a process's autogroup, or None where there is none to read."""
+    try:
+        return int(autogroup_file(pid).read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def match_session_priority() -> int | None:
+    """Give this process's autogroup (its session) this process's niceness, if that is higher; return the
+    autogroup's niceness afterwards (None without autogroup scheduling)."""
+    try:
+        if AUTOGROUP_SWITCH.read_text().strip() != "1":
+            return None
+    except OSError:
+        return None
+    current = autogroup_nice()
+    own = os.nice(0)
+    if current is None or own <= current:
+        return current
+    try:
+        autogroup_file().write_text(str(own))
+    except OSError:  # not permitted here (a restricted container): the process's own niceness still applies
+        return current
+    return autogroup_nice()
+
+
+__all__ = ["autogroup_file", "autogroup_nice", "match_session_priority"]

@@ -1,0 +1,39 @@
+"""A niced run lowers its session's autogroup priority too (Linux with autogroup scheduling only)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dials_lib.training import priority
+
+pytestmark = pytest.mark.skipif(priority.autogroup_nice() is None or not priority.AUTOGROUP_SWITCH.exists()
+                                or priority.AUTOGROUP_SWITCH.read_text().strip() != "1",
+                                reason="no autogroup scheduling on this machine")
+
+PROBE = ("from dials_lib.training import priority; before = priority.autogroup_nice(); "
+         "after = priority.match_session_priority(); print(before, after)")
+
+
+def in_new_session(niceness: int) -> tuple[int, int]:
+    """Run the probe niced, as the leader of a new session (its own autogroup, not the test runner's)."""
+    done = subprocess.run(["nice", "-n", str(niceness), sys.executable, "-c", PROBE], capture_output=True,
+                          text=True, check=True, start_new_session=True)
+    before, after = done.stdout.split()
+    return int(before), int(after)
+
+
+def test_a_niced_process_gives_its_session_its_niceness():
+    assert in_new_session(7) == (0, 7)
+
+
+def test_an_unniced_process_leaves_its_session_alone():
+    assert in_new_session(0) == (0, 0)
+
+
+def test_the_test_runner_session_is_untouched():
+    before = priority.autogroup_nice()
+    in_new_session(5)
+    assert priority.autogroup_nice() == before
