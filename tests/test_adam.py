@@ -127,3 +127,43 @@ def test_per_agent_steps_give_every_agent_its_numbers_in_any_group(fused: bool) 
     which elements land in its scalar tail depends on the tensor's length.)"""
     together, apart = per_agent_and_apart(fused, per_agent=True)
     assert all(torch.equal(a, b) for a, b in zip(together, apart, strict=True))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_fused_step_of_whole_aligned_parameters_equals_the_slice_by_slice_step(monkeypatch, threads) -> None:
+    """Per agent, the fused step takes a parameter whole when its agent slices are multiples of 64 elements long
+    (one kernel call instead of one per agent): bit for bit what stepping every slice alone gives, with one thread or
+    two, for aligned and unaligned shapes of the paper's networks side by side."""
+    from dials_lib.learning import adam
+
+    shapes = [(40, 256), (1, 256), (256, 128), (128, 2), (1, 2), (1, 1), (3, 64), (5, 7)]
+
+    def train(multiple: int) -> list[torch.Tensor]:
+        monkeypatch.setattr(adam, "WHOLE_SLICE_MULTIPLE", multiple)
+        generator = torch.Generator().manual_seed(5)
+        params = [torch.nn.Parameter(torch.randn(12, *shape, generator=generator)) for shape in shapes]
+        optimiser = Adam(params, lr=3e-3, eps=1e-5, fused=True, per_agent=True)
+        for _ in range(25):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator)
+            optimiser.step()
+        return [p.detach() for p in params]
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        every_slice_alone = train(multiple=10**12)  # no slice length is a multiple: all stepped slice by slice
+        whole_where_aligned = train(multiple=adam.WHOLE_SLICE_MULTIPLE)
+    finally:
+        torch.set_num_threads(previous)
+    assert all(torch.equal(a, b) for a, b in zip(every_slice_alone, whole_where_aligned, strict=True))
+
+
+def test_only_parameters_with_aligned_agent_slices_are_stepped_whole() -> None:
+    from dials_lib.learning.adam import _per_agent_pieces
+
+    params = [torch.nn.Parameter(torch.zeros(3, 2, 64)), torch.nn.Parameter(torch.zeros(3, 1, 2))]
+    steps = [torch.tensor(1.0), torch.tensor(2.0)]
+    pieces, piece_steps = _per_agent_pieces(params, [params], steps)
+    assert [tuple(t.shape) for t in pieces[0]] == [(3, 2, 64), (1, 2), (1, 2), (1, 2)]
+    assert [float(s) for s in piece_steps] == [1.0, 2.0, 2.0, 2.0]
