@@ -36,7 +36,7 @@ def libsumo_free() -> None:
     """Every test starts with this process's libsumo free (several tests check which backend a simulator gets): a
     simulator that an earlier test of another module left to the garbage collector would still hold it."""
     gc.collect()  # a dropped simulator in a reference cycle closes its simulation when collected
-    holder = sumo_network._libsumo_holder
+    holder = sumo_network.libsumo_holder()
     if holder is not None:
         holder.close()
 
@@ -369,6 +369,48 @@ def test_the_local_form_gap_is_measured_and_small() -> None:
 
 
 # ---------------------------------------------------------------- processes, adapters, pictures
+
+
+@needs_sumo
+def test_a_dropped_simulator_hands_libsumo_back() -> None:
+    """A simulator dropped without close() frees libsumo once collected, so the next one runs in-process; the
+    module kept its connection alive for good, and every later simulation of the process ran on traci."""
+    first = GlobalSimulator(4, seed=0)
+    first.reset()
+    assert first.backend == "libsumo"
+    del first
+    gc.collect()
+    assert sumo_network.libsumo_holder() is None
+    with GlobalSimulator(4, seed=0) as second:
+        assert second.backend == "libsumo"
+
+
+@needs_sumo
+def test_every_training_chunk_on_sumo_runs_on_libsumo(monkeypatch) -> None:
+    """Each chunk's task closes its IALS when it ends (and a data collection its GS), so the next chunk's simulation
+    gets libsumo again: three chunks in a row in one process all run in-process, not over traci's socket."""
+    from dials_lib.hyperparameters import paper_hyperparameters
+    from dials_lib.learning.ials import IALS
+    from dials_lib.training import group_tasks as tasks
+    from dials_lib.training.run_stack import RunStack
+
+    backends = []
+    close = IALS.close
+
+    def recording_close(self: IALS) -> None:
+        backends.append(self.ls.backend)
+        close(self)
+
+    monkeypatch.setattr(IALS, "close", recording_close)
+    hp, runs, ids = paper_hyperparameters("sumo-traffic"), RunStack((0,)), [0, 1, 2, 3]
+    aip, ppo = tasks.new_predictors(hp, ids, runs).state_dict(), tasks.new_learners(hp, ids, runs, 4_000_000)
+    state = ppo.state_dict()
+    for chunk in range(3):
+        result = tasks.train_agents(tasks.TrainAgents(hp, ids, runs, 4_000_000, state,
+                                                      tasks.OnIALS(aip, RunStack((chunk,))), 128))
+        state = result["ppo_state"]
+    assert backends == ["libsumo"] * 3
+    assert sumo_network.libsumo_holder() is None
 
 
 @needs_sumo

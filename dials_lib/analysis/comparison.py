@@ -31,7 +31,7 @@ from dials_lib.analysis import claims, plans, report, verdicts
 from dials_lib.analysis.env_stats import idle_class, source_names
 from dials_lib.analysis.influence_eval import pooled_predicted_vs_empirical
 from dials_lib.analysis.stats import bootstrap_ci
-from dials_lib.envs import make_global
+from dials_lib.envs import close_simulator, make_global
 from dials_lib.learning.controllers import PolicyController
 from dials_lib.learning.influence import collect_dataset
 from dials_lib.paths import REPO_ROOT
@@ -256,8 +256,11 @@ class Comparison:
                 continue
             agents = trained_agents(config)
             sim = make_global(self.env, n_agents=config.n_agents, seed=config.seed)
-            data = collect_dataset(sim, PolicyController(agents.actor),
-                                   self.budget.eval_episodes * sim.spec.horizon)
+            try:
+                data = collect_dataset(sim, PolicyController(agents.actor),
+                                       self.budget.eval_episodes * sim.spec.horizon)
+            finally:
+                close_simulator(sim)
             table = pooled_predicted_vs_empirical(agents.predictor, data, source_names(self.env), idle_class(self.env))
             parts.append(table.assign(n_agents=config.n_agents, method=report.METHOD_LABELS[config.simulator]))
         columns = ["empirical", "predicted"]

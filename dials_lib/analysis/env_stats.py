@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dials_lib.envs import get_env, make_global
+from dials_lib.envs import close_simulator, get_env, make_global
 from dials_lib.hyperparameters import TRAINABLE_ENVS
 from dials_lib.plots import read_paper_table
 from dials_lib.validation import check_choice
@@ -49,8 +49,7 @@ def run_episodes(env: str, n_agents: int, controller: str, episodes: int, seed: 
     try:
         return rollout(sim, chosen, episodes)
     finally:
-        if hasattr(sim, "close"):  # a SUMO GS hands its simulation back at once
-            sim.close()
+        close_simulator(sim)
 
 
 def episode_returns(env: str, n_agents: int, controller: str, episodes: int, seed: int = 0) -> np.ndarray:

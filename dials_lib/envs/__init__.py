@@ -19,12 +19,13 @@ from dials_lib.envs.contract import (
     MetricTracker,
     check_n_agents,
     check_n_regions,
+    close_simulator,
 )
 from dials_lib.envs.local_form import LocalFormError, LocalFormSummary, check_local_form
 from dials_lib.envs.registry import ENVS, get_env, get_spec, make_global, make_local
 
 __all__ = [
     "ENVS", "EnvRecord", "EnvSpec", "GlobalSimulator", "LocalFormError", "LocalFormSummary", "LocalSimulator",
-    "LocalStates", "Metric", "MetricTracker", "check_local_form", "check_n_agents", "check_n_regions", "get_env",
-    "get_spec", "make_global", "make_local",
+    "LocalStates", "Metric", "MetricTracker", "check_local_form", "check_n_agents", "check_n_regions",
+    "close_simulator", "get_env", "get_spec", "make_global", "make_local",
 ]

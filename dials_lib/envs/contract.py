@@ -292,7 +292,15 @@ class EnvRecord:
         return tuple(m.name for m in self.metrics)
 
 
+def close_simulator(sim: object) -> None:
+    """Close a simulator that holds an outside resource (a SUMO simulation, whose libsumo is one per process); a
+    no-op for the others. Done as soon as a simulator is no longer needed, so that the next one gets libsumo."""
+    close = getattr(sim, "close", None)
+    if callable(close):
+        close()
+
+
 __all__ = [
     "AgentSimulator", "EnvRecord", "EnvSpec", "GlobalSimulator", "LocalSimulator", "LocalStates", "Metric",
-    "MetricTracker", "Seeds", "check_n_agents", "check_n_regions", "check_seeds",
+    "MetricTracker", "Seeds", "check_n_agents", "check_n_regions", "check_seeds", "close_simulator",
 ]

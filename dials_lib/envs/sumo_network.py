@@ -36,6 +36,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,9 +301,17 @@ def network_files(layout: GridLayout, root: Path | None = None) -> NetworkFiles:
 
 # ---------------------------------------------------------------- connections
 
-_libsumo_holder: object | None = None
-"""The connection that holds this process's libsumo simulation, if any."""
+_libsumo_holder: weakref.ref[SumoConnection] | None = None
+"""The connection that holds this process's libsumo simulation, if any: a weak reference, so that a dropped
+simulator's connection is collected and hands libsumo back (a strong one here kept the first simulation of a
+process holding libsumo for good, and every later one ran on traci, 2 to 3 times slower)."""
 _labels = itertools.count()
+
+
+def libsumo_holder() -> SumoConnection | None:
+    """The open connection that holds this process's libsumo simulation, if any."""
+    holder = _libsumo_holder() if _libsumo_holder is not None else None
+    return holder if holder is not None and not holder.closed else None
 
 
 class SumoConnection:
@@ -315,7 +324,7 @@ class SumoConnection:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         libsumo = require_sumo()
-        libsumo_free = _libsumo_holder is None and not libsumo.simulation.isLoaded()
+        libsumo_free = libsumo_holder() is None and not libsumo.simulation.isLoaded()
         if backend == "libsumo" and not libsumo_free:
             raise RuntimeError("backend='libsumo': this process already runs a libsumo simulation (libsumo allows "
                                "one per process); close it, or use backend='auto' or 'traci'")
@@ -324,7 +333,7 @@ class SumoConnection:
         if self.backend == "libsumo":
             libsumo.start([sumo_binary("sumo"), *self.args])
             self.api: Any = libsumo
-            _libsumo_holder = self
+            _libsumo_holder = weakref.ref(self)
         else:
             import traci
 
@@ -349,7 +358,7 @@ class SumoConnection:
             self.api.close()
         except Exception:  # noqa: BLE001  (a SUMO that already died has nothing left to close)
             pass
-        if _libsumo_holder is self:
+        if _libsumo_holder is not None and _libsumo_holder() in (self, None):  # None: being collected
             _libsumo_holder = None
 
     def __del__(self) -> None:
@@ -366,6 +375,6 @@ def simulation_args(files: NetworkFiles, seed: int = 0) -> list[str]:
 
 __all__ = [
     "ACTUATED", "BACKENDS", "CAR", "INSTALL_HINT", "LANE_LENGTH", "PHASE_STATES", "SPEED_LIMIT", "GridLayout",
-    "NetworkFiles", "SumoConnection", "SumoMissingError", "cache_root", "network_files", "require_sumo",
-    "simulation_args", "sumo_available", "sumo_binary", "sumo_version",
+    "NetworkFiles", "SumoConnection", "SumoMissingError", "cache_root", "libsumo_holder", "network_files",
+    "require_sumo", "simulation_args", "sumo_available", "sumo_binary", "sumo_version",
 ]

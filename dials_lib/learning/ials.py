@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dials_lib.envs import get_spec, make_local
+from dials_lib.envs import close_simulator, get_spec, make_local
 from dials_lib.hyperparameters import AIPConfig
 from dials_lib.learning.influence import StackedPredictor, make_predictor, sample_sources
 from dials_lib.seeding import CounterStream, Stream, agent_keys, agent_seeds, inverse_cdf
@@ -138,6 +138,10 @@ class IALS:
             agent_keys(seed, self.agent_ids, Stream.IALS_NOISE), int(np.prod(probe.shape[1:])))
         self._u = np.zeros((self.n_agents, self.spec.n_sources), dtype=np.int64)
         self.set_predictor(predictor)
+
+    def close(self) -> None:
+        """Close the local simulator if it holds an outside resource (a SUMO simulation)."""
+        close_simulator(self.ls)
 
     def set_predictor(self, predictor: StackedPredictor) -> None:
         """Use (a snapshot of) these AIPs from now on, e.g. after a retraining."""

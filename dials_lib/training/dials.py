@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.envs import make_global
+from dials_lib.envs import close_simulator, make_global
 from dials_lib.learning.controllers import PolicyController
 from dials_lib.learning.influence import InfluenceData, collect_compact_dataset
 from dials_lib.learning.policy_actor import PolicyActor
@@ -107,8 +107,11 @@ class Run:
         `reached` is told the steps collected so far after every episode."""
         sim = make_global(self.config.env, n_agents=self.config.n_agents,
                           seed=derived_seed(self.runs.seeds[r], Purpose.DATA_COLLECTION, c))
-        return collect_compact_dataset(sim, PolicyController(self.joint_actor(r, Purpose.DATA_COLLECTION, c)),
-                                       self.hp.aip.dataset_steps, reached)
+        try:
+            return collect_compact_dataset(sim, PolicyController(self.joint_actor(r, Purpose.DATA_COLLECTION, c)),
+                                           self.hp.aip.dataset_steps, reached)
+        finally:
+            close_simulator(sim)
 
     def retrain_aips(self, c: int, data: list[InfluenceData]) -> None:
         """Every group's AIPs trained on its agents' slice of its run's GS data, while the PPO states wait on disk."""

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from dials_lib.envs import ENVS, get_env, make_global
+from dials_lib.envs import ENVS, close_simulator, get_env, make_global
 from dials_lib.envs.registry import EXTRA_ENVS
 from dials_lib.envs.traffic_metrics import TrafficMetrics
 from dials_lib.envs.warehouse_metrics import WarehouseMetrics
@@ -64,8 +64,7 @@ def evaluate_controller(
     try:
         data = collect_dataset(sim, controller, episodes * sim.spec.horizon, tracker=tracker)
     finally:
-        if hasattr(sim, "close"):  # a SUMO GS hands its simulation back at once (sumo_network.SumoConnection)
-            sim.close()
+        close_simulator(sim)
     per_episode = data.rewards.sum(axis=2, dtype=np.float64).mean(axis=0)  # mean over agents of each episode's return
     sem = per_episode.std(ddof=1) / math.sqrt(episodes) if episodes > 1 else math.nan
     ce = math.nan

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from dials_lib.envs import get_spec, make_global
+from dials_lib.envs import close_simulator, get_spec, make_global
 from dials_lib.hyperparameters import EnvHyperparameters
 from dials_lib.learning.ials import IALS
 from dials_lib.learning.influence import InfluenceData, StackedPredictor, make_predictor, train_predictor
@@ -103,7 +103,10 @@ def train_agents(task: TrainAgents) -> dict[str, Any]:
     sim = task.on.build(task.hp, task.agent_ids, task.runs)
     sink, ids = task_sinks().steps, tuple(task.agent_ids)
     on_update = None if sink is None else (lambda steps: sink(ids, steps))
-    trace = run_ppo(group, sim, task.n_steps, on_update)
+    try:
+        trace = run_ppo(group, sim, task.n_steps, on_update)
+    finally:
+        close_simulator(sim)  # a SUMO simulation hands libsumo back for the next chunk's
     return {"ppo_state": group.state_dict(), "metrics": task.runs.summaries(trace, len(task.agent_ids))}
 
 
