@@ -28,7 +28,6 @@ AWAITING_REPUBLISHING = {
     "05_warehouse_dials_vs_gs.ipynb": "the quick preset's training runs (runs/quick/warehouse)",
     "06_aip_training_frequency.ipynb": "the quick preset's F-ablation training runs (runs/quick)",
     "10_scale.ipynb": "the scale preset's training runs (runs/scale; committed without outputs until they finish)",
-    "11_sumo_traffic.ipynb": "the sumo-traffic training runs (make train-sumo)",
 }
 """Committed notebooks whose outputs predate inline figures (published before the series set the kernels' backend)
 and what republishing them with `python -m dials_lib.series --preset quick --only NN --publish` needs. Remove a
