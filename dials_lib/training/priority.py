@@ -18,10 +18,13 @@ nothing.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
 """Whether the kernel schedules by autogroup ("1") or not."""
+WRITE_ATTEMPTS = 10
+"""Tries at setting the autogroup's niceness (the kernel refuses a second write within 100 ms machine-wide)."""
 
 
 def autogroup_file(pid: int | str = "self") -> Path:
@@ -49,10 +52,14 @@ def match_session_priority() -> int | None:
     own = os.nice(0)
     if current is None or own <= current:
         return current
-    try:
-        autogroup_file().write_text(str(own))
-    except OSError:  # not permitted here (a restricted container): the process's own niceness still applies
-        return current
+    for _ in range(WRITE_ATTEMPTS):
+        try:
+            autogroup_file().write_text(str(own))
+            break
+        except BlockingIOError:  # EAGAIN: without CAP_SYS_ADMIN the kernel takes one such write per 100 ms
+            time.sleep(0.15)
+        except OSError:  # not permitted here (a restricted container): the process's own niceness still applies
+            return current
     return autogroup_nice()
 
 
