@@ -164,13 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         train_parser.error(in_flags(str(err), several_seeds=args.seeds is not None))
     from dials_lib.files import describe_os_error
-    from dials_lib.training.priority import match_session_priority
-    from dials_lib.training.process_tree import sigterm_as_interrupt
+    from dials_lib.training.priority import long_training
     from dials_lib.training.runner import WorkerDiedError, train_seeds
 
-    match_session_priority()  # started with `nice`: niced against other terminals too
     try:
-        with sigterm_as_interrupt():
+        with long_training():  # started with `nice`: niced against other terminals too
             results = train_seeds(config, seeds, progress=args.progress)
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM
         _stop_after_interrupt(seed_configs(config, seeds), interrupt)

@@ -171,12 +171,11 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     if not args.publish_only:
-        from dials_lib.training.priority import match_session_priority
-        from dials_lib.training.process_tree import exit_now, sigterm_as_interrupt, stop_status
+        from dials_lib.training.priority import long_training
+        from dials_lib.training.process_tree import exit_now, stop_status
 
-        match_session_priority()  # `make train` is niced: against other terminals too
         try:
-            with sigterm_as_interrupt():
+            with long_training():  # `make train` is niced: against other terminals too
                 if args.train_only:
                     train_runs(args.preset)
                     return

@@ -9,9 +9,7 @@ import pytest
 
 from dials_lib.training import priority
 
-pytestmark = pytest.mark.skipif(priority.autogroup_nice() is None or not priority.AUTOGROUP_SWITCH.exists()
-                                or priority.AUTOGROUP_SWITCH.read_text().strip() != "1",
-                                reason="no autogroup scheduling on this machine")
+pytestmark = pytest.mark.skipif(not priority.autogroup_scheduling(), reason="no autogroup scheduling on this machine")
 
 PROBE = ("from dials_lib.training import priority; before = priority.autogroup_nice(); "
          "after = priority.match_session_priority(); print(before, after)")
@@ -57,3 +55,27 @@ def test_the_test_runner_session_is_untouched():
     before = priority.autogroup_nice()
     in_new_session(5)
     assert priority.autogroup_nice() == before
+
+
+LONG_TRAINING_PROBE = """
+import os, signal, time
+from dials_lib.training import priority
+from dials_lib.training.process_tree import Terminated
+try:
+    with priority.long_training():
+        print(priority.autogroup_nice())
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this returns
+    print("not stopped")
+except Terminated:
+    print("terminated", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+"""
+
+
+def test_a_long_training_block_nices_its_session_and_stops_on_sigterm():
+    done = subprocess.run(["nice", "-n", "6", sys.executable, "-c", LONG_TRAINING_PROBE], capture_output=True,
+                          text=True, check=True, start_new_session=True, timeout=120)
+    niceness, outcome = done.stdout.splitlines()
+    if int(niceness) == 0 and not writable_autogroup():
+        pytest.skip("this machine refuses writes to /proc/<pid>/autogroup (a restricted container)")
+    assert (int(niceness), outcome) == (6, "terminated True")

@@ -213,16 +213,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     SUMO runs. Ctrl-C or SIGTERM stops it like the series' training, every worker with it; rerun to resume."""
     from dials_lib.envs.sumo_network import SumoMissingError
     from dials_lib.presets import PRESET_NAMES
-    from dials_lib.training.priority import match_session_priority
-    from dials_lib.training.process_tree import exit_now, sigterm_as_interrupt, stop_status
+    from dials_lib.training.priority import long_training
+    from dials_lib.training.process_tree import exit_now, stop_status
 
     parser = argparse.ArgumentParser(description="Train (or resume) GS, DIALS and untrained-DIALS on sumo-traffic.",
                                      allow_abbrev=False)
     parser.add_argument("--preset", default="quick", choices=PRESET_NAMES)
     args = parser.parse_args(argv)
-    match_session_priority()  # `make train-sumo` is niced: against other terminals too
     try:
-        with sigterm_as_interrupt():
+        with long_training():  # `make train-sumo` is niced: against other terminals too
             train_sumo(args.preset)
     except SumoMissingError as error:
         print(error, file=sys.stderr)

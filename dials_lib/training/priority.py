@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from dials_lib.training.process_tree import sigterm_as_interrupt
 
 AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
 """Whether the kernel schedules by autogroup ("1") or not."""
@@ -40,13 +44,18 @@ def autogroup_nice(pid: int | str = "self") -> int | None:
         return None
 
 
+def autogroup_scheduling() -> bool:
+    """Whether this kernel shares the cores between sessions first (autogroup scheduling on, its files readable)."""
+    try:
+        return AUTOGROUP_SWITCH.read_text().strip() == "1" and autogroup_nice() is not None
+    except OSError:
+        return False
+
+
 def match_session_priority() -> int | None:
     """Give this process's autogroup (its session) this process's niceness, if that is higher; return the
     autogroup's niceness afterwards (None without autogroup scheduling)."""
-    try:
-        if AUTOGROUP_SWITCH.read_text().strip() != "1":
-            return None
-    except OSError:
+    if not autogroup_scheduling():
         return None
     current = autogroup_nice()
     own = os.nice(0)
@@ -63,4 +72,14 @@ def match_session_priority() -> int | None:
     return autogroup_nice()
 
 
-__all__ = ["autogroup_file", "autogroup_nice", "match_session_priority"]
+@contextmanager
+def long_training() -> Iterator[None]:
+    """The block of a command-line training (`make train`, `make train-sumo`, `python -m dials_lib train`): its
+    session gets the process's niceness (`match_session_priority`) and SIGTERM stops it as Ctrl-C does
+    (`process_tree.sigterm_as_interrupt`)."""
+    match_session_priority()
+    with sigterm_as_interrupt():
+        yield
+
+
+__all__ = ["autogroup_file", "autogroup_nice", "autogroup_scheduling", "long_training", "match_session_priority"]
