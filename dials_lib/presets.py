@@ -135,7 +135,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         name="quick",
-        description="The main job: the whole series in about two hours on 2 cores, 4 agents, 3 seeds, the first "
+        description="The main job: the whole series in about 3 hours on 2 cores, 4 agents, 3 seeds, the first "
         "quarter of the paper's traffic run and an eighth of its warehouse run.",
         # A prefix of the paper's runs (1.06M and 512K steps: whole chunks, evaluated every 5 and 4 chunks). Within
         # it, F = 1M and 4M both train the AIPs once, at the start: traffic compares F = 100K and 500K with the main

@@ -100,7 +100,8 @@ def run_series(preset: str, only: list[str] | None = None) -> list[dict[str, Any
 
 
 PRESET_NOTE_TAG = "preset-note"
-"""Tag of the markdown cell saying which preset produced the published outputs (replaced on every publish)."""
+"""Tag of the markdown cell saying which preset produced the published outputs (replaced on every publish); also
+its cell id, so that publishing again leaves the note's lines of the notebook unchanged."""
 
 
 def is_preset_note(cell: nbformat.NotebookNode) -> bool:
@@ -134,7 +135,8 @@ def clean_for_publishing(nb: nbformat.NotebookNode, preset: str) -> nbformat.Not
                 "Running this notebook as it is uses the defaults of the cell above; set `preset` there "
                 "(or pass `-p preset ...` to papermill) to change the budget."
             )
-            cells.append(nbformat.v4.new_markdown_cell(note, metadata={"tags": [PRESET_NOTE_TAG]}))
+            cells.append(nbformat.v4.new_markdown_cell(note, metadata={"tags": [PRESET_NOTE_TAG]},
+                                                       id=PRESET_NOTE_TAG))
             continue
         cells.append(cell)
     nb.cells = cells

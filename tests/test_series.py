@@ -59,6 +59,8 @@ def test_publishing_twice_keeps_a_single_preset_note():
     second = series.clean_for_publishing(rerun, "quick")
     assert [c.cell_type for c in second.cells] == ["code", "markdown", "code"]
     assert sum(series.is_preset_note(c) for c in second.cells) == 1
+    assert second.cells[1] == first.cells[1]  # the same note, id included: a republish does not churn its lines
+    nbformat.validate(second)
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
