@@ -54,9 +54,13 @@ LAB_ARGS ?=
 lab: $(STAMP)  ## open the notebooks in JupyterLab (as root too); more flags with LAB_ARGS="--ip 0.0.0.0 --no-browser"
 	$(VENV)/bin/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
-bench: $(STAMP)  ## run the benchmarks, writing benchmarks/results/*.json and *.md
-	cd benchmarks && for script in simulators.py ppo.py training.py; do \
-		if [ -f $$script ]; then ../$(PY) $$script || exit 1; fi; done
+# Every benchmark that writes results (sim_traffic, sim_warehouse and sim_ials are parts of simulators.py).
+BENCH_ALL := simulators sim_sumo ppo adam compute training startup sumo_training_share
+BENCH ?= $(BENCH_ALL)
+bench: $(STAMP)  ## run the benchmarks (BENCH="ppo adam" for some), writing benchmarks/results/*.json and *.md
+	cd benchmarks && for name in $(BENCH); do \
+		case " $(BENCH_ALL) " in *" $$name "*) ;; *) echo "BENCH: no benchmark '$$name'; one of: $(BENCH_ALL)"; exit 2;; esac; \
+		echo "[bench] $$name.py"; ../$(PY) $$name.py || exit 1; done
 
 lint: $(STAMP)  ## ruff over the package, tests, benchmarks and notebooks
 	$(VENV)/bin/ruff check .

@@ -26,3 +26,16 @@ def test_importing_the_package_does_not_import_torch() -> None:
     code = "import sys, dials_lib, dials_lib.paths; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_make_bench_runs_every_benchmark_that_writes_results() -> None:
+    # Each benchmark script writes results/<name>.json; simulators.py's parts (sim_traffic, sim_warehouse, sim_ials)
+    # are run by it and write nothing of their own.
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = re.search(r"^BENCH_ALL := (.+)$", (root / "Makefile").read_text(), re.MULTILINE).group(1).split()
+    writers = sorted(path.stem for path in (root / "benchmarks").glob("*.py")
+                     if not path.stem.startswith("_") and "results" in path.read_text())
+    assert sorted(listed) == writers
