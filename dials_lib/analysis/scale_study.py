@@ -126,7 +126,7 @@ class ScaleStudy:
             ax.set_xticks(np.arange(len(sizes)), [str(s) for s in sizes])
             ax.set(title=f"{env}: ours after {self.steps[env]:,} steps per agent, paper after 4M",
                    xlabel="number of agents", ylabel="final average return per agent", ylim=(0, None))
-            ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+            ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below the axis label
         fig.tight_layout()
         save_figure(fig, f"{PREFIX}_final_return_vs_agents")
         save_table(table, f"{PREFIX}_final_return_vs_agents")
