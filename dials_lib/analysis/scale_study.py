@@ -192,27 +192,30 @@ class ScaleStudy:
 
     def training_time(self, n_processes: int = 2) -> pd.DataFrame:
         """The preset's training time from its runs' records (saved, returned): per environment, size and method
-        the wall hours of its seed batch (its runs share them; `stacked_runs` seeds) and the share of a core its
-        worker tasks got (their CPU over their wall seconds: below 1 when the machine was shared); a last row sums
-        the batches, and that sum over `n_processes` is the plan's wall time had its batches packed the cores
-        perfectly side by side."""
+        the wall hours of its seed batch (its runs share them; `stacked_runs` seeds), the CPU hours of its worker
+        tasks (the agents' training, simulators included, and the AIPs': what the batch costs on a core of its own,
+        leaving out its process's GS data collection and evaluation, whose wall seconds `runtimes` gives) and the
+        share of a core those tasks got (below 1 when the machine was shared); a row sums the batches, and a last
+        row divides that sum by `n_processes`: the plan's hours had its batches packed that many cores perfectly
+        side by side."""
         rows = []
         for env, comp in self.comparisons.items():
             runtimes = report.with_method(comp.runtimes)
             for (n, method), runs in runtimes.groupby(["n_agents", "method"], observed=True):
                 first = runs.iloc[0]
                 stacked = float(first.get("stacked_runs", 1))
-                busy = float(first.get("worker_busy_s", float("nan")))
-                cpu = float(first.get("worker_cpu_s", float("nan")))
+                busy = float(first.get("worker_busy_s", float("nan"))) * stacked  # runtimes holds a run's share
+                cpu = float(first.get("worker_cpu_s", float("nan"))) * stacked
                 rows.append({"env": env, "n_agents": int(n), "method": str(method), "seeds": int(stacked),
                              "batch wall h": float(first["total_s"]) * stacked / 3600,
+                             "worker CPU h": cpu / 3600,
                              "worker core share": cpu / busy if busy > 0 else float("nan")})
         table = pd.DataFrame(rows)
-        total = table["batch wall h"].sum()
+        total = table[["batch wall h", "worker CPU h"]].sum()
         table = pd.concat([table, pd.DataFrame([
-            {"env": "all", "method": "sum of the batches", "batch wall h": total},
-            {"env": "all", "method": f"over {n_processes} processes side by side", "batch wall h":
-             total / n_processes}])], ignore_index=True)
+            {"env": "all", "method": "sum of the batches", **total},
+            {"env": "all", "method": f"over {n_processes} processes side by side", **(total / n_processes)}])],
+            ignore_index=True)
         save_table(table, f"{PREFIX}_training_time")
         return table
 
