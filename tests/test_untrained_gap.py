@@ -13,6 +13,7 @@ import torch
 from dials_lib.analysis import plans
 from dials_lib.analysis.untrained_gap import (
     EXPLANATIONS,
+    TABLE_NAME,
     VARIANT,
     compare_gap,
     gap_configs,
@@ -113,6 +114,7 @@ def test_the_smoke_experiment_trains_reads_back_and_concludes(tmp_path: Path, mo
     """The smoke preset's 8 runs (2 seeds per grid and method) train, then read back without training."""
     monkeypatch.setenv("DIALS_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("DIALS_RECORDS_DIR", str(tmp_path / "records"))
+    monkeypatch.setenv("DIALS_FIGURES_DIR", str(tmp_path / "figures"))
     before = untrained_gap("smoke")
     assert before.explanation == "not measured" and "0 of 2 runs finished" in before.sentence
     result = untrained_gap("smoke", train=True)
@@ -123,6 +125,9 @@ def test_the_smoke_experiment_trains_reads_back_and_concludes(tmp_path: Path, mo
     again = untrained_gap("smoke", train=True)
     pd.testing.assert_frame_equal(again.table, result.table)
     assert again.sentence == result.sentence
+    saved = pd.read_csv(tmp_path / "figures" / f"{TABLE_NAME}.csv")  # the table as notebook 04 shows it, and its answer
+    assert saved["grid"].tolist() == result.table["grid"].tolist()
+    assert (saved["explanation"] == result.explanation).all()
     # a preset outside GAP_PRESETS never trains the experiment: it reads what exists, here nothing
     elsewhere = untrained_gap("full4", train=True)
     assert elsewhere.explanation == "not measured" and "0 of 3 runs finished" in elsewhere.sentence
