@@ -344,9 +344,9 @@ def test_ppo_states_wait_on_disk_while_aips_train(reference_run, tmp_path, monke
                      (run.directories[0].path / "ppo_states.spill.pt").exists()))
         return map_tasks(function, tasks, n_workers)
 
-    def watching_retrain_aips(self, c, data):
+    def watching_retrain_aips(self, c, data, *rest):
         watched.append(self)
-        return retrain_aips(self, c, data)
+        return retrain_aips(self, c, data, *rest)
 
     watched, map_tasks = [], run_session.map_tasks
     monkeypatch.setattr(run_session, "map_tasks", watching_map_tasks)

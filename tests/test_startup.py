@@ -1,5 +1,6 @@
-"""A DIALS run's start-up (GS data collection, then AIP training, before the first PPO step): a progress bar that
-moves through it, and a checkpoint right after the AIPs are trained, so that an interruption there loses nothing."""
+"""A DIALS run's start-up (GS data collection, then AIP training, before the first PPO step) and its later AIP
+retrainings: a progress bar that moves through them, a checkpoint before and right after each, and each group's new
+AIPs kept as they come, so that an interruption loses at most the groups still training."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
-from dials_lib.training import dials, progress
+from dials_lib.training import dials, group_tasks, progress
 from dials_lib.training.checkpoints import read_header, verified_state
+from dials_lib.training.run_records import PARTIAL_AIPS, RunDirectory
 from dials_lib.training.runner import train
 from tests.conftest import results_only, runner_config
 from tests.faults import train_until_ctrl_c_at_evaluation
@@ -92,3 +95,53 @@ def test_a_bar_that_is_off_starts_no_ticker():
 
 def test_clock_reads_minutes_and_hours():
     assert progress.clock(0) == "0:00" and progress.clock(73.9) == "1:13" and progress.clock(3725) == "1:02:05"
+
+
+def test_a_stop_during_aip_retraining_keeps_the_chunk_before_and_the_groups_that_finished(tmp_path, monkeypatch):
+    """A retraining after the first chunk, stopped once the first of its two groups is trained: the resume starts at
+    that boundary (not one chunk earlier), trains only the other group's AIPs, and ends where an uninterrupted run
+    ends."""
+    whole = train(runner_config(tmp_path / "whole"), progress=False)
+    config = runner_config(tmp_path / "interrupted")  # 2 groups of 2 agents, AIPs retrained at boundaries 0 and 1
+    trained, train_aips = [], group_tasks.train_aips
+
+    def stopping_after_one_group(task):
+        if task.round_index == 1 and trained.count(1) == 1:  # the second group of the retraining at boundary 1
+            raise KeyboardInterrupt
+        trained.append(task.round_index)
+        return train_aips(task)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(group_tasks, "train_aips", stopping_after_one_group)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, progress=False)
+    run_dir = config.directory()
+    saved = verified_state(run_dir / "checkpoint.pt")
+    assert (saved["boundary"], saved["prepared"], saved["retrained"]) == (1, False, False)  # chunk 0 is kept
+    assert list(RunDirectory(config).partial_aips(1)) == [(0, 1)] and RunDirectory(config).partial_aips(0) == {}
+
+    retrained, collected = [], []
+    monkeypatch.setattr(group_tasks, "train_aips", lambda task: retrained.append(task.agent_ids) or train_aips(task))
+    collect = dials.Run.collect_gs_data
+    monkeypatch.setattr(dials.Run, "collect_gs_data",
+                        lambda self, r, c, reached=None: collected.append(c) or collect(self, r, c, reached))
+    resumed = train(config, progress=False)
+    assert retrained == [[2, 3]] and collected == [1]  # the finished group's AIPs were not trained again
+    pd.testing.assert_frame_equal(results_only(resumed.metrics), results_only(whole.metrics))
+    assert states_equal(learned(run_dir), learned(whole.run_dir))
+    assert not (run_dir / PARTIAL_AIPS).exists()
+
+
+def test_partial_aips_of_another_boundary_or_damaged_are_not_used(tmp_path, capsys):
+    directory = RunDirectory(runner_config(tmp_path / "run"))
+    aip = {"weight": torch.arange(6.0).reshape(2, 3)}
+    directory.save_partial_aips(1, {(0, 1): aip})
+    assert list(directory.partial_aips(1)) == [(0, 1)] and torch.equal(directory.partial_aips(1)[(0, 1)]["weight"],
+                                                                       aip["weight"])
+    assert directory.partial_aips(2) == {}
+    path = directory.path / PARTIAL_AIPS
+    path.write_bytes(path.read_bytes()[:-3])  # truncated
+    assert directory.partial_aips(1) == {}
+    assert "its AIPs train again" in capsys.readouterr().err
+    directory.drop_partial_aips()
+    assert not path.exists() and directory.partial_aips(1) == {}

@@ -57,8 +57,9 @@ def previous_path(path: Path) -> Path:
     return path.with_name(path.stem + PREVIOUS_SUFFIX + path.suffix)
 
 
-def write_checkpoint(path: Path, state: dict[str, Any], identity: str) -> None:
-    """Write `state` to `path` with its header; the file it replaces becomes the previous checkpoint."""
+def write_checkpoint(path: Path, state: dict[str, Any], identity: str, keep_previous: bool = True) -> None:
+    """Write `state` to `path` with its header; the file it replaces becomes the previous checkpoint (unless
+    `keep_previous` is False: then it is simply replaced)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getbuffer()
@@ -72,7 +73,7 @@ def write_checkpoint(path: Path, state: dict[str, Any], identity: str) -> None:
             file.flush()
             os.fsync(file.fileno())
 
-    atomic_write(path, write, previous=previous_path(path))
+    atomic_write(path, write, previous=previous_path(path) if keep_previous else None)
 
 
 def read_header(path: Path) -> dict[str, Any] | None:

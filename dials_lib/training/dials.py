@@ -82,17 +82,30 @@ class Run:
                 self.boundary(c)
 
     def boundary(self, c: int) -> None:
-        """Retrain the AIPs if a multiple of F steps per agent was passed (then checkpoint: they took long), evaluate
-        if a multiple of the evaluation period was, then checkpoint every run."""
+        """Retrain the AIPs if a multiple of F steps per agent was passed, evaluate if a multiple of the evaluation
+        period was, then checkpoint every run. A retraining takes long: the runs are checkpointed before and after
+        it, and each group's new AIPs are kept on disk as they come, so that a stop loses only the groups in
+        training (a resume collects the GS data again, the same data, and trains those groups only)."""
         passed_f, passed_eval_period = self.schedule.retrain[c], self.schedule.evaluate[c]
         if passed_f and not self.states[0].retrained:
-            steps, n_runs = self.hp.aip.dataset_steps, self.runs.n_runs
-            with self.session.phase("data_collection_s", "collecting GS data", steps * n_runs, "steps") as reached:
-                data = [self.collect_gs_data(r, c, lambda done, r=r: reached(r * steps + done))
-                        for r in range(n_runs)]
-            with self.session.aip_training():
-                self.retrain_aips(c, data)
+            if c > 0:  # the chunk before is kept (boundary 0 holds the initial state, made again on a resume)
+                self.session.checkpoint(c, prepared=False, retrained=False)
+            saved = [directory.partial_aips(c) for directory in self.directories]
+            todo = [g for g, ids in enumerate(self.groups) if not all(tuple(ids) in part for part in saved)]
+            for g in set(range(len(self.groups))) - set(todo):  # finished before a stop: the same AIPs again
+                for state, part in zip(self.states, saved, strict=True):
+                    state.groups[g].aip = part[tuple(self.groups[g])]
+            if todo:
+                steps, n_runs = self.hp.aip.dataset_steps, self.runs.n_runs
+                with self.session.phase("data_collection_s", "collecting GS data", steps * n_runs,
+                                        "steps") as reached:
+                    data = [self.collect_gs_data(r, c, lambda done, r=r: reached(r * steps + done))
+                            for r in range(n_runs)]
+                with self.session.aip_training():
+                    self.retrain_aips(c, data, todo, saved)
             self.session.checkpoint(c, prepared=False, retrained=True)
+            for directory in self.directories:
+                directory.drop_partial_aips()
         if passed_eval_period:
             with self.session.phase("evaluation_s", f"evaluating on the GS ({self.config.eval_episodes} episodes "
                                     "per run)", self.runs.n_runs, "runs") as reached:
@@ -113,21 +126,31 @@ class Run:
         finally:
             close_simulator(sim)
 
-    def retrain_aips(self, c: int, data: list[InfluenceData]) -> None:
-        """Every group's AIPs trained on its agents' slice of its run's GS data, while the PPO states wait on disk."""
+    def retrain_aips(self, c: int, data: list[InfluenceData], todo: list[int] | None = None,
+                     saved: list[dict[tuple[int, ...], Any]] | None = None) -> None:
+        """The AIPs of the groups `todo` (default: all) trained on their agents' slice of their run's GS data, while
+        the PPO states wait on disk; as each group finishes, its AIPs join each run's `saved` ones on disk
+        (`RunDirectory.save_partial_aips`), so that a stop loses only the groups still training."""
+        todo = list(range(len(self.groups))) if todo is None else todo
+        saved = [{} for _ in self.directories] if saved is None else saved
         round_index = sum(self.schedule.retrain[:c])
-        jobs = [tasks.TrainAIPs(self.hp, ids, self.runs, self.stacked("aip", g),
-                                self.runs.join("data", [cut("data", part, ids[0], ids[-1] + 1) for part in data]),
+        jobs = [tasks.TrainAIPs(self.hp, self.groups[g], self.runs, self.stacked("aip", g),
+                                self.runs.join("data", [cut("data", part, self.groups[g][0], self.groups[g][-1] + 1)
+                                                        for part in data]),
                                 round_index)
-                for g, ids in enumerate(self.groups)]
+                for g in todo]
         del data
         with ExitStack() as on_disk:
             for state, directory in zip(self.states, self.directories, strict=True):
                 on_disk.enter_context(directory.ppo_states_on_disk(state.groups))
-            for g, result in self.session.in_workers(tasks.train_aips, jobs, "training AIPs", c):
-                for state, aip in zip(self.states, self.runs.split("aip", result["aip_state"], len(self.groups[g])),
-                                      strict=True):
-                    state.groups[g].aip = aip
+            for j, result in self.session.in_workers(tasks.train_aips, jobs, "training AIPs", c,
+                                                     [self.groups[g] for g in todo]):
+                ids = self.groups[todo[j]]
+                for state, part, directory, aip in zip(self.states, saved, self.directories,
+                                                       self.runs.split("aip", result["aip_state"], len(ids)),
+                                                       strict=True):
+                    state.groups[todo[j]].aip = part[tuple(ids)] = aip
+                    directory.save_partial_aips(c, part)
 
     def evaluate(self, r: int, c: int) -> None:
         """A row of run r's metrics.csv: its joint policy on fresh GS episodes."""

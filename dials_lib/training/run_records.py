@@ -23,6 +23,9 @@ Run directory (`RunConfig.directory()`):
   next start, and a directory whose creation was cut short (nothing in it but such files) is taken as new.
 - ppo_states.spill.pt: exists only while the AIPs retrain (the agents' PPO states wait there, see
   `RunDirectory.ppo_states_on_disk`).
+- aips.partial.pt: exists only while the AIPs retrain: the new AIPs of every group whose retraining has finished,
+  verified like a checkpoint, so that a run stopped during a long retraining resumes without training those again
+  (`RunDirectory.save_partial_aips`, `partial_aips`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,14 @@ import pandas as pd
 import torch
 
 from dials_lib.files import atomic_write, atomic_write_json, atomic_write_text, read_json
-from dials_lib.training.checkpoints import previous_path, read_checkpoint, record_identity, write_checkpoint
+from dials_lib.training.checkpoints import (
+    CheckpointError,
+    previous_path,
+    read_checkpoint,
+    record_identity,
+    verified_state,
+    write_checkpoint,
+)
 from dials_lib.training.evaluation import DOMAIN_METRICS
 from dials_lib.training.extension import extend_in_place, prefix_problem
 from dials_lib.training.memory import release_free_memory
@@ -48,6 +58,7 @@ from dials_lib.training.run_state import RUNTIME_PARTS, GroupState, RunState
 
 CHECKPOINT = "checkpoint.pt"
 SPILL = "ppo_states.spill.pt"
+PARTIAL_AIPS = "aips.partial.pt"
 LOCK = "run.lock"
 
 
@@ -180,6 +191,32 @@ class RunDirectory:
         write_checkpoint(self.checkpoint_path, state.to_checkpoint(), self.identity)
         self.write_records(state)
 
+    def save_partial_aips(self, boundary: int, groups: dict[tuple[int, ...], dict[str, torch.Tensor]]) -> None:
+        """The new AIPs of the groups (by agent ids) whose retraining at `boundary` has finished so far: what
+        `partial_aips` gives back to a run that resumes at that boundary."""
+        state = {"boundary": boundary, "groups": [{"agent_ids": list(ids), "aip": aip} for ids, aip in groups.items()]}
+        write_checkpoint(self.path / PARTIAL_AIPS, state, self.identity, keep_previous=False)
+
+    def partial_aips(self, boundary: int) -> dict[tuple[int, ...], dict[str, torch.Tensor]]:
+        """The AIPs saved by `save_partial_aips` at `boundary`, by the agent ids of their group; none when there is
+        no such file or it holds another boundary's, and none, with a warning line, when it fails its checks (those
+        AIPs then train again)."""
+        path = self.path / PARTIAL_AIPS
+        if not path.exists():
+            return {}
+        try:
+            state = verified_state(path, self.identity)
+        except CheckpointError as err:
+            print(f"warning: {err}; its AIPs train again", file=sys.stderr)
+            return {}
+        if int(state["boundary"]) != boundary:
+            return {}
+        return {tuple(group["agent_ids"]): group["aip"] for group in state["groups"]}
+
+    def drop_partial_aips(self) -> None:
+        """Remove the partial AIPs once the whole retraining is checkpointed."""
+        (self.path / PARTIAL_AIPS).unlink(missing_ok=True)
+
     def write_records(self, state: RunState) -> None:
         """metrics.csv, runtime.json and memory.json from a checkpointed state (so they always agree with it)."""
         runtime = dict(state.runtime)
@@ -248,5 +285,5 @@ class RunClock:
             runtime["worker_cpu_s"] = runtime.get("worker_cpu_s", 0.0) + cpu_seconds
 
 
-__all__ = ["CHECKPOINT", "RUNTIME_PARTS", "RunClock", "RunDirectory", "RunResult", "WorkerDiedError", "load_run",
-           "metric_columns"]
+__all__ = ["CHECKPOINT", "PARTIAL_AIPS", "RUNTIME_PARTS", "RunClock", "RunDirectory", "RunResult", "WorkerDiedError",
+           "load_run", "metric_columns"]

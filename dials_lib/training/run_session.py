@@ -90,11 +90,12 @@ class RunSession:
             state.memory = memory
             directory.save(state)
 
-    def in_workers(self, function: Callable[[Any], dict[str, Any]], jobs: list[Any], what: str, c: int
-                   ) -> Iterator[tuple[int, dict[str, Any]]]:
-        """The tasks (job g for group g) on the run's workers; yields (g, result) as each arrives, to be taken in at
-        once: `map_tasks` lets go of a task when it is handed out, so this process holds one task's old and new
-        state at a time, not every task's."""
+    def in_workers(self, function: Callable[[Any], dict[str, Any]], jobs: list[Any], what: str, c: int,
+                   groups: list[list[int]] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The tasks (job j for the agents `groups[j]`: by default every group, job g for group g) on the run's
+        workers; yields (j, result) as each arrives, to be taken in at once: `map_tasks` lets go of a task when it
+        is handed out, so this process holds one task's old and new state at a time, not every task's."""
+        groups = self.groups if groups is None else groups
         reports = []
         try:
             for g, report in map_tasks(function, jobs, self.config.n_workers):
@@ -105,7 +106,7 @@ class RunSession:
         except WorkerLostError as err:
             starts = self.schedule.starts
             raise WorkerDiedError.of_call(f"idle, before {what}" if err.idle else what, starts[c], c,
-                                          [self.groups[g] for g in err.pending], self.directories[0].checkpoint_path,
+                                          [groups[j] for j in err.pending], self.directories[0].checkpoint_path,
                                           starts[self.states[0].boundary]) from err.__cause__
         self.memory.add_call(reports)
 
