@@ -10,7 +10,7 @@ PRESET ?= quick
 TEST_ENV := DIALS_FIGURES_DIR=$(CURDIR)/build/test/figures DIALS_RUNS_DIR=$(CURDIR)/build/test/runs DIALS_RECORDS_DIR=$(CURDIR)/build/test/records MPLBACKEND=Agg
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with .nbval_sanitize.cfg
 
-.PHONY: help venv reproduce train train-sumo publish-records publish test test-unit test-notebooks lab bench lint clean
+.PHONY: help venv reproduce train train-sumo status publish-records publish test test-unit test-notebooks lab bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ train: $(STAMP)  ## train (or resume) PRESET's runs without the notebooks, niced
 
 train-sumo: $(STAMP)  ## train (or resume) PRESET's sumo-traffic runs of notebook 11, niced (quick: 9 runs, ~3 CPU-hours)
 	nice -n 10 $(PY) -m dials_lib.analysis.sumo_study --preset $(PRESET)
+
+status: $(STAMP)  ## where each training run of PRESET stands (steps done, last return, CPU hours), also while it trains
+	$(PY) -m dials_lib.series --preset $(PRESET) --status
 
 publish-records: $(STAMP)  ## copy PRESET's finished runs' records and timed runs to records/ (committed; maintainers)
 	$(PY) -c "from dials_lib.analysis.preset_plan import publish_records; print(*publish_records('$(PRESET)'), sep='\n')"

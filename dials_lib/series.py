@@ -157,6 +157,18 @@ def publish(preset: str = "quick", only: list[str] | None = None) -> list[Path]:
     return written
 
 
+def print_status(preset: str) -> None:
+    """Print where each training run of `preset` stands (`preset_plan.plan_status`) and a line over them all."""
+    import pandas as pd
+
+    from dials_lib.analysis.preset_plan import plan_status, status_summary
+
+    status = plan_status(preset)
+    with pd.option_context("display.width", 250, "display.max_rows", None, "display.max_colwidth", 60):
+        print(status.round({"last evaluation": 2, "worker CPU h": 2}).to_string(index=False))
+    print(f"preset {preset}: {status_summary(status)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: run the notebook series with a preset, optionally publishing the outputs."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -167,11 +179,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--publish-only", action="store_true", help="publish an earlier run without running")
     parser.add_argument("--train-only", action="store_true",
                         help="train (or resume) the preset's runs side by side, without running the notebooks")
+    parser.add_argument("--status", action="store_true",
+                        help="where each training run of the preset stands (also while it trains), then exit")
     args = parser.parse_args(argv)
     try:
         check_choice("preset", args.preset, PRESET_NAMES)
     except ValueError as error:
         parser.error(str(error))
+    if args.status:
+        print_status(args.preset)
+        return
     if not args.publish_only:
         from dials_lib.training.priority import long_training
         from dials_lib.training.process_tree import exit_now, stop_status

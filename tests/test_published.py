@@ -125,3 +125,39 @@ def test_publish_records_covers_the_preset_plan_and_its_sumo_runs(monkeypatch):
     names = {config.name() for config in handed}
     assert names == {c.name() for c in preset_plan.training_plan("quick") + sumo_study.sumo_configs("quick")}
     assert sum(config.env == "sumo-traffic" for config in handed) == 9
+
+
+def test_plan_status_says_where_each_run_stands_without_touching_it(folders, monkeypatch):
+    from dials_lib.analysis import preset_plan
+    from dials_lib.training.checkpoints import write_checkpoint
+    from dials_lib.training.run_records import CHECKPOINT, LOCK, SPILL, RunDirectory
+
+    runs, _ = folders
+    finished, elsewhere = run_config(runs), run_config(runs, seed=1)
+    prefix = dataclasses.replace(run_config(runs, total=640), run_dir=str(runs / "other" / "prefix"))
+    training, starting, fresh = (run_config(runs, total=1920, seed=s) for s in (2, 3, 4))
+    trained = train(finished, progress=False)
+    train(elsewhere, progress=False)
+    published.publish([elsewhere])
+    shutil.rmtree(elsewhere.directory())  # published, no run directory here
+    for config in (training, starting, fresh):
+        RunDirectory(config)  # config.json only, as a batch gives its runs before training them
+    write_checkpoint(training.directory() / CHECKPOINT, {"boundary": 2}, "any")  # only the header is read
+    (starting.directory() / LOCK).touch()
+    (starting.directory() / SPILL).touch()
+    monkeypatch.setattr(preset_plan, "training_plan",
+                        lambda preset: [finished, elsewhere, prefix, training, starting, fresh])
+    before = {p: p.stat().st_mtime_ns for p in runs.rglob("*")}
+
+    status = preset_plan.plan_status("smoke").set_index("run")
+    assert status["status"].tolist() == ["finished", "published", f"read from {finished.directory().name}",
+                                         "training", "started, no checkpoint yet (training its AIPs)", "not started"]
+    assert status["steps done"].tolist() == [1280, 1280, 640, 1280, 0, 0]
+    last = trained.metrics["mean_return"]
+    assert status.loc[finished.name(), "last evaluation"] == last.iloc[-1]
+    assert status.loc[prefix.name(), "last evaluation"] == last.iloc[1]  # the longer run's evaluation at 640
+    assert status.loc[finished.name(), "worker CPU h"] > 0 and status.loc[elsewhere.name(), "worker CPU h"] > 0
+    assert status.loc[[prefix.name(), fresh.name()], "worker CPU h"].isna().all()
+    assert {p: p.stat().st_mtime_ns for p in runs.rglob("*")} == before and not prefix.directory().exists()
+    assert preset_plan.status_summary(status.reset_index()).startswith("3 of 6 runs finished, 2 training, 1 not "
+                                                                       "started; worker CPU so far")

@@ -132,3 +132,16 @@ def test_the_committed_notebooks_name_the_installed_kernel_as_jupyterlab_writes_
     drifted = nbformat.read(series.notebook_paths()[0], as_version=4)
     drifted.metadata["kernelspec"]["display_name"] = "Python 3"
     assert series.clean_for_publishing(drifted, "quick").metadata["kernelspec"] == series.KERNELSPEC
+
+
+def test_status_prints_every_run_of_the_plan_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    from dials_lib.analysis.preset_plan import training_plan
+
+    monkeypatch.setenv("DIALS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DIALS_RECORDS_DIR", str(tmp_path / "records"))
+    series.main(["--preset", "smoke", "--status"])
+    out = capsys.readouterr().out
+    plan = training_plan("smoke")
+    assert all(config.name() in out for config in plan)
+    assert f"preset smoke: 0 of {len(plan)} runs finished, 0 training, {len(plan)} not started" in out
+    assert not (tmp_path / "runs").exists()

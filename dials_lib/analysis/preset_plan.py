@@ -3,7 +3,7 @@
 The runs of notebooks 04-06 on a preset (both environments' comparisons and F ablations, `analysis.plans`) and, on
 the presets of `untrained_gap.GAP_PRESETS`, notebook 04's untrained-DIALS gap experiment. The series trains them
 all at once before the notebooks run (`dials_lib.series`), so that their seed batches share the cores and the
-notebooks only read them back.
+notebooks only read them back. `plan_status` says where each run stands (`make status`), also while they train.
 """
 
 from __future__ import annotations
@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from dials_lib.analysis import plans
-from dials_lib.analysis.published import publish
+from dials_lib.analysis.published import longer_run, publish, published_path
 from dials_lib.analysis.scaling import publish_measurements
 from dials_lib.analysis.sumo_study import sumo_configs
 from dials_lib.analysis.untrained_gap import GAP_PRESETS, gap_configs
+from dials_lib.files import read_json
+from dials_lib.training.checkpoints import previous_path, read_header
 from dials_lib.training.run_config import RunConfig
+from dials_lib.training.run_records import CHECKPOINT, LOCK, PARTIAL_AIPS, SPILL
 
 
 def training_plan(preset: str) -> list[RunConfig]:
@@ -47,4 +52,59 @@ def publish_records(preset: str) -> list[Path]:
     return written + ([measurements] if measurements is not None else [])
 
 
-__all__ = ["publish_records", "train_plan", "training_plan"]
+def _run_status(config: RunConfig) -> dict[str, object]:
+    """One row of `plan_status`: where the run is, read from its files without locking or loading it (only its
+    checkpoint's header, unverified: what a training checks before it resumes is not needed to say how far it is)."""
+    total, here, schedule = int(config.total_timesteps or 0), config.directory(), config.schedule()
+    row: dict[str, object] = {"run": config.name(), "status": "not started", "steps done": 0, "steps total": total,
+                              "last evaluation": float("nan"), "worker CPU h": float("nan")}
+    headers = [read_header(path) for path in (here / CHECKPOINT, previous_path(here / CHECKPOINT))]
+    boundary = max((int(header["boundary"]) for header in headers if header is not None), default=None)
+    copy, records = published_path(config), None
+    if boundary == schedule.n_chunks:
+        row.update({"status": "finished", "steps done": total})
+        records = here
+    elif copy is not None and (copy / "config.json").exists():
+        row.update({"status": "published", "steps done": total})
+        records = copy
+    elif (longer := longer_run(config)) is not None:  # its CPU is the longer run's, not split by step
+        row.update({"status": f"read from {longer.name}", "steps done": total})
+    elif boundary is not None:
+        row.update({"status": "training", "steps done": schedule.starts[boundary]})
+        records = here
+    elif (here / LOCK).exists():  # a training took the run (a batch's other runs only get their config.json)
+        aips = (here / SPILL).exists() or (here / PARTIAL_AIPS).exists()
+        row["status"] = "started, no checkpoint yet" + (" (training its AIPs)" if aips else "")
+        records = here
+    source = records if records is not None else longer_run(config)
+    if source is not None and (source / "metrics.csv").exists():
+        metrics = pd.read_csv(source / "metrics.csv")
+        metrics = metrics[metrics["timestep"] <= int(row["steps done"])]  # type: ignore[call-overload]
+        if len(metrics):
+            row["last evaluation"] = float(metrics["mean_return"].iloc[-1])
+    if records is not None and (records / "runtime.json").exists():
+        runtime = read_json(records / "runtime.json")
+        row["worker CPU h"] = runtime.get("worker_cpu_s", 0.0) / runtime.get("stacked_runs", 1) / 3600
+    return row
+
+
+def status_summary(status: pd.DataFrame) -> str:
+    """One line over `plan_status`'s rows: runs finished (here, published or read from longer runs), training and
+    not started, and the worker CPU hours their records hold so far."""
+    finished = status["steps done"] == status["steps total"]
+    training = ~finished & (status["status"] != "not started")
+    return (f"{int(finished.sum())} of {len(status)} runs finished, {int(training.sum())} training, "
+            f"{int((status['status'] == 'not started').sum())} not started; worker CPU so far "
+            f"{status['worker CPU h'].sum():.2f} h (runs read from longer runs not counted)")
+
+
+def plan_status(preset: str) -> pd.DataFrame:
+    """Where every run of `training_plan(preset)` stands, one row per run, read from its files (a training may be
+    running meanwhile; nothing is locked, created or loaded). `status`: finished (here), published (in `records/`),
+    read from <a longer finished run>, training (its last checkpoint's step is `steps done`), started, no checkpoint
+    yet (before its first, e.g. while its AIPs first train), or not started; the return of its last evaluation; and
+    its share of its seed batch's worker CPU hours so far (not for a run read from a longer one)."""
+    return pd.DataFrame([_run_status(config) for config in training_plan(preset)])
+
+
+__all__ = ["plan_status", "publish_records", "status_summary", "train_plan", "training_plan"]

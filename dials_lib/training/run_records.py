@@ -285,5 +285,5 @@ class RunClock:
             runtime["worker_cpu_s"] = runtime.get("worker_cpu_s", 0.0) + cpu_seconds
 
 
-__all__ = ["CHECKPOINT", "PARTIAL_AIPS", "RUNTIME_PARTS", "RunClock", "RunDirectory", "RunResult", "WorkerDiedError",
-           "load_run", "metric_columns"]
+__all__ = ["CHECKPOINT", "LOCK", "PARTIAL_AIPS", "RUNTIME_PARTS", "SPILL", "RunClock", "RunDirectory", "RunResult",
+           "WorkerDiedError", "load_run", "metric_columns"]
