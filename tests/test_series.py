@@ -144,4 +144,4 @@ def test_status_prints_every_run_of_the_plan_and_trains_nothing(tmp_path, monkey
     plan = training_plan("smoke")
     assert all(config.name() in out for config in plan)
     assert f"preset smoke: 0 of {len(plan)} runs finished, 0 training, {len(plan)} not started" in out
-    assert not (tmp_path / "runs").exists()
+    assert not list((tmp_path / "runs").rglob("*"))  # no run directory made (the folder itself may be)
