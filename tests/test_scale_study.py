@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
+from dials_lib.analysis import scaling
 from dials_lib.analysis.comparison import Comparison
 from dials_lib.analysis.scale_study import ScaleStudy
 from dials_lib.presets import get_preset
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -34,3 +40,32 @@ def test_training_time_counts_each_seed_batch_once_and_sums_the_plan():
     totals = table[table["env"] == "all"].set_index("method")
     assert totals["batch wall h"].tolist() == [12.0, 6.0]  # the sum, and over 2 processes side by side
     assert totals["worker CPU h"].tolist() == [1.5, 0.75]
+
+
+def test_training_time_sets_each_batch_beside_its_projection_from_the_timed_runs():
+    # the committed timed runs of notebook 07 (quick preset), as the scale preset reads them
+    rows = json.loads((REPO_ROOT / "records" / "quick" / "scaling" / "measurements.json").read_text())["rows"]
+    measured = pd.DataFrame(rows)
+    runtimes = pd.DataFrame([
+        {"n_agents": n, "simulator": sim, "seed": seed, "total_s": 3600.0, "stacked_runs": 3,
+         "worker_busy_s": 3000.0, "worker_cpu_s": cpu}
+        for n, sim, cpu in [(25, "gs", 1200.0), (100, "dials", 2400.0), (4, "gs", float("nan"))]
+        for seed in (0, 1, 2)])  # the 4-agent batch: read from a longer run, no CPU of its own
+    comparison = Comparison("traffic", "10", get_preset("scale").traffic, pd.DataFrame(), runtimes,
+                            pd.DataFrame(), [])
+    table = ScaleStudy("scale", {"traffic": comparison}, measured, pd.DataFrame()).training_time()
+    one_worker = scaling.training_runs_runtime(measured, "scale", 1)
+
+    def projected(n: int, simulator: str) -> float:
+        part = one_worker[(one_worker["env"] == "traffic") & (one_worker["n_agents"] == n)
+                          & (one_worker["simulator"] == simulator)]
+        assert len(part) == 3  # the batch's three seeds
+        return part["total_s"].sum() / 3600
+
+    batches = table[table["env"] == "traffic"].set_index(["n_agents", "method"])
+    assert batches.loc[(25, "GS"), "projected CPU h"] == pytest.approx(projected(25, "gs"))
+    assert batches.loc[(100, "DIALS"), "projected CPU h"] == pytest.approx(projected(100, "dials"))
+    assert batches.loc[(25, "GS"), "worker CPU h"] == pytest.approx(1.0)  # 3 runs x 1,200 s
+    total = table[table["method"] == "sum of the batches"].iloc[0]
+    assert total["projected CPU h"] == pytest.approx(projected(25, "gs") + projected(100, "dials"))  # not the 4's
+    assert total["worker CPU h"] == pytest.approx(3.0)

@@ -194,10 +194,17 @@ class ScaleStudy:
         """The preset's training time from its runs' records (saved, returned): per environment, size and method
         the wall hours of its seed batch (its runs share them; `stacked_runs` seeds), the CPU hours of its worker
         tasks (the agents' training, simulators included, and the AIPs': what the batch costs on a core of its own,
-        leaving out its process's GS data collection and evaluation, whose wall seconds `runtimes` gives) and the
-        share of a core those tasks got (below 1 when the machine was shared); a row sums the batches, and a last
-        row divides that sum by `n_processes`: the plan's hours had its batches packed that many cores perfectly
-        side by side."""
+        leaving out its process's GS data collection and evaluation, whose wall seconds `runtimes` gives), the
+        share of a core those tasks got (below 1 when the machine was shared) and the CPU hours notebook 07's timed
+        runs project for the batch on one worker (`scaling.training_runs_runtime`; NaN without timed runs). A row
+        sums the batches (the projection over the batches trained here, those with worker CPU hours: runs read from
+        a longer run have none), and a last row divides the sums by `n_processes`: the plan's hours had its batches
+        packed that many cores perfectly side by side."""
+        projected: dict[tuple[str, int, str], float] = {}
+        if self.measured is not None:
+            for run in scaling.training_runs_runtime(self.measured, self.preset, 1).itertuples():
+                key = (run.env, int(run.n_agents), report.METHOD_LABELS[run.simulator])
+                projected[key] = projected.get(key, 0.0) + run.total_s / 3600
         rows = []
         for env, comp in self.comparisons.items():
             runtimes = report.with_method(comp.runtimes)
@@ -209,13 +216,16 @@ class ScaleStudy:
                 rows.append({"env": env, "n_agents": int(n), "method": str(method), "seeds": int(stacked),
                              "batch wall h": float(first["total_s"]) * stacked / 3600,
                              "worker CPU h": cpu / 3600,
-                             "worker core share": cpu / busy if busy > 0 else float("nan")})
+                             "worker core share": cpu / busy if busy > 0 else float("nan"),
+                             "projected CPU h": projected.get((env, int(n), str(method)), float("nan"))})
         table = pd.DataFrame(rows)
-        total = table[["batch wall h", "worker CPU h"]].sum()
+        trained_here = table["worker CPU h"].notna()
+        total = {"batch wall h": table["batch wall h"].sum(), "worker CPU h": table["worker CPU h"].sum(),
+                 "projected CPU h": table.loc[trained_here, "projected CPU h"].sum(min_count=1)}
         table = pd.concat([table, pd.DataFrame([
             {"env": "all", "method": "sum of the batches", **total},
-            {"env": "all", "method": f"over {n_processes} processes side by side", **(total / n_processes)}])],
-            ignore_index=True)
+            {"env": "all", "method": f"over {n_processes} processes side by side",
+             **{k: v / n_processes for k, v in total.items()}}])], ignore_index=True)
         save_table(table, f"{PREFIX}_training_time")
         return table
 
