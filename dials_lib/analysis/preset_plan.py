@@ -60,7 +60,7 @@ def _run_status(config: RunConfig) -> dict[str, object]:
                               "last evaluation": float("nan"), "worker CPU h": float("nan")}
     headers = [read_header(path) for path in (here / CHECKPOINT, previous_path(here / CHECKPOINT))]
     boundary = max((int(header["boundary"]) for header in headers if header is not None), default=None)
-    copy, records = published_path(config), None
+    copy, records, evaluations = published_path(config), None, None  # CPU from `records`, returns from `evaluations`
     if boundary == schedule.n_chunks:
         row.update({"status": "finished", "steps done": total})
         records = here
@@ -69,6 +69,7 @@ def _run_status(config: RunConfig) -> dict[str, object]:
         records = copy
     elif (longer := longer_run(config)) is not None:  # its CPU is the longer run's, not split by step
         row.update({"status": f"read from {longer.name}", "steps done": total})
+        evaluations = longer
     elif boundary is not None:
         row.update({"status": "training", "steps done": schedule.starts[boundary]})
         records = here
@@ -76,9 +77,9 @@ def _run_status(config: RunConfig) -> dict[str, object]:
         aips = (here / SPILL).exists() or (here / PARTIAL_AIPS).exists()
         row["status"] = "started, no checkpoint yet" + (" (training its AIPs)" if aips else "")
         records = here
-    source = records if records is not None else longer_run(config)
-    if source is not None and (source / "metrics.csv").exists():
-        metrics = pd.read_csv(source / "metrics.csv")
+    evaluations = records if records is not None else evaluations
+    if evaluations is not None and (evaluations / "metrics.csv").exists():
+        metrics = pd.read_csv(evaluations / "metrics.csv")
         metrics = metrics[metrics["timestep"] <= int(row["steps done"])]  # type: ignore[call-overload]
         if len(metrics):
             row["last evaluation"] = float(metrics["mean_return"].iloc[-1])
