@@ -261,3 +261,32 @@ def test_an_aip_with_zero_output_weights_scores_the_uniform_cross_entropy(env):
     expected = uniform_cross_entropy(spec.source_sizes)
     assert expected == pytest.approx({"traffic": np.log(2), "warehouse": np.log(4)}[env])
     np.testing.assert_allclose(cross_entropy(model, data), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ["fnn", "gru"])
+def test_a_training_resumed_from_a_snapshot_ends_as_the_uninterrupted_one(architecture):
+    """Stopped after any epoch, restarted in a fresh model from the state `snapshot` was given: the same weights,
+    Adam moments and losses as one training without a stop, bit for bit."""
+    rng = np.random.default_rng(2)
+    x, u = rng.integers(0, 2, size=(3, 8, 6, 5)), rng.integers(0, 4, size=(3, 8, 6, 1))
+    config = AIPConfig(architecture=architecture, hidden_layers=2, hidden_size=8, batch_size=4, epochs=5)
+    data, held = synthetic(x, u).split(0.25)
+
+    def fresh():
+        return make_predictor(config, 5, (4,), seed=[1, 1, 2], agent_ids=[0, 3, 0])
+
+    whole, states = fresh(), {}
+    expected = train_predictor(whole, data, config, [1, 1, 2], [0, 3, 0], round_index=2, heldout=held,
+                               snapshot=lambda epochs, state: states.__setitem__(epochs, state()))
+    assert sorted(states) == [1, 2, 3, 4, 5]
+    for stop in (1, 3, 4):
+        resumed = fresh()
+        got = train_predictor(resumed, data, config, [1, 1, 2], [0, 3, 0], round_index=2, heldout=held,
+                              resume=states[stop])
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
+        for name, value in whole.state_dict().items():
+            assert torch.equal(resumed.state_dict()[name], value), (stop, name)
+    # the snapshots are copies: later epochs did not change what an earlier one holds
+    assert not torch.equal(states[1]["model"]["head.weight"], states[5]["model"]["head.weight"])
+    assert states[1]["train_loss"][1:].sum() == 0 and states[1]["epoch"] == 1

@@ -14,7 +14,7 @@ import torch
 
 from dials_lib.training import dials, group_tasks, progress
 from dials_lib.training.checkpoints import read_header, verified_state
-from dials_lib.training.run_records import PARTIAL_AIPS, RunDirectory
+from dials_lib.training.run_records import PARTIAL_AIPS, FinishedAIPs, RunDirectory
 from dials_lib.training.runner import train
 from tests.conftest import results_only, runner_config
 from tests.faults import train_until_ctrl_c_at_evaluation
@@ -118,7 +118,10 @@ def test_a_stop_during_aip_retraining_keeps_the_chunk_before_and_the_groups_that
     run_dir = config.directory()
     saved = verified_state(run_dir / "checkpoint.pt")
     assert (saved["boundary"], saved["prepared"], saved["retrained"]) == (1, False, False)  # chunk 0 is kept
-    assert list(RunDirectory(config).partial_aips(1)) == [(0, 1)] and RunDirectory(config).partial_aips(0) == {}
+    done = RunDirectory(config).partial_aips(1)
+    assert list(done) == [(0, 1)] and RunDirectory(config).partial_aips(0) == {}
+    assert done[(0, 1)].cpu_seconds > 0  # what that group's training cost, counted again by the resume
+    cpu_before = saved["runtime"]["worker_cpu_s"]
 
     retrained, collected = [], []
     monkeypatch.setattr(group_tasks, "train_aips", lambda task: retrained.append(task.agent_ids) or train_aips(task))
@@ -127,6 +130,7 @@ def test_a_stop_during_aip_retraining_keeps_the_chunk_before_and_the_groups_that
                         lambda self, r, c, reached=None: collected.append(c) or collect(self, r, c, reached))
     resumed = train(config, progress=False)
     assert retrained == [[2, 3]] and collected == [1]  # the finished group's AIPs were not trained again
+    assert resumed.runtime["worker_cpu_s"] >= cpu_before + done[(0, 1)].cpu_seconds
     pd.testing.assert_frame_equal(results_only(resumed.metrics), results_only(whole.metrics))
     assert states_equal(learned(run_dir), learned(whole.run_dir))
     assert not (run_dir / PARTIAL_AIPS).exists()
@@ -135,9 +139,10 @@ def test_a_stop_during_aip_retraining_keeps_the_chunk_before_and_the_groups_that
 def test_partial_aips_of_another_boundary_or_damaged_are_not_used(tmp_path, capsys):
     directory = RunDirectory(runner_config(tmp_path / "run"))
     aip = {"weight": torch.arange(6.0).reshape(2, 3)}
-    directory.save_partial_aips(1, {(0, 1): aip})
-    assert list(directory.partial_aips(1)) == [(0, 1)] and torch.equal(directory.partial_aips(1)[(0, 1)]["weight"],
-                                                                       aip["weight"])
+    directory.save_partial_aips(1, {(0, 1): FinishedAIPs(aip, 2.5, 2.0)})
+    done = directory.partial_aips(1)
+    assert list(done) == [(0, 1)] and torch.equal(done[(0, 1)].aip["weight"], aip["weight"])
+    assert (done[(0, 1)].seconds, done[(0, 1)].cpu_seconds) == (2.5, 2.0)
     assert directory.partial_aips(2) == {}
     path = directory.path / PARTIAL_AIPS
     path.write_bytes(path.read_bytes()[:-3])  # truncated
@@ -145,3 +150,51 @@ def test_partial_aips_of_another_boundary_or_damaged_are_not_used(tmp_path, caps
     assert "its AIPs train again" in capsys.readouterr().err
     directory.drop_partial_aips()
     assert not path.exists() and directory.partial_aips(1) == {}
+
+
+def test_a_stop_in_the_middle_of_an_aip_training_resumes_from_its_last_snapshot(tmp_path, monkeypatch):
+    """The start-up's AIP training of the first group, stopped right after its snapshot at epoch 2 of 3: the resume
+    trains that group from epoch 2 (the other from the start), counts the epochs before the stop once, ends where
+    an uninterrupted run ends, and leaves no snapshot behind."""
+    whole = train(runner_config(tmp_path / "whole"), progress=False)
+    config = runner_config(tmp_path / "interrupted")
+    monkeypatch.setattr(group_tasks, "SNAPSHOT_SECONDS", 0.0)  # a snapshot after every epoch
+    write, written = group_tasks.AIPSnapshot.write, []
+
+    def stopping_after_epoch_2(snapshot, state):
+        assert write(snapshot, state)
+        written.append((snapshot.path.name, state["training"]["epoch"], state["cpu_seconds"]))
+        if state["training"]["epoch"] == 2:
+            raise KeyboardInterrupt
+        return True
+
+    with monkeypatch.context() as patched:
+        patched.setattr(group_tasks.AIPSnapshot, "write", stopping_after_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, progress=False)
+    assert [(name, epoch) for name, epoch, _ in written] == [("aips.training.0-1.pt", 1), ("aips.training.0-1.pt", 2)]
+    assert (config.directory() / "aips.training.0-1.pt").exists()
+
+    started_at, train_predictor = [], group_tasks.train_predictor
+    monkeypatch.setattr(group_tasks, "train_predictor", lambda *args, resume=None, **kwargs: started_at.append(
+        None if resume is None else resume["epoch"]) or train_predictor(*args, resume=resume, **kwargs))
+    resumed = train(config, progress=False)
+    assert started_at[:2] == [2, None]  # the start-up: group (0, 1) from its snapshot, group (2, 3) afresh
+    pd.testing.assert_frame_equal(results_only(resumed.metrics), results_only(whole.metrics))
+    assert states_equal(learned(config.directory()), learned(whole.run_dir))
+    assert not list(config.directory().glob("aips.training.*"))
+    assert resumed.runtime["worker_cpu_s"] >= written[-1][2]  # the two epochs before the stop are counted
+
+
+def test_a_snapshot_of_another_task_or_damaged_is_not_resumed_from(tmp_path, capsys):
+    path = tmp_path / "aips.training.0-1.pt"
+    mine, other = (group_tasks.AIPSnapshot(path, identity, 0) for identity in ("task-a", "task-b"))
+    assert mine.read() is None  # no file yet
+    assert mine.write({"training": {"epoch": 1}, "seconds": 1.0, "cpu_seconds": 1.0})
+    assert mine.read()["training"] == {"epoch": 1} and other.read() is None
+    assert "belongs to another run" in capsys.readouterr().err
+    path.write_bytes(path.read_bytes()[:-2])
+    assert mine.read() is None and "starts over" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    unwritable = group_tasks.AIPSnapshot(tmp_path / "a-file" / "x.pt", "task-a", 0)  # its folder cannot exist
+    assert not unwritable.write({"training": {}, "seconds": 0.0, "cpu_seconds": 0.0})

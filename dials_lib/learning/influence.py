@@ -21,9 +21,11 @@ that step (read after it), so the AIP predicts u_t from the history up to and in
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -270,6 +272,8 @@ def train_predictor(
     heldout: InfluenceData | None = None,
     on_batch: Callable[[], None] | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    resume: dict[str, Any] | None = None,
+    snapshot: Callable[[int, Callable[[], dict[str, Any]]], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train the K AIPs in place on `data` (Adam, `config.epochs` passes); returns per-epoch losses.
 
@@ -282,6 +286,11 @@ def train_predictor(
     runs. Adam steps each agent's parameters as tensors of their own, so that an agent's AIP trains exactly as it
     does in any other group. Returns 'train_loss' [epochs, K] (mean over the epoch's minibatches) and, if
     `heldout` is given, 'heldout_loss' [epochs + 1, K] (before training and after every epoch).
+
+    A long training can be stopped between epochs and resumed with the same numbers: `snapshot` (optional) is told,
+    after each epoch, the number of epochs done and a function that returns the training's state at that point
+    (weights, Adam moments, minibatch generators, losses so far; built only if called); the same call with that
+    state as `resume` carries on from there and ends as the uninterrupted training does, bit for bit.
     """
     x, u = as_tensors(data, model.recurrent, compact=True)
     n_agents, n_samples = x.shape[:2]
@@ -292,8 +301,23 @@ def train_predictor(
     optimiser = Adam(model.parameters(), lr=config.learning_rate, per_agent=True)
     rows = torch.arange(n_agents)[:, None]
     train_loss = np.zeros((config.epochs, n_agents))
-    heldout_loss = [cross_entropy(model, heldout)] if heldout is not None else []
-    for epoch in range(config.epochs):
+    heldout_loss = [cross_entropy(model, heldout)] if heldout is not None and resume is None else []
+    first_epoch = 0
+    if resume is not None:
+        first_epoch = int(resume["epoch"])
+        model.load_state_dict(resume["model"])
+        optimiser.load_state_dict(resume["optimiser"])
+        for rng, rng_state in zip(rngs, resume["rngs"], strict=True):
+            rng.bit_generator.state = rng_state
+        train_loss[:first_epoch] = resume["train_loss"][:first_epoch]
+        heldout_loss = list(resume["heldout_loss"])
+
+    def state_after(epochs: int) -> dict[str, Any]:  # a copy: training goes on in place
+        return copy.deepcopy({"epoch": epochs, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                              "rngs": [rng.bit_generator.state for rng in rngs], "train_loss": train_loss,
+                              "heldout_loss": heldout_loss})
+
+    for epoch in range(first_epoch, config.epochs):
         order = torch.from_numpy(np.stack([rng.permutation(n_samples) for rng in rngs]))
         for b in range(n_batches):
             idx = order[:, b * batch : (b + 1) * batch]
@@ -312,6 +336,8 @@ def train_predictor(
             heldout_loss.append(cross_entropy(model, heldout))
         if on_epoch is not None:
             on_epoch(epoch + 1)
+        if snapshot is not None:
+            snapshot(epoch + 1, lambda epochs=epoch + 1: state_after(epochs))
     out = {"train_loss": train_loss}
     if heldout is not None:
         out["heldout_loss"] = np.stack(heldout_loss)

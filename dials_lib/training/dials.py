@@ -4,7 +4,8 @@ A run walks through the chunk boundaries of its `Schedule` (`dials_lib.training.
 1. Every F steps per agent (`retrain_every`; DIALS only): run the current joint policy on the GS for
    `aip.dataset_steps` steps (Algorithm 2), then retrain every group's AIPs on its agents' slice of that data,
    warm-started, one task per group; checkpoint (an interruption during the evaluation that follows resumes at
-   the evaluation, with the numbers of an uninterrupted run).
+   the evaluation, with the numbers of an uninterrupted run). A stop during the retraining loses little: each
+   group's new AIPs are kept as they come, and a task still training carries on from its last snapshot.
 2. Every evaluation period (`eval_every`): run the joint policy on the GS (`evaluation.evaluate`); a row of
    metrics.csv.
 3. Checkpoint the run state (`run_state.RunState`) and write the records (`run_records.RunDirectory`).
@@ -23,6 +24,8 @@ starts, resumes and is dispatched: `dials_lib.training.runner`; its bookkeeping:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -40,7 +43,7 @@ from dials_lib.training.agent_axis import Kind, cut
 from dials_lib.training.evaluation import evaluate
 from dials_lib.training.memory import release_free_memory
 from dials_lib.training.run_config import RunConfig
-from dials_lib.training.run_records import RunDirectory
+from dials_lib.training.run_records import FinishedAIPs, RunDirectory
 from dials_lib.training.run_session import RunSession
 from dials_lib.training.run_stack import RunStack
 from dials_lib.training.run_state import RunState, split_groups
@@ -85,16 +88,20 @@ class Run:
         """Retrain the AIPs if a multiple of F steps per agent was passed, evaluate if a multiple of the evaluation
         period was, then checkpoint every run. A retraining takes long: the runs are checkpointed before and after
         it, and each group's new AIPs are kept on disk as they come, so that a stop loses only the groups in
-        training (a resume collects the GS data again, the same data, and trains those groups only)."""
+        training, and of those only the epochs since their last snapshot (a resume collects the GS data again, the
+        same data, and trains those groups only, from their snapshots). The worker seconds of trainings finished or
+        snapshotted before a stop are counted once, as if the retraining had not been stopped."""
         passed_f, passed_eval_period = self.schedule.retrain[c], self.schedule.evaluate[c]
         if passed_f and not self.states[0].retrained:
             if c > 0:  # the chunk before is kept (boundary 0 holds the initial state, made again on a resume)
                 self.session.checkpoint(c, prepared=False, retrained=False)
             saved = [directory.partial_aips(c) for directory in self.directories]
             todo = [g for g, ids in enumerate(self.groups) if not all(tuple(ids) in part for part in saved)]
-            for g in set(range(len(self.groups))) - set(todo):  # finished before a stop: the same AIPs again
+            for g in sorted(set(range(len(self.groups))) - set(todo)):  # finished before a stop: the same AIPs
                 for state, part in zip(self.states, saved, strict=True):
-                    state.groups[g].aip = part[tuple(self.groups[g])]
+                    state.groups[g].aip = part[tuple(self.groups[g])].aip
+                done = saved[0][tuple(self.groups[g])]  # the task that trained them, counted once as if here
+                self.session.clock.add_tasks(done.seconds, done.cpu_seconds)
             if todo:
                 steps, n_runs = self.hp.aip.dataset_steps, self.runs.n_runs
                 with self.session.phase("data_collection_s", "collecting GS data", steps * n_runs,
@@ -137,7 +144,7 @@ class Run:
         jobs = [tasks.TrainAIPs(self.hp, self.groups[g], self.runs, self.stacked("aip", g),
                                 self.runs.join("data", [cut("data", part, self.groups[g][0], self.groups[g][-1] + 1)
                                                         for part in data]),
-                                round_index)
+                                round_index, self.aip_snapshot(c, self.groups[g]))
                 for g in todo]
         del data
         with ExitStack() as on_disk:
@@ -146,11 +153,19 @@ class Run:
             for j, result in self.session.in_workers(tasks.train_aips, jobs, "training AIPs", c,
                                                      [self.groups[g] for g in todo]):
                 ids = self.groups[todo[j]]
+                self.session.clock.add_tasks(result["earlier_s"], result["earlier_cpu_s"])  # before a stop
                 for state, part, directory, aip in zip(self.states, saved, self.directories,
                                                        self.runs.split("aip", result["aip_state"], len(ids)),
                                                        strict=True):
-                    state.groups[todo[j]].aip = part[tuple(ids)] = aip
+                    state.groups[todo[j]].aip = aip
+                    part[tuple(ids)] = FinishedAIPs(aip, result["task_s"], result["task_cpu_s"])
                     directory.save_partial_aips(c, part)
+
+    def aip_snapshot(self, c: int, ids: list[int]) -> tasks.AIPSnapshot:
+        """Where the retraining at boundary c of the group `ids` (of every run of the batch) keeps its state."""
+        task = json.dumps([self.directories[0].identity, c, ids, list(self.runs.seeds)])
+        return tasks.AIPSnapshot(self.directories[0].aip_snapshot_path(ids),
+                                 hashlib.sha256(task.encode()).hexdigest()[:32], c)
 
     def evaluate(self, r: int, c: int) -> None:
         """A row of run r's metrics.csv: its joint policy on fresh GS episodes."""

@@ -8,7 +8,10 @@ Each task is one typed argument (a small dataclass) and a function of it:
   layout): one PPO group of runs x agents, one GS batched over one copy per run (or one IALS batch over the regions
   of every run), and the metrics of each run.
 - `TrainAIPs` -> `train_aips`: warm-start the group's AIPs from their state dict (if the config says so) and train
-  them on the group's slice of a GS data set (Algorithm 2's output).
+  them on the group's slice of a GS data set (Algorithm 2's output). At 100 warehouse agents that takes an hour
+  or more, so the task snapshots its training every `SNAPSHOT_SECONDS` to a file (`AIPSnapshot`) and, run again
+  after a stop, carries on from the snapshot with the same numbers; it reports the seconds that earlier sessions
+  spent on it, so that a run's worker time counts each epoch once.
 
 A task builds its group's networks afresh and loads the state dict into them (tens of milliseconds for 10 agents,
 against seconds for a chunk): nothing stays in a process between tasks. Timing, memory and single-threading are the
@@ -17,7 +20,10 @@ runner's business (`dials_lib.training.parallel.run_measured`), not the task's.
 
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +33,7 @@ from dials_lib.hyperparameters import EnvHyperparameters
 from dials_lib.learning.ials import IALS
 from dials_lib.learning.influence import InfluenceData, StackedPredictor, make_predictor, train_predictor
 from dials_lib.learning.ppo import PPOGroup, run_ppo
+from dials_lib.training.checkpoints import CheckpointError, verified_state, write_checkpoint
 from dials_lib.training.progress import task_sinks
 from dials_lib.training.run_stack import RunStack
 
@@ -110,6 +117,40 @@ def train_agents(task: TrainAgents) -> dict[str, Any]:
     return {"ppo_state": group.state_dict(), "metrics": task.runs.summaries(trace, len(task.agent_ids))}
 
 
+SNAPSHOT_SECONDS = 300.0
+"""Wall seconds between snapshots of an AIP training in progress: a stop loses at most about this much of it."""
+
+
+@dataclass(frozen=True)
+class AIPSnapshot:
+    """Where one AIP training task keeps its state between epochs, and whose state that must be."""
+
+    path: Path
+    """The snapshot file (a verified checkpoint file, `dials_lib.training.checkpoints`)."""
+    identity: str
+    """The task's identity (run, boundary, agents, seeds): a file of any other task is not resumed from."""
+    boundary: int
+    """The chunk boundary whose retraining this is (recorded in the file's header)."""
+
+    def read(self) -> dict[str, Any] | None:
+        """The saved state of this task, or None (no file, another task's, or damaged: then with a warning line)."""
+        if not self.path.exists():
+            return None
+        try:
+            return verified_state(self.path, self.identity)
+        except CheckpointError as err:
+            print(f"warning: {err}; that AIP training starts over", file=sys.stderr)
+            return None
+
+    def write(self, state: dict[str, Any]) -> bool:
+        """Save `state` (atomically); False when the file cannot be written (e.g. a worker on another machine)."""
+        try:
+            write_checkpoint(self.path, {**state, "boundary": self.boundary}, self.identity, keep_previous=False)
+        except OSError:
+            return False
+        return True
+
+
 @dataclass(frozen=True)
 class TrainAIPs:
     """Retrain one group's AIPs on its slice of a GS data set."""
@@ -126,21 +167,46 @@ class TrainAIPs:
     """The group's agents' d-sets, influence sources, actions and rewards (compact dtypes), the runs' stacked."""
     round_index: int
     """Which retraining of the run this is (a fresh minibatch order every round)."""
+    snapshot: AIPSnapshot | None = None
+    """Where to keep the training's state every `SNAPSHOT_SECONDS` and to resume it from (None: nowhere)."""
 
 
 def train_aips(task: TrainAIPs) -> dict[str, Any]:
-    """Train the AIPs; returns their new state (`aip_state`) and each run's last-epoch mean loss (`train_loss`)."""
+    """Train the AIPs (from the task's snapshot, if there is one); returns their new state (`aip_state`), each
+    run's last-epoch mean loss (`train_loss`), and the wall and CPU seconds of the whole training (`task_s`,
+    `task_cpu_s`) and of the part done in earlier sessions (`earlier_s`, `earlier_cpu_s`)."""
+    start, cpu_start = time.perf_counter(), time.thread_time()
     predictor = new_predictors(task.hp, task.agent_ids, task.runs)
     if task.hp.aip.warm_start:
         predictor.load_state_dict(task.aip_state)
     ids, seeds = task.runs.agents(task.agent_ids)
+    saved = task.snapshot.read() if task.snapshot is not None else None
+    earlier_s, earlier_cpu_s = (saved["seconds"], saved["cpu_seconds"]) if saved is not None else (0.0, 0.0)
+
+    def spent() -> tuple[float, float]:
+        return earlier_s + time.perf_counter() - start, earlier_cpu_s + time.thread_time() - cpu_start
+
+    last_save, snapshot = time.perf_counter(), task.snapshot
+
+    def keep(epochs: int, state: Any) -> None:
+        nonlocal last_save, snapshot
+        if snapshot is None or epochs == task.hp.aip.epochs or time.perf_counter() - last_save < SNAPSHOT_SECONDS:
+            return
+        seconds, cpu_seconds = spent()
+        if not snapshot.write({"training": state(), "seconds": seconds, "cpu_seconds": cpu_seconds}):
+            snapshot = None  # not writable from here: train on without snapshots
+        last_save = time.perf_counter()
+
     # the data arrive compact (uint8 d-sets, int8 sources) and stay so: train_predictor widens each minibatch
     sink, group = task_sinks().epochs, tuple(task.agent_ids)
     on_epoch = None if sink is None else (lambda epochs: sink(group, epochs))
     losses = train_predictor(predictor, task.data, task.hp.aip, seeds, ids, round_index=task.round_index,
-                             on_epoch=on_epoch)
-    return {"aip_state": predictor.state_dict(), "train_loss": task.runs.last_losses(losses["train_loss"][-1])}
+                             on_epoch=on_epoch, resume=saved["training"] if saved is not None else None,
+                             snapshot=keep)
+    task_s, task_cpu_s = spent()
+    return {"aip_state": predictor.state_dict(), "train_loss": task.runs.last_losses(losses["train_loss"][-1]),
+            "task_s": task_s, "task_cpu_s": task_cpu_s, "earlier_s": earlier_s, "earlier_cpu_s": earlier_cpu_s}
 
 
-__all__ = ["OnGlobal", "OnIALS", "TrainAIPs", "TrainAgents", "new_learners", "new_predictors", "train_agents",
-           "train_aips"]
+__all__ = ["SNAPSHOT_SECONDS", "AIPSnapshot", "OnGlobal", "OnIALS", "TrainAIPs", "TrainAgents", "new_learners",
+           "new_predictors", "train_agents", "train_aips"]

@@ -25,7 +25,10 @@ Run directory (`RunConfig.directory()`):
   `RunDirectory.ppo_states_on_disk`).
 - aips.partial.pt: exists only while the AIPs retrain: the new AIPs of every group whose retraining has finished,
   verified like a checkpoint, so that a run stopped during a long retraining resumes without training those again
-  (`RunDirectory.save_partial_aips`, `partial_aips`).
+  (`RunDirectory.save_partial_aips`, `partial_aips`), with the seconds their training took.
+- aips.training.<first agent>-<last agent>.pt: exists only while a group's AIPs train: the training's state a few
+  minutes back (`dials_lib.training.group_tasks.AIPSnapshot`), from which a stopped retraining carries on. Kept in
+  the directory of the first run of a batch stacked over seeds (the task trains them all).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from dials_lib.training.run_state import RUNTIME_PARTS, GroupState, RunState
 CHECKPOINT = "checkpoint.pt"
 SPILL = "ppo_states.spill.pt"
 PARTIAL_AIPS = "aips.partial.pt"
+AIP_SNAPSHOTS = "aips.training.{first}-{last}.pt"
 LOCK = "run.lock"
 
 
@@ -75,6 +79,18 @@ class WorkerDiedError(RuntimeError):
                   "No checkpoint was written yet: run the same command again to start the run over.")
         return cls(f"a worker process died while {what} at step {step} per agent (boundary {boundary}); tasks that "
                    f"had not returned held agents {lost}. {resume}")
+
+
+@dataclass(frozen=True)
+class FinishedAIPs:
+    """A group's AIPs from a retraining that finished before a stop, and what their training cost."""
+
+    aip: dict[str, torch.Tensor]
+    """The group's new AIPs (state dict)."""
+    seconds: float
+    """Wall seconds of the worker task(s) that trained them, over all sessions."""
+    cpu_seconds: float
+    """CPU seconds of the same."""
 
 
 @dataclass
@@ -191,13 +207,14 @@ class RunDirectory:
         write_checkpoint(self.checkpoint_path, state.to_checkpoint(), self.identity)
         self.write_records(state)
 
-    def save_partial_aips(self, boundary: int, groups: dict[tuple[int, ...], dict[str, torch.Tensor]]) -> None:
+    def save_partial_aips(self, boundary: int, groups: dict[tuple[int, ...], FinishedAIPs]) -> None:
         """The new AIPs of the groups (by agent ids) whose retraining at `boundary` has finished so far: what
         `partial_aips` gives back to a run that resumes at that boundary."""
-        state = {"boundary": boundary, "groups": [{"agent_ids": list(ids), "aip": aip} for ids, aip in groups.items()]}
+        state = {"boundary": boundary, "groups": [{"agent_ids": list(ids), "aip": done.aip, "seconds": done.seconds,
+                                                   "cpu_seconds": done.cpu_seconds} for ids, done in groups.items()]}
         write_checkpoint(self.path / PARTIAL_AIPS, state, self.identity, keep_previous=False)
 
-    def partial_aips(self, boundary: int) -> dict[tuple[int, ...], dict[str, torch.Tensor]]:
+    def partial_aips(self, boundary: int) -> dict[tuple[int, ...], FinishedAIPs]:
         """The AIPs saved by `save_partial_aips` at `boundary`, by the agent ids of their group; none when there is
         no such file or it holds another boundary's, and none, with a warning line, when it fails its checks (those
         AIPs then train again)."""
@@ -211,11 +228,19 @@ class RunDirectory:
             return {}
         if int(state["boundary"]) != boundary:
             return {}
-        return {tuple(group["agent_ids"]): group["aip"] for group in state["groups"]}
+        return {tuple(group["agent_ids"]): FinishedAIPs(group["aip"], float(group.get("seconds", 0.0)),
+                                                        float(group.get("cpu_seconds", 0.0)))
+                for group in state["groups"]}
+
+    def aip_snapshot_path(self, agent_ids: list[int]) -> Path:
+        """Where the AIP training of the group `agent_ids` keeps its state while it runs."""
+        return self.path / AIP_SNAPSHOTS.format(first=agent_ids[0], last=agent_ids[-1])
 
     def drop_partial_aips(self) -> None:
-        """Remove the partial AIPs once the whole retraining is checkpointed."""
+        """Remove the partial AIPs and the AIP trainings' snapshots once the whole retraining is checkpointed."""
         (self.path / PARTIAL_AIPS).unlink(missing_ok=True)
+        for snapshot in self.path.glob(AIP_SNAPSHOTS.format(first="*", last="*")):
+            snapshot.unlink(missing_ok=True)
 
     def write_records(self, state: RunState) -> None:
         """metrics.csv, runtime.json and memory.json from a checkpointed state (so they always agree with it)."""
@@ -285,5 +310,5 @@ class RunClock:
             runtime["worker_cpu_s"] = runtime.get("worker_cpu_s", 0.0) + cpu_seconds
 
 
-__all__ = ["CHECKPOINT", "LOCK", "PARTIAL_AIPS", "RUNTIME_PARTS", "SPILL", "RunClock", "RunDirectory", "RunResult",
-           "WorkerDiedError", "load_run", "metric_columns"]
+__all__ = ["AIP_SNAPSHOTS", "CHECKPOINT", "LOCK", "PARTIAL_AIPS", "RUNTIME_PARTS", "SPILL", "FinishedAIPs", "RunClock",
+           "RunDirectory", "RunResult", "WorkerDiedError", "load_run", "metric_columns"]
