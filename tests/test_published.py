@@ -161,3 +161,21 @@ def test_plan_status_says_where_each_run_stands_without_touching_it(folders, mon
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("*")} == before and not prefix.directory().exists()
     assert preset_plan.status_summary(status.reset_index()).startswith("3 of 6 runs finished, 2 training, 1 not "
                                                                        "started; worker CPU so far")
+
+
+def test_status_shows_how_far_a_long_aip_retraining_is(tmp_path):
+    """While a run retrains its AIPs, `make status` reads the epochs of each group's last snapshot and the groups
+    done from the files' headers."""
+    from dials_lib.analysis.preset_plan import aip_training_status
+    from dials_lib.training.group_tasks import AIPSnapshot
+    from dials_lib.training.run_records import SPILL, FinishedAIPs, RunDirectory
+
+    directory = RunDirectory(run_config(tmp_path / "runs"))
+    assert aip_training_status(directory.path) == ""  # not retraining
+    (directory.path / SPILL).touch()
+    assert aip_training_status(directory.path) == " (training its AIPs)"  # no snapshot yet
+    for ids, epochs in (([0, 1], 120), ([2, 3], 95)):
+        assert AIPSnapshot(directory.aip_snapshot_path(ids), "task", 0, 300).write({"training": {}}, epochs)
+    directory.save_partial_aips(0, {(4, 5): FinishedAIPs({}, 1.0, 1.0)})
+    assert aip_training_status(directory.path) == (" (training its AIPs: 120 of 300 epochs saved, 95 of 300 epochs "
+                                                   "saved, 1 group done)")

@@ -161,8 +161,8 @@ def test_a_stop_in_the_middle_of_an_aip_training_resumes_from_its_last_snapshot(
     monkeypatch.setattr(group_tasks, "SNAPSHOT_SECONDS", 0.0)  # a snapshot after every epoch
     write, written = group_tasks.AIPSnapshot.write, []
 
-    def stopping_after_epoch_2(snapshot, state):
-        assert write(snapshot, state)
+    def stopping_after_epoch_2(snapshot, state, epochs):
+        assert write(snapshot, state, epochs)
         written.append((snapshot.path.name, state["training"]["epoch"], state["cpu_seconds"]))
         if state["training"]["epoch"] == 2:
             raise KeyboardInterrupt
@@ -188,13 +188,14 @@ def test_a_stop_in_the_middle_of_an_aip_training_resumes_from_its_last_snapshot(
 
 def test_a_snapshot_of_another_task_or_damaged_is_not_resumed_from(tmp_path, capsys):
     path = tmp_path / "aips.training.0-1.pt"
-    mine, other = (group_tasks.AIPSnapshot(path, identity, 0) for identity in ("task-a", "task-b"))
+    mine, other = (group_tasks.AIPSnapshot(path, identity, 0, 300) for identity in ("task-a", "task-b"))
     assert mine.read() is None  # no file yet
-    assert mine.write({"training": {"epoch": 1}, "seconds": 1.0, "cpu_seconds": 1.0})
+    assert mine.write({"training": {"epoch": 1}, "seconds": 1.0, "cpu_seconds": 1.0}, 1)
+    assert read_header(path)["progress"] == {"epochs done": 1, "epochs": 300}  # what `make status` shows
     assert mine.read()["training"] == {"epoch": 1} and other.read() is None
     assert "belongs to another run" in capsys.readouterr().err
     path.write_bytes(path.read_bytes()[:-2])
     assert mine.read() is None and "starts over" in capsys.readouterr().err
     (tmp_path / "a-file").write_text("")
-    unwritable = group_tasks.AIPSnapshot(tmp_path / "a-file" / "x.pt", "task-a", 0)  # its folder cannot exist
-    assert not unwritable.write({"training": {}, "seconds": 0.0, "cpu_seconds": 0.0})
+    unwritable = group_tasks.AIPSnapshot(tmp_path / "a-file" / "x.pt", "task-a", 0, 300)  # no such folder can be
+    assert not unwritable.write({"training": {}, "seconds": 0.0, "cpu_seconds": 0.0}, 1)

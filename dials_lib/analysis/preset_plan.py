@@ -21,7 +21,7 @@ from dials_lib.analysis.untrained_gap import GAP_PRESETS, gap_configs
 from dials_lib.files import read_json
 from dials_lib.training.checkpoints import previous_path, read_header
 from dials_lib.training.run_config import RunConfig
-from dials_lib.training.run_records import CHECKPOINT, LOCK, PARTIAL_AIPS, SPILL
+from dials_lib.training.run_records import AIP_SNAPSHOTS, CHECKPOINT, LOCK, PARTIAL_AIPS, SPILL
 
 
 def training_plan(preset: str) -> list[RunConfig]:
@@ -52,6 +52,20 @@ def publish_records(preset: str) -> list[Path]:
     return written + ([measurements] if measurements is not None else [])
 
 
+def aip_training_status(run_dir: Path) -> str:
+    """' (training its AIPs[: ...])' while the run in `run_dir` retrains its AIPs, else '': the epochs of each
+    training group's last snapshot and how many groups are done, from the files' headers (a batch stacked over
+    seeds keeps its snapshots in its first run's directory, so only that run shows their epochs)."""
+    if not ((run_dir / SPILL).exists() or (run_dir / PARTIAL_AIPS).exists()):
+        return ""
+    saved = [header["progress"] for path in sorted(run_dir.glob(AIP_SNAPSHOTS.format(first="*", last="*")))
+             if (header := read_header(path)) is not None and "progress" in header]
+    done = (read_header(run_dir / PARTIAL_AIPS) or {}).get("progress", {}).get("groups done", 0)
+    parts = [f"{p['epochs done']} of {p['epochs']} epochs saved" for p in saved]
+    parts += [f"{done} group{'s' if done > 1 else ''} done"] if done else []
+    return f" (training its AIPs: {', '.join(parts)})" if parts else " (training its AIPs)"
+
+
 def _run_status(config: RunConfig) -> dict[str, object]:
     """One row of `plan_status`: where the run is, read from its files without locking or loading it (only its
     checkpoint's header, unverified: what a training checks before it resumes is not needed to say how far it is)."""
@@ -71,11 +85,10 @@ def _run_status(config: RunConfig) -> dict[str, object]:
         row.update({"status": f"read from {longer.name}", "steps done": total})
         evaluations = longer
     elif boundary is not None:
-        row.update({"status": "training", "steps done": schedule.starts[boundary]})
+        row.update({"status": "training" + aip_training_status(here), "steps done": schedule.starts[boundary]})
         records = here
     elif (here / LOCK).exists():  # a training took the run (a batch's other runs only get their config.json)
-        aips = (here / SPILL).exists() or (here / PARTIAL_AIPS).exists()
-        row["status"] = "started, no checkpoint yet" + (" (training its AIPs)" if aips else "")
+        row["status"] = "started, no checkpoint yet" + aip_training_status(here)
         records = here
     evaluations = records if records is not None else evaluations
     if evaluations is not None and (evaluations / "metrics.csv").exists():

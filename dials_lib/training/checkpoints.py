@@ -57,14 +57,16 @@ def previous_path(path: Path) -> Path:
     return path.with_name(path.stem + PREVIOUS_SUFFIX + path.suffix)
 
 
-def write_checkpoint(path: Path, state: dict[str, Any], identity: str, keep_previous: bool = True) -> None:
+def write_checkpoint(path: Path, state: dict[str, Any], identity: str, keep_previous: bool = True,
+                     progress: dict[str, int] | None = None) -> None:
     """Write `state` to `path` with its header; the file it replaces becomes the previous checkpoint (unless
-    `keep_previous` is False: then it is simply replaced)."""
+    `keep_previous` is False: then it is simply replaced). `progress` (optional) goes into the header too, for
+    readers that say how far a training is without loading the state (`read_header`)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getbuffer()
     header = {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest(), "run": identity,
-              "boundary": int(state["boundary"])}
+              "boundary": int(state["boundary"]), **({"progress": progress} if progress else {})}
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as file:
@@ -77,7 +79,8 @@ def write_checkpoint(path: Path, state: dict[str, Any], identity: str, keep_prev
 
 
 def read_header(path: Path) -> dict[str, Any] | None:
-    """The header of checkpoint file `path` (bytes, sha256, run, boundary), unverified; None if unreadable."""
+    """The header of checkpoint file `path` (bytes, sha256, run, boundary and any progress), unverified; None if
+    unreadable."""
     try:
         with open(path, "rb") as file:
             line = file.readline(4096)

@@ -160,12 +160,13 @@ class Run:
                     state.groups[todo[j]].aip = aip
                     part[tuple(ids)] = FinishedAIPs(aip, result["task_s"], result["task_cpu_s"])
                     directory.save_partial_aips(c, part)
+                self.aip_snapshot(c, ids).path.unlink(missing_ok=True)  # kept as finished AIPs now
 
     def aip_snapshot(self, c: int, ids: list[int]) -> tasks.AIPSnapshot:
         """Where the retraining at boundary c of the group `ids` (of every run of the batch) keeps its state."""
         task = json.dumps([self.directories[0].identity, c, ids, list(self.runs.seeds)])
         return tasks.AIPSnapshot(self.directories[0].aip_snapshot_path(ids),
-                                 hashlib.sha256(task.encode()).hexdigest()[:32], c)
+                                 hashlib.sha256(task.encode()).hexdigest()[:32], c, self.hp.aip.epochs)
 
     def evaluate(self, r: int, c: int) -> None:
         """A row of run r's metrics.csv: its joint policy on fresh GS episodes."""

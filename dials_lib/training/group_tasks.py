@@ -131,6 +131,8 @@ class AIPSnapshot:
     """The task's identity (run, boundary, agents, seeds): a file of any other task is not resumed from."""
     boundary: int
     """The chunk boundary whose retraining this is (recorded in the file's header)."""
+    epochs: int
+    """The training's epochs in all (recorded in the file's header with the epochs done)."""
 
     def read(self) -> dict[str, Any] | None:
         """The saved state of this task, or None (no file, another task's, or damaged: then with a warning line)."""
@@ -142,10 +144,12 @@ class AIPSnapshot:
             print(f"warning: {err}; that AIP training starts over", file=sys.stderr)
             return None
 
-    def write(self, state: dict[str, Any]) -> bool:
-        """Save `state` (atomically); False when the file cannot be written (e.g. a worker on another machine)."""
+    def write(self, state: dict[str, Any], epochs: int) -> bool:
+        """Save `state` after `epochs` epochs of `self.epochs` (atomically; the epochs go into the file's header as
+        well, for `make status`); False when the file cannot be written (e.g. a worker on another machine)."""
         try:
-            write_checkpoint(self.path, {**state, "boundary": self.boundary}, self.identity, keep_previous=False)
+            write_checkpoint(self.path, {**state, "boundary": self.boundary}, self.identity, keep_previous=False,
+                             progress={"epochs done": epochs, "epochs": self.epochs})
         except OSError:
             return False
         return True
@@ -193,7 +197,7 @@ def train_aips(task: TrainAIPs) -> dict[str, Any]:
         if snapshot is None or epochs == task.hp.aip.epochs or time.perf_counter() - last_save < SNAPSHOT_SECONDS:
             return
         seconds, cpu_seconds = spent()
-        if not snapshot.write({"training": state(), "seconds": seconds, "cpu_seconds": cpu_seconds}):
+        if not snapshot.write({"training": state(), "seconds": seconds, "cpu_seconds": cpu_seconds}, epochs):
             snapshot = None  # not writable from here: train on without snapshots
         last_save = time.perf_counter()
 

@@ -212,7 +212,8 @@ class RunDirectory:
         `partial_aips` gives back to a run that resumes at that boundary."""
         state = {"boundary": boundary, "groups": [{"agent_ids": list(ids), "aip": done.aip, "seconds": done.seconds,
                                                    "cpu_seconds": done.cpu_seconds} for ids, done in groups.items()]}
-        write_checkpoint(self.path / PARTIAL_AIPS, state, self.identity, keep_previous=False)
+        write_checkpoint(self.path / PARTIAL_AIPS, state, self.identity, keep_previous=False,
+                         progress={"groups done": len(groups)})
 
     def partial_aips(self, boundary: int) -> dict[tuple[int, ...], FinishedAIPs]:
         """The AIPs saved by `save_partial_aips` at `boundary`, by the agent ids of their group; none when there is
