@@ -24,8 +24,6 @@ from dials_lib import notebook_kernels, series
 DRAWING_PRIMITIVES = frozenset({"subplots", "figure", "save_figure", "picture_axes"})
 
 AWAITING_REPUBLISHING = {
-    "05_warehouse_dials_vs_gs.ipynb": "the quick preset's training runs (runs/quick/warehouse)",
-    "06_aip_training_frequency.ipynb": "the quick preset's F-ablation training runs (runs/quick)",
     "10_scale.ipynb": "the scale preset's training runs (runs/scale; committed without outputs until they finish)",
 }
 """Committed notebooks whose outputs predate inline figures (published before the series set the kernels' backend)
