@@ -14,7 +14,7 @@ import torch
 from dials_lib.analysis import plans, published
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.training.run_config import RunConfig
-from dials_lib.training.runner import train
+from dials_lib.training.runner import train, train_batch
 from dials_lib.validation import with_fields
 
 torch.set_num_threads(1)
@@ -56,6 +56,21 @@ def test_published_records_read_back_on_a_clone_without_runs(folders):
     frame = plans.run_experiments([config], progress=False, log=None)  # reads, never trains
     assert not config.directory().exists()
     assert frame["mean_return"].tolist() == trained.metrics["mean_return"].tolist()
+
+
+def test_a_planned_run_that_became_a_longer_runs_prefix_is_read_not_trained(folders, monkeypatch):
+    """A plan made while no run of its settings had finished: when the shorter run's turn comes, the longer run
+    trained before it has finished, so the shorter one is read as its prefix instead of being trained."""
+    runs, _ = folders
+    longer, shorter = run_config(runs, total=1280), run_config(runs, total=640)
+    assert not published.has_records(shorter)  # as the plan is made
+    trained = []
+    monkeypatch.setattr(plans, "train_batch", lambda batch, progress=None: trained.append(
+        [c.name() for c in batch]) or train_batch(batch, progress))
+    frame = plans.run_experiments([shorter, longer], progress=False, log=None, n_processes=1)
+    assert trained == [[longer.name()]] and not shorter.directory().exists()
+    assert frame["timestep"].tolist() == [0, 640, 0, 640, 1280]  # the shorter run's evaluations first, as planned
+    assert frame["mean_return"].tolist()[:2] == frame["mean_return"].tolist()[2:4]
 
 
 def test_unfinished_runs_are_not_published_and_damaged_copies_are_refused(folders):

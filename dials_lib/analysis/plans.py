@@ -115,10 +115,24 @@ def seed_batches(configs: Iterable[RunConfig]) -> list[list[RunConfig]]:
     return list(batches.values())
 
 
+def _still_to_train(batch: list[RunConfig]) -> list[RunConfig]:
+    """The runs of a batch that still need training when its turn comes: a run planned for training may have become
+    readable meanwhile (finished by another process, or a longer run of the same settings, whose prefix it is, has
+    finished), and is then read, not trained again."""
+    return [config for config in batch if not has_records(config)]
+
+
+def _train_batch_here(batch: list[RunConfig], progress: bool | None = False) -> list[str]:
+    """The runs of a seed batch still to train (`_still_to_train`), trained in this process; their run directories
+    (none when every run has become readable)."""
+    batch = _still_to_train(batch)
+    return [str(result.run_dir) for result in train_batch(batch, progress=progress)] if batch else []
+
+
 def _train_batch_quietly(batch: list[RunConfig]) -> list[str]:
     """One seed batch in a worker process of `run_experiments`: its calls run here, no progress bar."""
     with calls_here():
-        return [str(result.run_dir) for result in train_batch(batch, progress=False)]
+        return _train_batch_here(batch)
 
 
 def _spreads_over_workers(batch: list[RunConfig]) -> bool:
@@ -141,19 +155,26 @@ def _train_side_by_side(todo: list[list[RunConfig]], n_processes: int, log: Call
 
     The batches trained as one group wait in one queue. `n_processes - 1` pool processes take them one at a time,
     and so does this process once its DIALS batches are done, so that no core idles while the queue holds work."""
-    def report(run_dirs: list[str], seconds: float, where: str) -> None:
-        if log is not None:
+    def report(batch: list[RunConfig], run_dirs: list[str], seconds: float, where: str) -> None:
+        if log is None:
+            return
+        if run_dirs:
             log(f"trained {', '.join(Path(d).name for d in run_dirs)} in {seconds:.0f} s ({where})")
+        else:
+            log(f"{', '.join(c.name() for c in batch)}: read, not trained (finished elsewhere meanwhile, or a "
+                "longer run's prefix)")
 
     def train(how: Callable[[list[RunConfig]], list[str]], batch: list[RunConfig], where: str) -> None:
         start = time.perf_counter()
-        report(how(batch), time.perf_counter() - start, where)
+        report(batch, how(batch), time.perf_counter() - start, where)
 
     spreading = [batch for batch in todo if _spreads_over_workers(batch)]
     queued = deque(_as_one_group(batch) for batch in todo if not _spreads_over_workers(batch))
     if not spreading:  # this process trains batches too, beside n_processes - 1 loky workers
-        for _, task in map_tasks(_train_batch_quietly, list(queued), n_processes):
-            report(task.value, task.seconds, "this process" if task.pid == os.getpid() else "a worker process")
+        batches = list(queued)  # map_tasks lets go of its own list's entries as it hands them out
+        for i, task in map_tasks(_train_batch_quietly, list(batches), n_processes):
+            report(batches[i], task.value, task.seconds,
+                   "this process" if task.pid == os.getpid() else "a worker process")
         return
     from joblib.externals.loky import ProcessPoolExecutor
 
@@ -182,8 +203,7 @@ def _train_side_by_side(todo: list[list[RunConfig]], n_processes: int, log: Call
         for feeder in feeders:
             feeder.start()
         for batch in spreading:
-            train(lambda b: [str(result.run_dir) for result in train_batch(b, progress=False)], batch,
-                  "this process and its workers")
+            train(_train_batch_here, batch, "this process and its workers")
         while (batch := take()) is not None:  # the DIALS batches are done: this process joins the pool's
             train(_train_batch_quietly, batch, "this process")
         for feeder in feeders:
@@ -207,7 +227,9 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
     retraining) over worker processes, while the others (GS and untrained-DIALS) train in `n_processes - 1` further
     processes, each batch as one group of all its runs' agents, so that no core idles while a long DIALS batch
     finishes; once the DIALS batches are done, this process takes the other batches still waiting too. With one
-    process, or one batch to train, every batch trains here, one after another, with a progress bar."""
+    process, or one batch to train, every batch trains here, one after another, with a progress bar. A batch's
+    runs that have become readable by its turn (`_still_to_train`: e.g. a longer run of the same settings finished
+    meanwhile, in this plan or another) are read, not trained."""
     configs = list(configs)
     todo = [batch for batch in seed_batches(configs) if not all(has_records(c) for c in batch)]
     # the costliest batches first, so that the last to finish are short ones
@@ -215,7 +237,7 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
     n_processes = cpu_count() if n_processes is None else check_int("n_processes", n_processes, 1)
     if n_processes < 2 or len(todo) < 2:
         for batch in todo:
-            train_batch(batch, progress)
+            _train_batch_here(batch, progress)
     else:
         _train_side_by_side(todo, n_processes, log)
     frames = []
