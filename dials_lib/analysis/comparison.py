@@ -101,7 +101,6 @@ class Comparison:
             ax.axhline(self._hand_coded(size), color="k", ls="--", label="hand-coded")
             ax.set(title=f"{size} agents", xlabel="timesteps per agent", ylabel="average return per agent")
             report.steps_axis(ax)
-            ax.legend(fontsize=8)
         _final_bars(axes[len(sizes)], final_table)
         rt = runtime_table.assign(method=runtime_table["method"].astype(str))
         report.plot_bars(axes[-1], rt, "total (min)")
@@ -109,7 +108,10 @@ class Comparison:
         # 14.6 against 18.5 minutes look tenfold)
         axes[-1].set(title="runtime per run (this machine)", xlabel="number of agents", ylabel="minutes per run",
                      ylim=(0, None))
-        fig.tight_layout()
+        # one legend for the curve panels, below the figure: inside a panel it hid the paper's late points
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
         save_figure(fig, self._name("returns_and_runtime"))
         save_table(final_table, self._name("final_returns"))
         return final_table
@@ -296,10 +298,12 @@ def _final_bars(ax: plt.Axes, final_table: pd.DataFrame) -> None:
             ax.plot(size_index + (j - 1) * 0.8 / 3, row["final (paper, 4M steps)"], marker="_", ms=18, mew=2,
                     color="k", label="paper, 4M steps" if size_index == 0 and j == 0 else None)
     low = min(final_table["final (ours)"].min(), final_table["final (paper, 4M steps)"].min())
-    # bars start at 0, so that their heights compare as the returns do
+    high = max((final_table["final (ours)"] + final_table["SEM (ours)"].fillna(0.0)).max(),
+               final_table["final (paper, 4M steps)"].max())
+    # bars start at 0, so that their heights compare as the returns do; the legend sits in a band above the bars
     ax.set(title="final return", xlabel="number of agents", ylabel="average return per agent",
-           ylim=(min(0.0, 1.1 * low), None))
-    ax.legend(fontsize=8)
+           ylim=(min(0.0, 1.1 * low), 1.4 * max(high, 0.0) if high > 0 else None))
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
 
 
 def runtimes_vs_paper(runtime_table: pd.DataFrame, env: str) -> pd.DataFrame:
