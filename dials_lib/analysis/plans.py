@@ -231,7 +231,7 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
     runs that have become readable by its turn (`_still_to_train`: e.g. a longer run of the same settings finished
     meanwhile, in this plan or another) are read, not trained."""
     configs = list(configs)
-    todo = [batch for batch in seed_batches(configs) if not all(has_records(c) for c in batch)]
+    todo = [batch for batch in seed_batches(configs) if _still_to_train(batch)]
     # the costliest batches first, so that the last to finish are short ones
     todo.sort(key=lambda b: -len(b) * b[0].n_agents * (b[0].total_timesteps or 0) * RELATIVE_COST[b[0].simulator])
     n_processes = cpu_count() if n_processes is None else check_int("n_processes", n_processes, 1)

@@ -301,16 +301,15 @@ def train_predictor(
     optimiser = Adam(model.parameters(), lr=config.learning_rate, per_agent=True)
     rows = torch.arange(n_agents)[:, None]
     train_loss = np.zeros((config.epochs, n_agents))
-    heldout_loss = [cross_entropy(model, heldout)] if heldout is not None and resume is None else []
-    first_epoch = 0
-    if resume is not None:
-        first_epoch = int(resume["epoch"])
+    if resume is None:
+        first_epoch, heldout_loss = 0, [cross_entropy(model, heldout)] if heldout is not None else []
+    else:
+        first_epoch, heldout_loss = int(resume["epoch"]), list(resume["heldout_loss"])
         model.load_state_dict(resume["model"])
         optimiser.load_state_dict(resume["optimiser"])
         for rng, rng_state in zip(rngs, resume["rngs"], strict=True):
             rng.bit_generator.state = rng_state
         train_loss[:first_epoch] = resume["train_loss"][:first_epoch]
-        heldout_loss = list(resume["heldout_loss"])
 
     def state_after(epochs: int) -> dict[str, Any]:  # a copy: training goes on in place
         return copy.deepcopy({"epoch": epochs, "model": model.state_dict(), "optimiser": optimiser.state_dict(),

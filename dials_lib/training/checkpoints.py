@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,18 @@ def verified_state(path: Path, identity: str | None = None) -> dict[str, Any]:
     return torch.load(io.BytesIO(payload), weights_only=False)
 
 
+def verified_state_or_none(path: Path, identity: str, if_refused: str) -> dict[str, Any] | None:
+    """The state in `path` after its checks, or None when there is no such file or it fails them; a failure also
+    prints a warning line: the reason, then `if_refused` (what follows from it, e.g. 'its AIPs train again')."""
+    if not path.exists():
+        return None
+    try:
+        return verified_state(path, identity)
+    except CheckpointError as err:
+        print(f"warning: {err}; {if_refused}", file=sys.stderr)
+        return None
+
+
 def read_checkpoint(path: Path, identity: str) -> tuple[dict[str, Any] | None, list[str]]:
     """The state of the newest checkpoint of `path` (the file, then the previous one) that passes its checks, and a
     line per file that failed; (None, []) when there is none (a new run). Raises `CheckpointError` when files
@@ -130,4 +143,4 @@ def read_checkpoint(path: Path, identity: str) -> tuple[dict[str, Any] | None, l
 
 
 __all__ = ["MAGIC", "CheckpointError", "previous_path", "read_checkpoint", "read_header", "record_identity",
-           "run_identity", "verified_state", "write_checkpoint"]
+           "run_identity", "verified_state", "verified_state_or_none", "write_checkpoint"]

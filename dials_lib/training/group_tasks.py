@@ -20,7 +20,6 @@ runner's business (`dials_lib.training.parallel.run_measured`), not the task's.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from dials_lib.hyperparameters import EnvHyperparameters
 from dials_lib.learning.ials import IALS
 from dials_lib.learning.influence import InfluenceData, StackedPredictor, make_predictor, train_predictor
 from dials_lib.learning.ppo import PPOGroup, run_ppo
-from dials_lib.training.checkpoints import CheckpointError, verified_state, write_checkpoint
+from dials_lib.training.checkpoints import verified_state_or_none, write_checkpoint
 from dials_lib.training.progress import task_sinks
 from dials_lib.training.run_stack import RunStack
 
@@ -136,13 +135,7 @@ class AIPSnapshot:
 
     def read(self) -> dict[str, Any] | None:
         """The saved state of this task, or None (no file, another task's, or damaged: then with a warning line)."""
-        if not self.path.exists():
-            return None
-        try:
-            return verified_state(self.path, self.identity)
-        except CheckpointError as err:
-            print(f"warning: {err}; that AIP training starts over", file=sys.stderr)
-            return None
+        return verified_state_or_none(self.path, self.identity, "that AIP training starts over")
 
     def write(self, state: dict[str, Any], epochs: int) -> bool:
         """Save `state` after `epochs` epochs of `self.epochs` (atomically; the epochs go into the file's header as

@@ -46,11 +46,10 @@ import torch
 
 from dials_lib.files import atomic_write, atomic_write_json, atomic_write_text, read_json
 from dials_lib.training.checkpoints import (
-    CheckpointError,
     previous_path,
     read_checkpoint,
     record_identity,
-    verified_state,
+    verified_state_or_none,
     write_checkpoint,
 )
 from dials_lib.training.evaluation import DOMAIN_METRICS
@@ -219,15 +218,8 @@ class RunDirectory:
         """The AIPs saved by `save_partial_aips` at `boundary`, by the agent ids of their group; none when there is
         no such file or it holds another boundary's, and none, with a warning line, when it fails its checks (those
         AIPs then train again)."""
-        path = self.path / PARTIAL_AIPS
-        if not path.exists():
-            return {}
-        try:
-            state = verified_state(path, self.identity)
-        except CheckpointError as err:
-            print(f"warning: {err}; its AIPs train again", file=sys.stderr)
-            return {}
-        if int(state["boundary"]) != boundary:
+        state = verified_state_or_none(self.path / PARTIAL_AIPS, self.identity, "its AIPs train again")
+        if state is None or int(state["boundary"]) != boundary:
             return {}
         return {tuple(group["agent_ids"]): FinishedAIPs(group["aip"], float(group.get("seconds", 0.0)),
                                                         float(group.get("cpu_seconds", 0.0)))
