@@ -185,6 +185,9 @@ def test_status_shows_how_far_a_long_aip_retraining_is(tmp_path):
     from dials_lib.training.group_tasks import AIPSnapshot
     from dials_lib.training.run_records import SPILL, FinishedAIPs, RunDirectory
 
+    first = RunDirectory(run_config(tmp_path / "runs", seed=1))  # its first AIP training: no PPO states to spill
+    assert AIPSnapshot(first.aip_snapshot_path([0, 1]), "task", 0, 300).write({"training": {}}, 164)
+    assert aip_training_status(first.path) == " (training its AIPs: 164 of 300 epochs saved)"
     directory = RunDirectory(run_config(tmp_path / "runs"))
     assert aip_training_status(directory.path) == ""  # not retraining
     (directory.path / SPILL).touch()

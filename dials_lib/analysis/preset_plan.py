@@ -53,12 +53,14 @@ def publish_records(preset: str) -> list[Path]:
 
 
 def aip_training_status(run_dir: Path) -> str:
-    """' (training its AIPs[: ...])' while the run in `run_dir` retrains its AIPs, else '': the epochs of each
+    """' (training its AIPs[: ...])' while the run in `run_dir` (re)trains its AIPs, else '': the epochs of each
     training group's last snapshot and how many groups are done, from the files' headers (a batch stacked over
     seeds keeps its snapshots in its first run's directory, so only that run shows their epochs)."""
-    if not ((run_dir / SPILL).exists() or (run_dir / PARTIAL_AIPS).exists()):
+    snapshots = sorted(run_dir.glob(AIP_SNAPSHOTS.format(first="*", last="*")))
+    # a retraining spills the PPO states first; the first AIP training (before any PPO) has only its snapshots
+    if not ((run_dir / SPILL).exists() or (run_dir / PARTIAL_AIPS).exists() or snapshots):
         return ""
-    saved = [header["progress"] for path in sorted(run_dir.glob(AIP_SNAPSHOTS.format(first="*", last="*")))
+    saved = [header["progress"] for path in snapshots
              if (header := read_header(path)) is not None and "progress" in header]
     done = (read_header(run_dir / PARTIAL_AIPS) or {}).get("progress", {}).get("groups done", 0)
     parts = [f"{p['epochs done']} of {p['epochs']} epochs saved" for p in saved]
