@@ -147,3 +147,14 @@ def test_the_scale_plan_is_the_paper_sizes_and_its_4_agent_runs_are_prefixes_of_
     assert {c.n_agents for c in preset_plan.training_plan("scale") if c.env == env} == {4, 25, 100}
     assert not [c for c in plans.ablation_configs("scale", env) if c.retrain_every != paper_hyperparameters(env)
                 .retrain_every]  # only the main F: the ablation is the quick preset's
+
+
+def test_runtime_summary_of_runs_read_from_longer_runs_has_their_total_and_no_breakdown():
+    """A run read from a longer run's prefix keeps only its total (its breakdown is the longer run's): the summary
+    shows the total and NaN parts, where it raised a KeyError when every run of an environment was such a run."""
+    runtimes = pd.DataFrame({"env": "warehouse", "n_agents": 4, "simulator": ["gs", "gs", "dials"], "seed": [0, 1, 0],
+                             "retrain_every": [np.nan, np.nan, 4e6], "f_fraction": [np.nan, np.nan, 1.0],
+                             "total_s": [600.0, 720.0, 900.0]})
+    table = report.runtime_summary(runtimes).set_index("method")
+    assert table.loc["GS", "total (min)"] == pytest.approx(11.0) and table.loc["DIALS", "total (min)"] == 15.0
+    assert table[["agents training (min)", "data + AIP training (min)", "evaluation (min)"]].isna().all().all()

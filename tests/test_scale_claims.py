@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,6 +59,11 @@ def test_untrained_gap_grows_holds_fails_and_needs_two_sizes_and_learning():
                    for n in (4, 100) for s in ("dials", "untrained-dials")})
     table = scale_claims.untrained_gap_grows(*ends(flat), {"traffic": [4, 100]})
     assert verdicts_of(table) == ["not measured"] and "DIALS at 4 agents did not clearly learn" in table["rule"][0]
+    half = grows[~((grows["n_agents"] == 100) & (grows["simulator"] == "untrained-dials"))]  # one side not run yet
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of an empty group
+        table = scale_claims.untrained_gap_grows(*ends(half), {"traffic": [4, 100]})
+    assert verdicts_of(table) == ["not measured"] and "no runs at 100 agents" in table["our evidence"][0]
 
 
 def test_run_stability_measures_the_falls_of_a_curve():

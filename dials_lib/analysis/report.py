@@ -126,6 +126,8 @@ def runtime_summary(runtimes: pd.DataFrame) -> pd.DataFrame:
     frame = with_method(runtimes)
     parts = {"agents_training_s": "agents training", "data_collection_plus_aip_training_s": "data + AIP training",
              "evaluation_s": "evaluation", "total_s": "total"}
+    # a run read from a longer run has its total only (the breakdown is the longer run's): NaN, not a KeyError
+    frame = frame.reindex(columns=[*frame.columns, *(c for c in parts if c not in frame.columns)])
     table = frame.groupby(["n_agents", "method"], observed=True)[list(parts)].mean() / 60
     table = table.rename(columns={k: f"{v} (min)" for k, v in parts.items()}).reset_index()
     table["method"] = pd.Categorical(table["method"], METHOD_ORDER, ordered=True)

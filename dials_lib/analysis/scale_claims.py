@@ -65,7 +65,8 @@ def untrained_gap_grows(finals: pd.DataFrame, starts: pd.DataFrame, sizes: Mappi
         ordered = sorted(sizes[env])
         small, large = ordered[0], ordered[-1]
         pick = {(n, s): returns_of(main, env, n, s) for n in (small, large) for s in ("dials", "untrained-dials")}
-        gaps = {n: f"{mean_text(pick[(n, 'dials')] - pick[(n, 'untrained-dials')].mean())}"
+        gaps = {n: f"{pick[(n, 'dials')].mean() - pick[(n, 'untrained-dials')].mean():.4g}"
+                if len(pick[(n, "dials")]) and len(pick[(n, "untrained-dials")]) else "no runs"
                 for n in (small, large)}
         p_small, p_large = paper_row(results, env, small), paper_row(results, env, large)
         verdict = (Verdict("not measured", "the preset runs a single size") if small == large else None) \
