@@ -99,6 +99,11 @@ def test_a_shorter_run_is_read_as_the_prefix_of_a_longer_finished_run(folders):
     prefix = published.read_records(shorter)
     assert prefix["metrics"]["timestep"].tolist() == [0, 640, 1280]
     assert prefix["runtime"]["prefix_of"] == longer.directory().name
+    whole = published.read_records(longer)["runtime"]  # its worker seconds in proportion to the wall time at 1280
+    share = prefix["metrics"]["wall_time_s"].iloc[-1] / whole["total_s"]
+    assert 0 < share < 1 and prefix["runtime"]["total_s"] == prefix["metrics"]["wall_time_s"].iloc[-1]
+    assert prefix["runtime"]["worker_cpu_s"] == pytest.approx(whole["worker_cpu_s"] * share)
+    assert prefix["runtime"]["worker_busy_s"] == pytest.approx(whole["worker_busy_s"] * share)
     assert not shorter.directory().exists()
     alone = train(shorter, progress=False)  # the same run trained to its own length
     pd.testing.assert_frame_equal(without_wall_time(prefix["metrics"]), without_wall_time(alone.metrics))

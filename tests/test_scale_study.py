@@ -49,8 +49,11 @@ def test_training_time_sets_each_batch_beside_its_projection_from_the_timed_runs
     runtimes = pd.DataFrame([
         {"n_agents": n, "simulator": sim, "seed": seed, "total_s": 3600.0, "stacked_runs": 3,
          "worker_busy_s": 3000.0, "worker_cpu_s": cpu}
-        for n, sim, cpu in [(25, "gs", 1200.0), (100, "dials", 2400.0), (4, "gs", float("nan"))]
-        for seed in (0, 1, 2)])  # the 4-agent batch: read from a longer run, no CPU of its own
+        for n, sim, cpu in [(25, "gs", 1200.0), (100, "dials", 2400.0), (4, "gs", 300.0)]
+        for seed in (0, 1, 2)])
+    runtimes["prefix_of"] = [f"traffic_n4_gs_T1056000_seed{s}" if n == 4 else float("nan")
+                             for n, s in zip(runtimes["n_agents"], runtimes["seed"], strict=True)]
+    # the 4-agent batch is read from another preset's longer run: its prorated CPU is not this preset's
     comparison = Comparison("traffic", "10", get_preset("scale").traffic, pd.DataFrame(), runtimes,
                             pd.DataFrame(), [])
     table = ScaleStudy("scale", {"traffic": comparison}, measured, pd.DataFrame()).training_time()
@@ -66,6 +69,36 @@ def test_training_time_sets_each_batch_beside_its_projection_from_the_timed_runs
     assert batches.loc[(25, "GS"), "projected CPU h"] == pytest.approx(projected(25, "gs"))
     assert batches.loc[(100, "DIALS"), "projected CPU h"] == pytest.approx(projected(100, "dials"))
     assert batches.loc[(25, "GS"), "worker CPU h"] == pytest.approx(1.0)  # 3 runs x 1,200 s
+    assert pd.isna(batches.loc[(4, "GS"), "worker CPU h"]) and pd.isna(batches.loc[(4, "GS"), "worker core share"])
     total = table[table["method"] == "sum of the batches"].iloc[0]
     assert total["projected CPU h"] == pytest.approx(projected(25, "gs") + projected(100, "dials"))  # not the 4's
     assert total["worker CPU h"] == pytest.approx(3.0)
+
+
+def test_the_runtime_panel_has_every_size_measured_projected_or_in_the_paper():
+    """Panel 3: our CPU hours per run where runs finished (a run read from a longer run included, prorated), and at
+    every size of the timed runs and of the paper's Tables 1-2 their projection and the paper's hours, so a size not
+    trained here still shows both."""
+    rows = json.loads((REPO_ROOT / "records" / "quick" / "scaling" / "measurements.json").read_text())["rows"]
+    measured = pd.DataFrame(rows)
+    runtimes = pd.DataFrame([
+        {"n_agents": n, "simulator": sim, "retrain_every": f, "f_fraction": 0.25 if f else float("nan"),
+         "seed": seed, "total_s": 7200.0, "stacked_runs": 3, "worker_busy_s": 7000.0, "worker_cpu_s": cpu}
+        for n, sim, f, cpu in [(100, "dials", 1_000_000, 1800.0), (4, "gs", None, 360.0)] for seed in (0, 1, 2)])
+    comparison = Comparison("traffic", "10", get_preset("scale").traffic, pd.DataFrame(), runtimes,
+                            pd.DataFrame(), [])
+    table = ScaleStudy("scale", {"traffic": comparison}, measured, pd.DataFrame()).runtime_vs_agents()
+    assert sorted(set(table["n_agents"])) == [4, 25, 49, 100]
+    assert set(table["method"]) == {"GS", "DIALS", "untrained-DIALS"}  # the paper's other F rows are left out
+    rows = table.set_index(["n_agents", "method"])
+    assert rows.loc[(100, "DIALS"), "measured here (worker CPU h per run, this budget)"] == 0.5
+    assert rows.loc[(4, "GS"), "measured here (worker CPU h per run, this budget)"] == 0.1
+    assert rows.loc[(100, "DIALS"), "measured here (wall h per run, this budget)"] == 2.0
+    assert rows.loc[[(25, "GS"), (49, "DIALS")], "measured here (worker CPU h per run, this budget)"].isna().all()
+    assert rows.loc[(49, "GS"), "paper, 4M steps, 128 CPUs (h)"] == 105.41  # paper/runtimes.csv
+    assert rows[["projected, 4M steps, 128 workers (h)", "paper, 4M steps, 128 CPUs (h)"]].notna().all().all()
+    projected = scaling.projections(measured, "scale")
+    pick = projected[(projected["env"] == "traffic") & (projected["n_agents"] == 25)
+                     & (projected["budget"] == "paper protocol") & (projected["workers"] == 128)
+                     & (projected["simulator"] == "GS")]
+    assert rows.loc[(25, "GS"), "projected, 4M steps, 128 workers (h)"] == pytest.approx(pick["total_s"].iloc[0] / 3600)

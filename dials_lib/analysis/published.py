@@ -12,7 +12,8 @@ schedule makes, in order. A copy that fails a check is refused with one line say
 A run is also a prefix of any longer run of the same settings (`dials_lib.presets`): the first 576K steps of a
 1,056K-step run are those of a 576K-step run, bit for bit. `longer_run` finds such a finished run (under any preset
 in `runs/` or `records/`), and `read_records` then reads its evaluations up to the shorter run's last step, with
-the wall time at that step as the run's total time (the longer run's other seconds are not split by step).
+the wall time at that step as the run's total time, and the longer run's worker seconds in proportion to it (they
+are not recorded per evaluation); the other parts of the longer run's time are not split by step.
 """
 
 from __future__ import annotations
@@ -97,8 +98,12 @@ def _verified(folder: Path, config: RunConfig, up_to: int | None = None) -> dict
     if up_to is not None:
         metrics = metrics[metrics["timestep"] <= up_to].reset_index(drop=True)
         at_end = float(metrics["wall_time_s"].iloc[-1]) if len(metrics) else float("nan")
-        records["runtime"] = {"total_s": at_end, "stacked_runs": records["runtime"].get("stacked_runs", 1),
-                              "prefix_of": folder.name}
+        longer = records["runtime"]
+        # the longer run's worker seconds are not recorded per evaluation: its share of them by wall time
+        fraction = at_end / longer["total_s"] if longer.get("total_s") else float("nan")
+        records["runtime"] = {"total_s": at_end, "stacked_runs": longer.get("stacked_runs", 1),
+                              "prefix_of": folder.name,
+                              **{k: longer[k] * fraction for k in ("worker_busy_s", "worker_cpu_s") if k in longer}}
     _check_metrics(metrics, expected, folder)
     records["metrics"] = metrics
     return records

@@ -8,9 +8,10 @@ controller dashed) and draws the other two panels across environments:
 
 - `final_vs_agents`: our final return per size (mean and SEM over seeds, at the preset's step count) beside the
   paper's bars after 4M steps (paper/results.csv), bars from 0;
-- `runtime_vs_agents`: the total training time per run at each size, measured here (each run's share of its seed
-  batch, on 2 cores beside other batches), and the paper's protocol (4M steps) projected to 128 workers from the
-  timed runs of notebook 07 beside the paper's Tables 1-2 (paper/runtimes.csv), on log axes of whole decades;
+- `runtime_vs_agents`: the training time per run at each size, measured here (the worker CPU hours of each run's
+  share of its seed batch: what it costs on a core of its own, whatever else shared the machine), and the paper's
+  protocol (4M steps) projected to 128 workers from the timed runs of notebook 07 beside the paper's Tables 1-2
+  (paper/runtimes.csv), at every size either has, on log axes of whole decades;
 - `claims`: every verdict at scale (`claims` at every size and `scale_claims`), one table.
 
 A preset may take its timed runs and its F ablation from another preset (`Preset.timed_runs_preset`,
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, LogLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from dials_lib import paper
 from dials_lib.analysis import claims, comparison, plans, report, scale_claims, scaling
@@ -49,6 +50,7 @@ def decade_log_axis(ax: plt.Axes, values: np.ndarray) -> None:
     ax.set_ylim(low, high if high > low else low * 10)
     ax.yaxis.set_major_locator(LogLocator(base=10))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())  # matplotlib labels minor ticks on a one-decade axis
 
 
 @dataclass
@@ -133,58 +135,74 @@ class ScaleStudy:
         return table
 
     def runtime_table(self) -> pd.DataFrame:
-        """Total training time per run (hours) per environment, size and method: measured here at this budget,
-        projected to 128 workers for the paper's 4M-step protocol, and the paper's Tables 1-2."""
-        rows = []
+        """Training time per run (hours) per environment, size and method, at every size measured here, projected
+        or in the paper: measured here at this budget (the worker CPU hours, the agents' and AIPs' training on a core
+        of their own, and the wall hours, the run's share of its seed batch on a shared machine), the paper's 4M-step
+        protocol projected to 128 workers from the timed runs, and the paper's Tables 1-2."""
         projected = scaling.projections(self.measured, self.preset) if self.measured is not None else None
-        table = read_paper_table("runtimes")
+        if projected is not None:
+            projected = projected[(projected["budget"] == "paper protocol") & (projected["workers"] == paper.CPUS)]
+        theirs = read_paper_table("runtimes")
+        frames = []
         for env, comp in self.comparisons.items():
-            measured = report.runtime_summary(comp.runtimes)
-            dials = paper.main_dials_label(env)
-            for _, row in measured.iterrows():
-                method, n = str(row["method"]), int(row["n_agents"])
-                label = dials if method == "DIALS" else method
-                theirs = table[(table["env"] == env) & (table["agents"] == n) & (table["simulator"] == label)]
-                ours_4m = math.nan
-                if projected is not None:
-                    pick = projected[(projected["env"] == env) & (projected["n_agents"] == n)
-                                     & (projected["budget"] == "paper protocol") & (projected["simulator"] == label)
-                                     & (projected["workers"] == paper.CPUS)]
-                    ours_4m = float(pick["total_s"].iloc[0]) / 3600 if len(pick) else math.nan
-                rows.append({"env": env, "n_agents": n, "method": method,
-                             "measured here (h per run, this budget)": row["total (min)"] / 60,
-                             "steps": self.steps[env],
-                             "projected, 4M steps, 128 workers (h)": ours_4m,
-                             "paper, 4M steps, 128 CPUs (h)": float(theirs["total_h"].iloc[0]) if len(theirs)
-                             else math.nan})
-        return pd.DataFrame(rows)
+            runs = report.with_method(comp.runtimes).astype({"method": str})
+            runs = runs.reindex(columns=[*runs.columns, *(["worker_cpu_s"] if "worker_cpu_s" not in runs else [])])
+            ours = runs.groupby(["n_agents", "method"], as_index=False).agg(
+                cpu=("worker_cpu_s", "mean"), wall=("total_s", "mean"))
+            ours = ours.assign(cpu=ours["cpu"] / 3600, wall=ours["wall"] / 3600)
+            labels = {m: paper.main_dials_label(env) if m == "DIALS" else m for m in report.METHOD_ORDER}
+            paper_rows = theirs[theirs["env"] == env].rename(columns={"agents": "n_agents", "total_h": "paper"})
+            paper_rows = paper_rows.assign(method=paper_rows["simulator"].map({v: k for k, v in labels.items()}))
+            parts = [ours, paper_rows.dropna(subset=["method"])[["n_agents", "method", "paper"]]]
+            if projected is not None:
+                mine = projected[projected["env"] == env]
+                parts.append(pd.DataFrame({"n_agents": mine["n_agents"].astype(int),
+                                           "method": mine["simulator"].map({v: k for k, v in labels.items()}),
+                                           "projected": mine["total_s"] / 3600}).dropna(subset=["method"]))
+            rows = parts[0]
+            for part in parts[1:]:
+                rows = rows.merge(part, on=["n_agents", "method"], how="outer")
+            frames.append(rows.assign(env=env, steps=self.steps[env]))
+        table = pd.concat(frames, ignore_index=True).reindex(
+            columns=["env", "n_agents", "method", "steps", "cpu", "wall", "projected", "paper"])
+        table["method"] = pd.Categorical(table["method"], report.METHOD_ORDER, ordered=True)
+        table = table.sort_values(["env", "n_agents", "method"], kind="stable").astype({"method": str})
+        return table.rename(columns={
+            "cpu": "measured here (worker CPU h per run, this budget)",
+            "wall": "measured here (wall h per run, this budget)",
+            "projected": "projected, 4M steps, 128 workers (h)",
+            "paper": "paper, 4M steps, 128 CPUs (h)"}).reset_index(drop=True)
 
     def runtime_vs_agents(self) -> pd.DataFrame:
-        """Panel 3: total training time against the number of agents (saved, returned): left per environment, this
-        budget measured here; right, the paper's protocol projected to 128 workers beside the paper's tables."""
+        """Panel 3: training time against the number of agents (saved, returned): left per environment, the worker
+        CPU hours per run measured here at this budget; right, the paper's protocol projected to 128 workers beside
+        the paper's tables."""
         table = self.runtime_table()
+        here_h = "measured here (worker CPU h per run, this budget)"
+        projected_h, paper_h = "projected, 4M steps, 128 workers (h)", "paper, 4M steps, 128 CPUs (h)"
         envs = list(self.comparisons)
-        fig, axes = plt.subplots(1, 2 * len(envs), figsize=(6 * len(envs) * 2, 4), squeeze=False)
+        fig, axes = plt.subplots(len(envs), 2, figsize=(13, 5 * len(envs)), squeeze=False)
         for k, env in enumerate(envs):
             part = table[table["env"] == env]
-            here, protocol = axes[0][2 * k], axes[0][2 * k + 1]
-            for method, rows in part.groupby("method", sort=False):
-                colour = report.METHOD_COLORS.get(str(method))
-                here.plot(rows["n_agents"], rows["measured here (h per run, this budget)"], marker="o",
-                          color=colour, label=str(method))
-                protocol.plot(rows["n_agents"], rows["projected, 4M steps, 128 workers (h)"], marker="o",
-                              color=colour, label=f"{method}, ours projected")
-                protocol.plot(rows["n_agents"], rows["paper, 4M steps, 128 CPUs (h)"], marker="x", ls="--",
-                              color=colour, label=f"{method}, paper")
-            decade_log_axis(here, part["measured here (h per run, this budget)"].to_numpy(dtype=float))
-            decade_log_axis(protocol, part[["projected, 4M steps, 128 workers (h)",
-                                            "paper, 4M steps, 128 CPUs (h)"]].to_numpy(dtype=float).ravel())
+            here, protocol = axes[k]
+            for method in [m for m in report.METHOD_ORDER if m in set(part["method"])]:
+                rows, colour = part[part["method"] == method], report.METHOD_COLORS.get(method)
+                for ax, column, style, label in ((here, here_h, "-", method),
+                                                 (protocol, projected_h, "-", f"{method}, ours projected"),
+                                                 (protocol, paper_h, "--", f"{method}, paper")):
+                    points = rows.dropna(subset=[column])
+                    if len(points):
+                        ax.plot(points["n_agents"], points[column], marker="x" if style == "--" else "o", ls=style,
+                                color=colour, label=label)
+            decade_log_axis(here, part[here_h].to_numpy(dtype=float))
+            decade_log_axis(protocol, part[[projected_h, paper_h]].to_numpy(dtype=float).ravel())
             here.set(title=f"{env}: measured here, {self.steps[env]:,} steps", xlabel="number of agents",
-                     ylabel="hours per run (log scale)")
+                     ylabel="worker CPU hours per run (log scale)")
             protocol.set(title=f"{env}: 4M steps, 128 workers", xlabel="number of agents",
-                         ylabel="hours per run (log scale)")
-            here.legend(fontsize=7)
-            protocol.legend(fontsize=7)
+                         ylabel="wall hours per run (log scale)")
+            for ax in (here, protocol):
+                ax.set_xticks(sorted(part["n_agents"].unique()))
+                ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # keep lines clear
         fig.tight_layout()
         save_figure(fig, f"{PREFIX}_runtime_vs_agents")
         save_table(table, f"{PREFIX}_runtime_vs_agents")
@@ -200,7 +218,7 @@ class ScaleStudy:
         sums the batches (the projection over the batches trained here, those with worker CPU hours: runs read from
         a longer run have none), and a last row divides the sums by `n_processes`: the plan's hours had its batches
         packed that many cores perfectly side by side."""
-        projected: dict[tuple[str, int, str], float] = {}
+        projected: dict[tuple[str, int, str], float] = {}  # per (env, n_agents, method)
         if self.measured is not None:
             for run in scaling.training_runs_runtime(self.measured, self.preset, 1).itertuples():
                 key = (run.env, int(run.n_agents), report.METHOD_LABELS[run.simulator])
@@ -211,8 +229,10 @@ class ScaleStudy:
             for (n, method), runs in runtimes.groupby(["n_agents", "method"], observed=True):
                 first = runs.iloc[0]
                 stacked = float(first.get("stacked_runs", 1))
-                busy = float(first.get("worker_busy_s", float("nan"))) * stacked  # runtimes holds a run's share
-                cpu = float(first.get("worker_cpu_s", float("nan"))) * stacked
+                # runtimes holds a run's share; a run read from a longer run (another preset's) has none of its own
+                own = pd.isna(first.get("prefix_of", float("nan")))
+                busy = float(first.get("worker_busy_s", float("nan"))) * stacked if own else float("nan")
+                cpu = float(first.get("worker_cpu_s", float("nan"))) * stacked if own else float("nan")
                 rows.append({"env": env, "n_agents": int(n), "method": str(method), "seeds": int(stacked),
                              "batch wall h": float(first["total_s"]) * stacked / 3600,
                              "worker CPU h": cpu / 3600,
