@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dials_lib.analysis import plans
+from dials_lib.analysis import plans, untrained_positions
 from dials_lib.analysis.published import longer_run, publish, published_path
 from dials_lib.analysis.scaling import publish_measurements
 from dials_lib.analysis.sumo_study import sumo_configs
@@ -45,11 +45,11 @@ def train_plan(preset: str, log: Callable[[str], None] | None = print, n_process
 
 def publish_records(preset: str) -> list[Path]:
     """Copy the records of every finished run of `preset`'s plan and of its sumo-traffic runs (`make train-sumo`,
-    notebook 11), and its timed runs' measurements, to `records/` (committed: figures redraw from them on a fresh
-    clone); returns what was written."""
+    notebook 11), its timed runs' measurements and its untrained-DIALS positions experiment (notebook 10), to
+    `records/` (committed: figures redraw from them on a fresh clone); returns what was written."""
     written = publish(training_plan(preset) + sumo_configs(preset))
-    measurements = publish_measurements(preset)
-    return written + ([measurements] if measurements is not None else [])
+    measured = [publish_measurements(preset), untrained_positions.publish(preset)]
+    return written + [path for path in measured if path is not None]
 
 
 def aip_training_status(run_dir: Path) -> str:
