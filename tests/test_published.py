@@ -200,5 +200,7 @@ def test_status_shows_how_far_a_long_aip_retraining_is(tmp_path):
     for ids, epochs in (([0, 1], 120), ([2, 3], 95)):
         assert AIPSnapshot(directory.aip_snapshot_path(ids), "task", 0, 300).write({"training": {}}, epochs)
     directory.save_partial_aips(0, {(4, 5): FinishedAIPs({}, 1.0, 1.0)})
+    assert aip_training_status(directory.path) == " (training its AIPs: 120, 95 of 300 epochs saved, 1 group done)"
+    assert AIPSnapshot(directory.aip_snapshot_path([6, 7]), "task", 0, 200).write({"training": {}}, 5)
     assert aip_training_status(directory.path) == (" (training its AIPs: 120 of 300 epochs saved, 95 of 300 epochs "
-                                                   "saved, 1 group done)")
+                                                   "saved, 5 of 200 epochs saved, 1 group done)")

@@ -63,7 +63,9 @@ def aip_training_status(run_dir: Path) -> str:
     saved = [header["progress"] for path in snapshots
              if (header := read_header(path)) is not None and "progress" in header]
     done = (read_header(run_dir / PARTIAL_AIPS) or {}).get("progress", {}).get("groups done", 0)
-    parts = [f"{p['epochs done']} of {p['epochs']} epochs saved" for p in saved]
+    totals = {p["epochs"] for p in saved}  # one count per group's snapshot, of a total all groups share
+    parts = ([f"{', '.join(str(p['epochs done']) for p in saved)} of {totals.pop()} epochs saved"] if len(totals) == 1
+             else [f"{p['epochs done']} of {p['epochs']} epochs saved" for p in saved])
     parts += [f"{done} group{'s' if done > 1 else ''} done"] if done else []
     return f" (training its AIPs: {', '.join(parts)})" if parts else " (training its AIPs)"
 
