@@ -165,7 +165,7 @@ def print_status(preset: str) -> None:
 
     status = plan_status(preset)
     with pd.option_context("display.width", 250, "display.max_rows", None, "display.max_colwidth", 60):
-        print(status.round({"last evaluation": 2, "worker CPU h": 2}).to_string(index=False))
+        print(status.round({"last evaluation": 2, "worker CPU h": 2, "projected CPU h": 2}).to_string(index=False))
     print(f"preset {preset}: {status_summary(status)}")
 
 

@@ -183,6 +183,25 @@ def test_plan_status_says_where_each_run_stands_without_touching_it(folders, mon
                                                                        "started; worker CPU so far")
 
 
+def test_status_projects_the_cpu_hours_still_to_train(tmp_path, monkeypatch):
+    """Each unfinished run's projected hours times the share of its steps still to run, summed, and over 2 cores;
+    finished runs and runs without a projection add nothing (the latter are counted)."""
+    from dials_lib.analysis import preset_plan
+
+    status = pd.DataFrame({"run": list("abcd"), "status": ["finished", "training", "not started", "not started"],
+                           "steps done": [100, 25, 0, 0], "steps total": [100, 100, 100, 100],
+                           "worker CPU h": [1.0, 0.5, float("nan"), float("nan")],
+                           "projected CPU h": [8.0, 4.0, 2.0, float("nan")]})
+    line = preset_plan.status_summary(status)
+    assert line.endswith("about 5.0 CPU h still to train by notebook 07's projection, 2.5 h on 2 cores (1 run "
+                         "without a projection)")  # 4 x 0.75 + 2
+    assert "still to train" not in preset_plan.status_summary(status.assign(**{"projected CPU h": float("nan")}))
+    monkeypatch.setenv("DIALS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DIALS_RECORDS_DIR", str(Path(__file__).resolve().parents[1] / "records"))
+    scale = preset_plan.plan_status("scale")  # the committed timed runs of the quick preset project every run
+    assert scale["projected CPU h"].notna().all() and (scale["projected CPU h"] > 0).all()
+
+
 def test_status_shows_how_far_a_long_aip_retraining_is(tmp_path):
     """While a run retrains its AIPs, `make status` reads the epochs of each group's last snapshot and the groups
     done from the files' headers."""

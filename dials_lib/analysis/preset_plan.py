@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from dials_lib.analysis import plans, untrained_positions
+from dials_lib.analysis import plans, scaling, untrained_positions
 from dials_lib.analysis.published import longer_run, publish, published_path
 from dials_lib.analysis.scaling import publish_measurements
 from dials_lib.analysis.sumo_study import sumo_configs
 from dials_lib.analysis.untrained_gap import GAP_PRESETS, gap_configs
 from dials_lib.files import read_json
+from dials_lib.presets import get_preset
 from dials_lib.training.checkpoints import previous_path, read_header
 from dials_lib.training.run_config import RunConfig
 from dials_lib.training.run_records import AIP_SNAPSHOTS, CHECKPOINT, LOCK, PARTIAL_AIPS, SPILL
@@ -106,14 +107,24 @@ def _run_status(config: RunConfig) -> dict[str, object]:
     return row
 
 
-def status_summary(status: pd.DataFrame) -> str:
+def status_summary(status: pd.DataFrame, n_processes: int = 2) -> str:
     """One line over `plan_status`'s rows: runs finished (here, published or read from longer runs), training and
-    not started, and the worker CPU hours their records hold so far."""
+    not started, the worker CPU hours their records hold so far, and the CPU hours still to train by notebook 07's
+    projection (each unfinished run's projected hours times the share of its steps still to run; a run's AIPs
+    count as not yet trained until its first checkpoint), also over `n_processes` cores side by side."""
     finished = status["steps done"] == status["steps total"]
     training = ~finished & (status["status"] != "not started")
-    return (f"{int(finished.sum())} of {len(status)} runs finished, {int(training.sum())} training, "
+    line = (f"{int(finished.sum())} of {len(status)} runs finished, {int(training.sum())} training, "
             f"{int((status['status'] == 'not started').sum())} not started; worker CPU so far "
             f"{status['worker CPU h'].sum():.2f} h (runs read from longer runs not counted)")
+    to_run = status[~finished]
+    left = to_run["projected CPU h"] * (1 - to_run["steps done"] / to_run["steps total"])
+    if len(to_run) and left.notna().any():
+        unknown = int(left.isna().sum())
+        line += (f"; about {left.sum():.1f} CPU h still to train by notebook 07's projection, "
+                 f"{left.sum() / n_processes:.1f} h on {n_processes} cores"
+                 + (f" ({unknown} run{'s' if unknown > 1 else ''} without a projection)" if unknown else ""))
+    return line
 
 
 def plan_status(preset: str) -> pd.DataFrame:
@@ -121,8 +132,20 @@ def plan_status(preset: str) -> pd.DataFrame:
     running meanwhile; nothing is locked, created or loaded). `status`: finished (here), published (in `records/`),
     read from <a longer finished run>, training (its last checkpoint's step is `steps done`), started, no checkpoint
     yet (before its first, e.g. while its AIPs first train), or not started; the return of its last evaluation; and
-    its share of its seed batch's worker CPU hours so far (not for a run read from a longer one)."""
-    return pd.DataFrame([_run_status(config) for config in training_plan(preset)])
+    its share of its seed batch's worker CPU hours so far (not for a run read from a longer one); and the CPU hours
+    notebook 07's timed runs project for it on one worker (NaN without them)."""
+    status = pd.DataFrame([_run_status(config) for config in training_plan(preset)])
+    return status.assign(**{"projected CPU h": status["run"].map(_projected_cpu_hours(preset)).astype(float)})
+
+
+def _projected_cpu_hours(preset: str) -> dict[str, float]:
+    """Per run name: the CPU hours notebook 07's timed runs (the preset's own, or those of
+    `Preset.timed_runs_preset`) project for the run alone on one worker; empty when they are not on file."""
+    measured = scaling.stored_measurements(get_preset(preset).timed_runs_preset or preset)
+    if measured is None:
+        return {}
+    runs = scaling.training_runs_runtime(measured, preset, 1)
+    return dict(zip(runs["run"], runs["total_s"] / 3600, strict=True))
 
 
 __all__ = ["plan_status", "publish_records", "status_summary", "train_plan", "training_plan"]

@@ -205,6 +205,15 @@ def publish_measurements(preset: str) -> Path | None:
     return atomic_write_json(published_measurements_path(preset), read_json(source))
 
 
+def stored_measurements(preset: str) -> pd.DataFrame | None:
+    """The timed runs of `preset` as they are on file (runs/, else the published copy) with the current settings,
+    read only (nothing is created or measured); None when neither file holds them."""
+    for path in (measurements_path(preset), published_measurements_path(preset)):
+        if path.exists() and (stored := read_json(path)).get("settings") == measurement_settings(preset):
+            return pd.DataFrame(stored["rows"])
+    return None
+
+
 def measurements(preset: str, measure_missing: bool = True, verbose: bool = True) -> pd.DataFrame:
     """Every timed run of `preset` (both envs, `scaling_sizes`, `MEASURED_RUNS`), measured only if not yet on file.
 
@@ -403,4 +412,4 @@ def projection_check(frame: pd.DataFrame) -> pd.DataFrame:
 __all__ = ["MEASURED_RUNS", "PROJECTION_WORKERS", "StepCosts", "agents_per_worker", "extrapolate",
            "makespan", "measure", "measurements", "paper_protocol_configs", "preset_configs", "projection_check",
            "projections", "publish_measurements", "published_measurements_path", "step_costs",
-           "training_runs_runtime"]
+           "stored_measurements", "training_runs_runtime"]
