@@ -150,14 +150,15 @@ class ScaleStudy:
             ours = runs.groupby(["n_agents", "method"], as_index=False).agg(
                 cpu=("worker_cpu_s", "mean"), wall=("total_s", "mean"))
             ours = ours.assign(cpu=ours["cpu"] / 3600, wall=ours["wall"] / 3600)
-            labels = {m: paper.main_dials_label(env) if m == "DIALS" else m for m in report.METHOD_ORDER}
+            # the paper's and the projections' row labels ('DIALS F=1M') to our methods; other F values drop out
+            method_of = {paper.main_dials_label(env) if m == "DIALS" else m: m for m in report.METHOD_ORDER}
             paper_rows = theirs[theirs["env"] == env].rename(columns={"agents": "n_agents", "total_h": "paper"})
-            paper_rows = paper_rows.assign(method=paper_rows["simulator"].map({v: k for k, v in labels.items()}))
+            paper_rows = paper_rows.assign(method=paper_rows["simulator"].map(method_of))
             parts = [ours, paper_rows.dropna(subset=["method"])[["n_agents", "method", "paper"]]]
             if projected is not None:
                 mine = projected[projected["env"] == env]
                 parts.append(pd.DataFrame({"n_agents": mine["n_agents"].astype(int),
-                                           "method": mine["simulator"].map({v: k for k, v in labels.items()}),
+                                           "method": mine["simulator"].map(method_of),
                                            "projected": mine["total_s"] / 3600}).dropna(subset=["method"]))
             rows = parts[0]
             for part in parts[1:]:
