@@ -68,9 +68,8 @@ def grid_positions(n_agents: int) -> np.ndarray:
     if side * side != n_agents or side < 2:
         raise ValueError(f"n_agents must be a square number of at least 4; got {n_agents}")
     row, col = np.divmod(np.arange(n_agents), side)
-    on_edge = lambda k: (k == 0) | (k == side - 1)  # noqa: E731
-    return np.where(on_edge(row) & on_edge(col), "corner",
-                    np.where(on_edge(row) | on_edge(col), "edge", "interior")).astype(object)
+    outer_row, outer_col = np.isin(row, (0, side - 1)), np.isin(col, (0, side - 1))
+    return np.where(outer_row & outer_col, "corner", np.where(outer_row | outer_col, "edge", "interior")).astype(object)
 
 
 def stretched(small: int, large: int) -> list[int]:
@@ -85,7 +84,8 @@ def tiled(small: int, large: int) -> list[int]:
     """For each agent of the large grid, the agent of the small grid whose block of the large grid it sits in: the
     small grid's policies that act on the large one."""
     s, big = math.isqrt(small), math.isqrt(large)
-    return [(i // big) * s // big * s + (i % big) * s // big for i in range(large)]
+    blocks = [(row * s // big, col * s // big) for row, col in (divmod(i, big) for i in range(large))]
+    return [block_row * s + block_col for block_row, block_col in blocks]
 
 
 def transplanted(actor: PolicyActor, agent_ids: list[int], policy: PolicyConfig) -> PolicyActor:
