@@ -61,16 +61,19 @@ def test_a_transplanted_policy_acts_as_the_original():
 
 
 def rows(own_small: float, own_large: float, small_on_large: float, large_on_small: float) -> pd.DataFrame:
-    """untrained-DIALS rows of two seeds (equal) at sizes 4 and 100, own grids and transplanted."""
+    """untrained-DIALS rows of three seeds (1 apart) at sizes 4 and 100, own grids and transplanted."""
     cells = [(4, 4, own_small), (100, 100, own_large), (4, 100, small_on_large), (100, 4, large_on_small)]
-    return pd.DataFrame([{"method": "untrained-dials", "seed": seed, "trained at": n, "grid": grid, "return": value}
-                         for n, grid, value in cells for seed in (0, 1)])
+    return pd.DataFrame([{"method": "untrained-dials", "seed": seed, "trained at": n, "grid": grid,
+                          "return": value + seed - 1} for n, grid, value in cells for seed in (0, 1, 2)])
 
 
 def test_explanation_rule_reads_where_the_transplants_land():
     assert up.explanation(rows(63.5, 180.4, 158.8, 63.6))[0] == "(b)"  # each scores like its host grid
     assert up.explanation(rows(63.5, 180.4, 70.0, 175.0))[0] == "(a)"  # each scores like its source grid
     assert up.explanation(rows(63.5, 180.4, 170.0, 170.0))[0] == "undecided"
+    same = up.explanation(rows(175.7, 173.6, 174.5, 172.7))  # the smoke preset's: no size effect to explain
+    assert same[0] == "not measured" and "do not clearly differ" in same[1]
+    assert up.explanation(rows(100.0, 104.0, 103.0, 101.0))[0] == "not measured"  # 4 apart, within 5% of 100
     verdict, evidence = up.explanation(None)
     assert verdict == "not measured" and "checkpoints" in evidence
     assert "policies trained at 100 on the 4-agent grid: 63.6 (the 4-agent grid's own 63.5" in \

@@ -18,7 +18,8 @@ smallest grid's policies act on the largest, each agent taking the policy of the
 is in (`stretched`, `tiled`). The rule (`explanation`): (b) when untrained-DIALS's transplanted policies score, in
 both directions, nearer to the host grid's own untrained-DIALS return than to that of the grid they come from
 (means over seeds); (a) when both are nearer to their source grid's; otherwise "undecided". "Not measured" until
-both sizes' runs have checkpoints.
+both sizes' runs have checkpoints, and when untrained-DIALS's own returns at the two sizes do not clearly differ
+(nothing to explain: e.g. the smoke preset, where nothing learns).
 
 The measurement needs the runs' checkpoints (`runs/`, not in git), so `study` keeps what it measured in
 `runs/<preset>/untrained_positions.json` and `publish` copies it to `records/`, from where a fresh clone reads it.
@@ -36,8 +37,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dials_lib.analysis import plans, report
+from dials_lib.analysis import plans, report, verdicts
 from dials_lib.analysis.published import longer_run
+from dials_lib.analysis.stats import bootstrap_ci
 from dials_lib.envs import close_simulator, get_env, get_spec, make_global
 from dials_lib.files import atomic_write_json, read_json
 from dials_lib.hyperparameters import PolicyConfig
@@ -229,18 +231,28 @@ def position_figure(rows: pd.DataFrame) -> pd.DataFrame:
 
 def explanation(rows: pd.DataFrame | None) -> tuple[str, str]:
     """('(a)' | '(b)' | 'undecided' | 'not measured', the evidence): the rule of the module docstring on
-    untrained-DIALS's mean returns over seeds."""
+    untrained-DIALS's mean returns over seeds. "Not measured" without a measurement, and when untrained-DIALS's
+    own returns at the two sizes do not clearly differ (the 95% bootstrap interval of the difference, seeds
+    resampled, not wholly beyond `verdicts.LEARNING_MARGIN` of the smaller size's |return| on one side): there is
+    then no size effect to explain."""
     if rows is None or rows.empty:
         return "not measured", "the runs of both sizes need checkpoints (train them first)"
-    mean = rows[rows["method"] == "untrained-dials"].groupby(["trained at", "grid"])["return"].mean()
-    small, large = sorted(rows["trained at"].unique())
-    own = {n: mean[(n, n)] for n in (small, large)}
-    moved = {(large, small): mean[(large, small)], (small, large): mean[(small, large)]}
-    nearer_host = [abs(v - own[grid]) < abs(v - own[source]) for (source, grid), v in moved.items()]
-    verdict = "(b)" if all(nearer_host) else "(a)" if not any(nearer_host) else "undecided"
+    untrained = rows[rows["method"] == "untrained-dials"]
+    small, large = sorted(untrained["trained at"].unique())
+    returns = {(n, grid): part["return"].to_numpy(dtype=float)
+               for (n, grid), part in untrained.groupby(["trained at", "grid"])}
+    own = {n: float(returns[(n, n)].mean()) for n in (small, large)}
+    moved = {key: float(returns[key].mean()) for key in ((large, small), (small, large))}
     evidence = "; ".join(f"policies trained at {source} on the {grid}-agent grid: {v:.1f} (the {grid}-agent grid's "
                          f"own {own[grid]:.1f}, the {source}-agent grid's own {own[source]:.1f})"
                          for (source, grid), v in moved.items())
+    _, low, high = bootstrap_ci(returns[(large, large)], returns[(small, small)])
+    margin = verdicts.LEARNING_MARGIN * abs(own[small])
+    if not (low > margin or high < -margin):
+        return "not measured", (f"untrained-DIALS's own returns at {small} and {large} agents do not clearly differ "
+                                f"(difference [95% CI {low:+.3g}, {high:+.3g}]); {evidence}")
+    nearer_host = [abs(v - own[grid]) < abs(v - own[source]) for (source, grid), v in moved.items()]
+    verdict = "(b)" if all(nearer_host) else "(a)" if not any(nearer_host) else "undecided"
     return verdict, evidence
 
 
