@@ -111,3 +111,23 @@ def test_a_measurement_is_kept_as_strict_json_and_read_back_equal(tmp_path, monk
     pd.testing.assert_frame_equal(up.study("smoke"), measured)  # read back, not measured
     assert up.publish("smoke") == up.measurement_path("smoke", published=True)
     assert up.measurement_path("smoke", published=True).read_text() == text
+
+
+def test_gap_by_position_compares_each_method_on_its_own_grid_position_by_position():
+    def row(method: str, n: int, placement: str, seed: int, corner: float, edge: float, interior: float) -> dict:
+        kinds = up.grid_positions(n)
+        share = {p: (kinds == p).mean() for p in up.POSITIONS}
+        values = {"corner": corner, "edge": edge, "interior": interior}
+        mean = sum(share[p] * values[p] for p in up.POSITIONS if share[p])
+        return {"method": method, "trained at": n, "placement": placement, "grid": n, "seed": seed, "return": mean,
+                **{p: values[p] if share[p] else np.nan for p in up.POSITIONS}, "switch share": 0.0,
+                "throughput": 1.0}
+    frame = pd.DataFrame([row("dials", 4, "own grid", s, 240 + s, 0, 0) for s in (0, 1)]
+                         + [row("untrained-dials", 4, "own grid", s, 60 + s, 0, 0) for s in (0, 1)]
+                         + [row("dials", 100, "own grid", s, 235, 225, 200) for s in (0, 1)]
+                         + [row("untrained-dials", 100, "own grid", s, 57, 135, 211) for s in (0, 1)]
+                         + [row("untrained-dials", 100, "on the 4-agent grid", s, 1, 0, 0) for s in (0, 1)])
+    gap = up.gap_by_position(frame).set_index("agents")
+    assert gap.loc[4, "corner"] == 180 and gap.loc[100, "corner"] == 178  # matched positions: the same gap
+    assert gap.loc[100, "interior"] == -11 and np.isnan(gap.loc[4, "edge"])
+    assert gap.loc[100, "return"] == pytest.approx(0.04 * 178 + 0.32 * 90 + 0.64 * -11)  # the average hides it

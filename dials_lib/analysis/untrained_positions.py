@@ -201,6 +201,15 @@ def summary(rows: pd.DataFrame, save: bool = False) -> pd.DataFrame:
     return table
 
 
+def gap_by_position(rows: pd.DataFrame) -> pd.DataFrame:
+    """DIALS minus untrained-DIALS, each on its own grid, per size and grid position (means over seeds): the gap
+    where the positions match, against the gap of the grid's average (column 'return')."""
+    own = summary(rows[rows["placement"] == "own grid"]).set_index(["method", "trained at"])
+    columns = ["return", *POSITIONS]
+    gap = own.loc["dials", columns] - own.loc["untrained-dials", columns]
+    return gap.rename_axis("agents").reset_index()
+
+
 def position_figure(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean return per agent by grid position on each grid size: each method's own policies and untrained-DIALS's
     transplanted ones (bars from 0, seed means with their standard error; saved as `10_untrained_positions`)."""
@@ -256,6 +265,6 @@ def explanation(rows: pd.DataFrame | None) -> tuple[str, str]:
     return verdict, evidence
 
 
-__all__ = ["ENV", "FILE", "METHODS", "POSITIONS", "evaluate_by_position", "explanation", "grid_positions",
-           "measure", "measurement_path", "position_figure", "publish", "settings", "stretched", "study", "summary",
-           "tiled", "transplanted"]
+__all__ = ["ENV", "FILE", "METHODS", "POSITIONS", "evaluate_by_position", "explanation", "gap_by_position",
+           "grid_positions", "measure", "measurement_path", "position_figure", "publish", "settings", "stretched",
+           "study", "summary", "tiled", "transplanted"]
