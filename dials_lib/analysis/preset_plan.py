@@ -110,8 +110,8 @@ def _run_status(config: RunConfig) -> dict[str, object]:
 def status_summary(status: pd.DataFrame, n_processes: int = 2) -> str:
     """One line over `plan_status`'s rows: runs finished (here, published or read from longer runs), training and
     not started, the worker CPU hours their records hold so far, and the CPU hours still to train by notebook 07's
-    projection (each unfinished run's projected hours times the share of its steps still to run; a run's AIPs
-    count as not yet trained until its first checkpoint), also over `n_processes` cores side by side."""
+    projection (each unfinished run's projected hours times the share of its steps still to run, so the time of a
+    DIALS run's AIP training counts as spread over its steps), also over `n_processes` cores side by side."""
     finished = status["steps done"] == status["steps total"]
     training = ~finished & (status["status"] != "not started")
     line = (f"{int(finished.sum())} of {len(status)} runs finished, {int(training.sum())} training, "
