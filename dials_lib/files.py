@@ -6,7 +6,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,20 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
 def read_json(path: str | Path) -> Any:
     """Read a JSON file."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def stored_with_settings(paths: Iterable[str | Path], settings: Any) -> Any | None:
+    """The first JSON file of `paths` that exists and was made with `settings` (its "settings" entry), read back;
+    None when none was. A measurement is read from runs/, else from its published copy, only if made as asked now."""
+    for path in paths:
+        if Path(path).exists() and (stored := read_json(path)).get("settings") == settings:
+            return stored
+    return None
+
+
+def copy_json(source: str | Path, target: str | Path) -> Path | None:
+    """Copy the JSON file `source` to `target` atomically (None when `source` does not exist)."""
+    return atomic_write_json(target, read_json(source)) if Path(source).exists() else None
 
 
 def _jsonable(value: Any) -> Any:

@@ -3,11 +3,12 @@ example runs as written, on a budget stated in it (a few AIP epochs, torch on on
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import subprocess
 import sys
 
-from dials_lib.paths import REPO_ROOT
+from dials_lib.paths import PACKAGE_DIR, REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 
@@ -44,3 +45,40 @@ def test_the_adapter_example_runs_as_written_on_the_budget_it_states(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def layout_names(text: str) -> dict[str, set[str]]:
+    """The file names (or patterns such as `*_render.py`) the README's Layout block gives per package folder ('' for
+    the package root): a line indented by two spaces opens a folder (`envs/`) or lists root modules, deeper lines
+    belong to the folder opened last."""
+    block = re.search(r"## Layout\n.*?```\n(.*?)```", text, flags=re.DOTALL).group(1)
+    names: dict[str, set[str]] = {}
+    folder = None
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if indent == 0:
+            folder = "" if line.startswith("dials_lib/") else None  # the package, or what lies beside it
+            continue
+        if folder is None:
+            continue
+        if indent == 2:
+            opened = re.match(r"\s+(\w+)/", line)
+            folder = opened.group(1) if opened else ""
+        names.setdefault(folder, set()).update(re.findall(r"[\w*]+\.py", line))
+    return names
+
+
+def test_the_layout_names_every_module_of_the_package():
+    names = layout_names(README)
+    package = PACKAGE_DIR
+    unnamed = [str(path.relative_to(package)) for path in sorted(package.rglob("*.py"))
+               if path.name != "__init__.py" and not any(
+                   fnmatch.fnmatch(path.name, name) for name in names.get(str(path.parent.relative_to(package))
+                                                                           .replace(".", ""), ()))]
+    assert not unnamed, f"the README's Layout does not name {unnamed}"
+
+
+def test_the_layout_check_sees_a_missing_module():
+    names = layout_names("## Layout\n\n```\ndials_lib/  the library\n  paths.py  paths\n  envs/  the envs\n"
+                         "    traffic.py, *_render.py  grids\ndocs/x.py  not the package\n```\n")
+    assert names == {"": {"paths.py"}, "envs": {"traffic.py", "*_render.py"}}

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dials_lib import paper
-from dials_lib.analysis import comparison, runtimes, scaling
+from dials_lib.analysis import comparison, projection, runtimes
 from dials_lib.analysis.memory import largest_size_summary, memory_table
 from dials_lib.plots import read_paper_table
 
@@ -27,7 +27,7 @@ def frame() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def protocol(frame: pd.DataFrame) -> pd.DataFrame:
-    projected = scaling.projections(frame, "smoke")
+    projected = projection.projections(frame, "smoke")
     return projected[projected["budget"] == "paper protocol"]
 
 
@@ -64,7 +64,7 @@ def test_the_conclusion_reads_its_numbers_from_the_tables(frame, protocol):
     table = read_paper_table("runtimes")
     training_speedup = runtimes.agents_training_speedup(frame, SIZES, table)
     wall = runtimes.projected_wall_time(protocol, table)
-    check = scaling.projection_check(frame)
+    check = projection.projection_check(frame)
     text = runtimes.conclusion(frame, training_speedup, wall, check, largest=25, n_cores=2)
     assert text.count("- **") == 3 and "**traffic, 25 agents.**" in text and "**warehouse, 25 agents.**" in text
     gs_hours = wall[(wall["env"] == "warehouse") & (wall["agents"] == 25) & (wall["simulator"] == "GS")]

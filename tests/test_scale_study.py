@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dials_lib.analysis import scaling
+from dials_lib.analysis import projection
 from dials_lib.analysis.comparison import Comparison
 from dials_lib.analysis.scale_study import ScaleStudy
 from dials_lib.presets import get_preset
@@ -57,7 +57,7 @@ def test_training_time_sets_each_batch_beside_its_projection_from_the_timed_runs
     comparison = Comparison("traffic", "10", get_preset("scale").traffic, pd.DataFrame(), runtimes,
                             pd.DataFrame(), [])
     table = ScaleStudy("scale", {"traffic": comparison}, measured, pd.DataFrame()).training_time()
-    one_worker = scaling.training_runs_runtime(measured, "scale", 1)
+    one_worker = projection.training_runs_runtime(measured, "scale", 1)
 
     def projected(n: int, simulator: str) -> float:
         part = one_worker[(one_worker["env"] == "traffic") & (one_worker["n_agents"] == n)
@@ -97,7 +97,7 @@ def test_the_runtime_panel_has_every_size_measured_projected_or_in_the_paper():
     assert rows.loc[[(25, "GS"), (49, "DIALS")], "measured here (worker CPU h per run, this budget)"].isna().all()
     assert rows.loc[(49, "GS"), "paper, 4M steps, 128 CPUs (h)"] == 105.41  # paper/runtimes.csv
     assert rows[["projected, 4M steps, 128 workers (h)", "paper, 4M steps, 128 CPUs (h)"]].notna().all().all()
-    projected = scaling.projections(measured, "scale")
+    projected = projection.projections(measured, "scale")
     pick = projected[(projected["env"] == "traffic") & (projected["n_agents"] == 25)
                      & (projected["budget"] == "paper protocol") & (projected["workers"] == 128)
                      & (projected["simulator"] == "GS")]

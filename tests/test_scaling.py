@@ -10,15 +10,8 @@ import pandas as pd
 import pytest
 
 from dials_lib.analysis import scaling
-from dials_lib.analysis.scaling import (
-    extrapolate,
-    makespan,
-    measure,
-    measured_config,
-    paper_protocol_configs,
-    projection_check,
-    step_costs,
-)
+from dials_lib.analysis.projection import extrapolate, makespan, paper_protocol_configs, projection_check, step_costs
+from dials_lib.analysis.scaling import measure, measured_config
 from dials_lib.files import read_json
 
 

@@ -86,6 +86,25 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
+def test_a_stored_file_is_read_only_when_made_with_the_settings_asked_for(tmp_path):
+    """runs/ first, else the published copy; a file of other settings is passed over, never taken."""
+    kept, published = tmp_path / "runs" / "m.json", tmp_path / "records" / "m.json"
+    assert io.stored_with_settings((kept, published), {"steps": 8}) is None  # neither exists
+    io.atomic_write_json(published, {"settings": {"steps": 8}, "rows": ["published"]})
+    assert io.stored_with_settings((kept, published), {"steps": 8})["rows"] == ["published"]
+    io.atomic_write_json(kept, {"settings": {"steps": 16}, "rows": ["other budget"]})
+    assert io.stored_with_settings((kept, published), {"steps": 8})["rows"] == ["published"]
+    assert io.stored_with_settings((kept, published), {"steps": 16})["rows"] == ["other budget"]
+    assert io.stored_with_settings((kept, published), {"steps": 4}) is None
+
+
+def test_copy_json_copies_what_exists_and_leaves_the_target_alone_otherwise(tmp_path):
+    source, target = tmp_path / "runs" / "m.json", tmp_path / "records" / "m.json"
+    assert io.copy_json(source, target) is None and not target.exists()
+    io.atomic_write_json(source, {"rows": [1, 2]})
+    assert io.copy_json(source, target) == target and json.loads(target.read_text()) == {"rows": [1, 2]}
+
+
 def test_a_series_killed_midway_completes_with_the_same_outputs(tmp_path):
     """The traffic comparison notebook run by the series, killed (SIGKILL, kernel and workers too) while it trains,
     then run again: its tables are those of a run without a break."""

@@ -166,7 +166,7 @@ def runtime_grows_slower(projected: pd.DataFrame, paper_runtimes: pd.DataFrame |
                          workers: Iterable[int] = (paper.CPUS, 2)) -> pd.DataFrame:
     """Growth of the projected runtime of the paper's protocol from the smallest to the largest measured size.
 
-    `projected`: `scaling.projections` of the timed runs (budget 'paper protocol', simulators labelled as in the
+    `projected`: `projection.projections` of the timed runs (budget 'paper protocol', simulators labelled as in the
     paper's tables); DIALS at each environment's main F. One row per environment and worker count.
     """
     table = read_paper_table("runtimes") if paper_runtimes is None else paper_runtimes

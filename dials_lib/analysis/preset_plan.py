@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dials_lib.analysis import plans, scaling, untrained_positions
+from dials_lib.analysis import plans, projection, scaling, untrained_positions
 from dials_lib.analysis.published import longer_run, publish, published_path
 from dials_lib.analysis.scaling import publish_measurements
 from dials_lib.analysis.sumo_study import sumo_configs
@@ -144,7 +144,7 @@ def _projected_cpu_hours(preset: str) -> dict[str, float]:
     measured = scaling.stored_measurements(get_preset(preset).timed_runs_preset or preset)
     if measured is None:
         return {}
-    runs = scaling.training_runs_runtime(measured, preset, 1)
+    runs = projection.training_runs_runtime(measured, preset, 1)
     return dict(zip(runs["run"], runs["total_s"] / 3600, strict=True))
 
 

@@ -121,14 +121,18 @@ def plot_bars(ax: plt.Axes, table: pd.DataFrame, value: str, error: str | None =
     ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs])
 
 
+def with_columns(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """`frame` with each of `columns`, those it lacks as NaN: a run read from a longer run has only its total, its
+    breakdown and CPU time being the longer run's, so a table of such runs gets NaN there, not a KeyError."""
+    return frame.reindex(columns=[*frame.columns, *(c for c in columns if c not in frame.columns)])
+
+
 def runtime_summary(runtimes: pd.DataFrame) -> pd.DataFrame:
     """Mean runtime breakdown over seeds, in minutes, per size and method."""
     frame = with_method(runtimes)
     parts = {"agents_training_s": "agents training", "data_collection_plus_aip_training_s": "data + AIP training",
              "evaluation_s": "evaluation", "total_s": "total"}
-    # a run read from a longer run has its total only (the breakdown is the longer run's): NaN, not a KeyError
-    frame = frame.reindex(columns=[*frame.columns, *(c for c in parts if c not in frame.columns)])
-    table = frame.groupby(["n_agents", "method"], observed=True)[list(parts)].mean() / 60
+    table = with_columns(frame, parts).groupby(["n_agents", "method"], observed=True)[list(parts)].mean() / 60
     table = table.rename(columns={k: f"{v} (min)" for k, v in parts.items()}).reset_index()
     table["method"] = pd.Categorical(table["method"], METHOD_ORDER, ordered=True)
     return table.sort_values(["n_agents", "method"]).reset_index(drop=True)
@@ -148,5 +152,6 @@ __all__ = [
     "runtime_summary",
     "start_returns",
     "steps_axis",
+    "with_columns",
     "with_method",
 ]

@@ -1,8 +1,8 @@
 """Runtimes of the timed runs against the paper's Tables 1 and 2 (notebook 07), and the lookups notebook 08 shares.
 
-`scaling` times short runs at each size and projects them to full budgets; here they become tables next
-to the paper's numbers. Every function takes the frame of `scaling.measurements` (one row per timed run) or of
-`scaling.projections` (one row per size, budget, simulator and worker count) and returns a tidy table. Simulators
+`scaling` times short runs at each size and `projection` projects them to full budgets; here they become tables
+next to the paper's numbers. Every function takes the frame of `scaling.measurements` (one row per timed run) or of
+`projection.projections` (one row per size, budget, simulator and worker count) and returns a tidy table. Simulators
 of a projection are labelled as in the paper's tables ('GS', 'DIALS F=1M', 'untrained-DIALS').
 """
 
@@ -185,7 +185,7 @@ def plot_runtimes(wall: pd.DataFrame, steps: int) -> plt.Figure:
 
 def projection_summary(check: pd.DataFrame) -> str:
     """How close the projection came to the 2-worker timed runs: predicted over measured total and agents-training
-    time (`scaling.projection_check`), range and median."""
+    time (`projection.projection_check`), range and median."""
     two = check[check["workers"] == 2]
     return (f"2-worker runs: predicted/measured total time {two['total_s ratio'].min():.2f} to "
             f"{two['total_s ratio'].max():.2f} (median {two['total_s ratio'].median():.2f}); agents training "
@@ -228,7 +228,7 @@ def conclusion(frame: pd.DataFrame, training_speedup: pd.DataFrame, wall: pd.Dat
 
 
 def preset_hours(preset_runs: pd.DataFrame, preset: str, workers: int) -> str:
-    """What a preset's training runs (`scaling.training_runs_runtime`) would take here, one run after another on
+    """What a preset's training runs (`projection.training_runs_runtime`) would take here, one run after another on
     `workers` processes, as markdown (an upper bound: an experiment stacks each run's seeds, which is faster)."""
     known = preset_runs[preset_runs["measured"]]
     missing = sorted(set(preset_runs.loc[~preset_runs["measured"], "n_agents"]))

@@ -29,7 +29,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from dials_lib import paper
-from dials_lib.analysis import claims, comparison, plans, report, scale_claims, scaling
+from dials_lib.analysis import claims, comparison, plans, projection, report, scale_claims, scaling
 from dials_lib.analysis.comparison import Comparison
 from dials_lib.analysis.memory import memory_table
 from dials_lib.analysis.published import has_records
@@ -139,14 +139,14 @@ class ScaleStudy:
         or in the paper: measured here at this budget (the worker CPU hours, the agents' and AIPs' training on a core
         of their own, and the wall hours, the run's share of its seed batch on a shared machine), the paper's 4M-step
         protocol projected to 128 workers from the timed runs, and the paper's Tables 1-2."""
-        projected = scaling.projections(self.measured, self.preset) if self.measured is not None else None
+        projected = projection.projections(self.measured, self.preset) if self.measured is not None else None
         if projected is not None:
             projected = projected[(projected["budget"] == "paper protocol") & (projected["workers"] == paper.CPUS)]
         theirs = read_paper_table("runtimes")
         frames = []
         for env, comp in self.comparisons.items():
             runs = report.with_method(comp.runtimes).astype({"method": str})
-            runs = runs.reindex(columns=[*runs.columns, *(["worker_cpu_s"] if "worker_cpu_s" not in runs else [])])
+            runs = report.with_columns(runs, ["worker_cpu_s"])
             ours = runs.groupby(["n_agents", "method"], as_index=False).agg(
                 cpu=("worker_cpu_s", "mean"), wall=("total_s", "mean"))
             ours = ours.assign(cpu=ours["cpu"] / 3600, wall=ours["wall"] / 3600)
@@ -215,13 +215,13 @@ class ScaleStudy:
         tasks (the agents' training, simulators included, and the AIPs': what the batch costs on a core of its own,
         leaving out its process's GS data collection and evaluation, whose wall seconds `runtimes` gives), the
         share of a core those tasks got (below 1 when the machine was shared) and the CPU hours notebook 07's timed
-        runs project for the batch on one worker (`scaling.training_runs_runtime`; NaN without timed runs). A row
+        runs project for the batch on one worker (`projection.training_runs_runtime`; NaN without timed runs). A row
         sums the batches (the projection over the batches trained here, those with worker CPU hours: runs read from
         a longer run have none), and a last row divides the sums by `n_processes`: the plan's hours had its batches
         packed that many cores perfectly side by side."""
         projected: dict[tuple[str, int, str], float] = {}  # per (env, n_agents, method)
         if self.measured is not None:
-            for run in scaling.training_runs_runtime(self.measured, self.preset, 1).itertuples():
+            for run in projection.training_runs_runtime(self.measured, self.preset, 1).itertuples():
                 key = (run.env, int(run.n_agents), report.METHOD_LABELS[run.simulator])
                 projected[key] = projected.get(key, 0.0) + run.total_s / 3600
         rows = []

@@ -1,22 +1,15 @@
-"""How runtime and memory grow with the number of agents: short timed runs, and their extrapolation.
+"""How runtime and memory grow with the number of agents: short timed runs at each size.
 
 The paper's Tables 1 and 2 give the hours to train for 4M steps per agent on a 128-CPU machine, Table 3 the peak
-memory. We cannot run 4M steps at every size here, so we time a short run and extrapolate.
+memory. We cannot run 4M steps at every size here, so we time a short run, and `projection` extrapolates it.
 
-Measuring: `measure(env, n_agents, simulator, workers, preset)` runs one short training run in a fresh Python
-process (so memory readings start clean; the smoke preset, whose numbers mean nothing, saves the interpreter
-start-ups and runs them in the calling process): the preset's `scaling_steps` steps per agent in one chunk; for DIALS
-one AIP retraining on a GS data set of the preset's `aip_dataset_steps` (the paper's 1e4, fewer only under
-smoke) trained for `scaling_aip_epochs` epochs; a one-episode evaluation on the GS at the start and at the end.
+`measure(env, n_agents, simulator, workers, preset)` runs one short training run in a fresh Python process (so
+memory readings start clean; the smoke preset, whose numbers mean nothing, saves the interpreter start-ups and runs
+them in the calling process): the preset's `scaling_steps` steps per agent in `MEASURED_CHUNKS` chunks; for DIALS an
+AIP retraining at the start of each chunk on a GS data set of the preset's `aip_dataset_steps` (the paper's 1e4, fewer
+only under smoke) trained for `scaling_aip_epochs` epochs; a one-episode evaluation on the GS at every boundary.
 `measurements(preset)` does this for both environments, the preset's `scaling_sizes` and the runs of
 `MEASURED_RUNS`, and keeps the results in `runs_dir()/<preset>/scaling/measurements.json`.
-
-Extrapolating: a measured run gives costs per unit of work (`StepCosts`): agents training per agent-step on one
-worker, data collection per GS step, AIP training per agent, epoch and data-set step, evaluation per episode,
-and the rest (checkpoints, records) per chunk boundary. `extrapolate(costs, config, workers)` multiplies them by
-the work of any `RunConfig` (its schedule says how many retrainings, evaluations and chunks it has), with the
-parallel parts (agents training, AIP training) spread over `workers` processes in whole worker tasks, and the
-serial parts (GS data collection, evaluation, GS training) in the main process whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -28,25 +21,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from dials_lib import paper
 from dials_lib.envs import check_n_agents, get_spec
-from dials_lib.files import atomic_write_json, read_json
+from dials_lib.files import atomic_write_json, copy_json, read_json, stored_with_settings
 from dials_lib.hyperparameters import ENV_NAMES, paper_hyperparameters
 from dials_lib.paths import records_dir, runs_dir
-from dials_lib.presets import PRESETS, get_preset
-from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset
+from dials_lib.presets import get_preset
+from dials_lib.training.run_config import SIMULATORS, RunConfig
 from dials_lib.validation import check_choice, with_fields
 
 MEASURED_RUNS: tuple[tuple[str, int], ...] = (("gs", 1), ("dials", 1), ("dials", 2), ("untrained-dials", 2))
 """(simulator, worker processes) of each timed run: GS is one process; DIALS with 1 and 2 workers."""
-PROJECTION_WORKERS: tuple[int, ...] = (1, 2, 16, 128)
-"""Worker counts of the wall-time projection (this machine has 2 cores, the paper's had 128)."""
 CACHE_FORMAT = 4
 """Version of the measurements file (2: workers warmed up with an optimiser step; 3: the simultaneous memory peak
 of all processes; 4: two chunks per run, the main process one of the workers); another version is not read."""
@@ -63,21 +52,12 @@ def agents_per_worker(n_agents: int) -> int:
     return check_n_agents(n_agents)  # the grid side
 
 
-def makespan(group_sizes: list[int], workers: int) -> int:
-    """Agents on the busiest of `workers` processes when whole groups go to the least-loaded one, largest first."""
-    loads = [0] * min(workers, len(group_sizes))
-    for size in sorted(group_sizes, reverse=True):
-        loads[loads.index(min(loads))] += size
-    return max(loads)
-
-
 def collected_steps(config: RunConfig) -> int:
     """GS steps in one AIP data set of `config` (whole episodes of at least `dataset_steps` steps)."""
     horizon = get_spec(config.env).horizon
     return math.ceil(config.hp.aip.dataset_steps / horizon) * horizon
 
 
-# ---- measuring ------------------------------------------------------------------------------------------------
 def _check_run(env: str, n_agents: int, simulator: str, workers: int) -> None:
     check_choice("env", env, ENV_NAMES)
     check_choice("simulator", simulator, SIMULATORS)
@@ -199,19 +179,15 @@ def published_measurements_path(preset: str) -> Path:
 
 def publish_measurements(preset: str) -> Path | None:
     """Copy the measurements file of `preset` to `records/` (None when there is none yet)."""
-    source = measurements_path(preset)
-    if not source.exists():
-        return None
-    return atomic_write_json(published_measurements_path(preset), read_json(source))
+    return copy_json(measurements_path(preset), published_measurements_path(preset))
 
 
 def stored_measurements(preset: str) -> pd.DataFrame | None:
     """The timed runs of `preset` as they are on file (runs/, else the published copy) with the current settings,
     read only (nothing is created or measured); None when neither file holds them."""
-    for path in (measurements_path(preset), published_measurements_path(preset)):
-        if path.exists() and (stored := read_json(path)).get("settings") == measurement_settings(preset):
-            return pd.DataFrame(stored["rows"])
-    return None
+    stored = stored_with_settings((measurements_path(preset), published_measurements_path(preset)),
+                                  measurement_settings(preset))
+    return None if stored is None else pd.DataFrame(stored["rows"])
 
 
 def measurements(preset: str, measure_missing: bool = True, verbose: bool = True) -> pd.DataFrame:
@@ -223,9 +199,8 @@ def measurements(preset: str, measure_missing: bool = True, verbose: bool = True
     """
     path, settings = measurements_path(preset), measurement_settings(preset)
     rows: list[dict[str, Any]] = []
-    copy = published_measurements_path(preset)
-    if not path.exists() and copy.exists():  # a fresh clone: start from the published measurements
-        atomic_write_json(path, read_json(copy))
+    if not path.exists():  # a fresh clone: start from the published measurements (if any)
+        copy_json(published_measurements_path(preset), path)
     if path.exists():
         stored = read_json(path)
         if stored.get("settings") != settings:
@@ -253,163 +228,5 @@ def measurements(preset: str, measure_missing: bool = True, verbose: bool = True
     return frame.sort_values(key).reset_index(drop=True)
 
 
-# ---- extrapolating --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StepCosts:
-    """Seconds per unit of work, from one timed run; NaN where that run did not do the work."""
-
-    env: str
-    """Environment of the timed run."""
-    n_agents: int
-    """Number of agents of the timed run."""
-    gs: bool
-    """Whether the run trained on the GS (its training cost is then the whole GS, in one process)."""
-    train_s_per_agent_step: float
-    """Agents training per agent-step of one process (GS: of the GS run, whose one process holds all agents)."""
-    data_s_per_gs_step: float
-    """GS data collection per GS step (all agents), in the main process."""
-    aip_s_per_agent_epoch_step: float
-    """AIP training per agent, per epoch and per data-set GS step, in one worker process."""
-    eval_s_per_episode: float
-    """GS evaluation per episode, in the main process."""
-    other_s_per_boundary: float
-    """Everything else (checkpoints, records) per chunk boundary, in the main process."""
-
-
-def step_costs(row: dict[str, Any] | pd.Series) -> StepCosts:
-    """The per-unit costs of one measured run (a row of `measurements`)."""
-    n, steps, gs = int(row["n_agents"]), int(row["steps_per_agent"]), row["simulator"] == "gs"
-    groups = [int(row["agents_per_worker"])] * (n // int(row["agents_per_worker"]))
-    load = n if gs else makespan(groups, int(row["workers"]))  # agents on the busiest process
-    retrainings = int(row["retrainings"])
-    per_retraining_step = retrainings * int(row["collected_steps"]) if retrainings else math.nan
-    parts = sum(row[p] for p in ("agents_training_s", "data_collection_s", "aip_training_s", "evaluation_s"))
-    return StepCosts(
-        env=row["env"], n_agents=n, gs=gs,
-        train_s_per_agent_step=row["agents_training_s"] / (steps * load),
-        data_s_per_gs_step=row["data_collection_s"] / per_retraining_step,
-        aip_s_per_agent_epoch_step=row["aip_training_s"] / (per_retraining_step * load * int(row["aip_epochs"])),
-        eval_s_per_episode=row["evaluation_s"] / (int(row["evaluations"]) * int(row["eval_episodes"])),
-        other_s_per_boundary=max(0.0, row["total_s"] - parts) / (int(row["chunks"]) + 1),
-    )
-
-
-def extrapolate(costs: StepCosts, config: RunConfig, workers: int) -> dict[str, float]:
-    """Wall time of run `config` on `workers` processes from measured per-unit costs, by part (seconds)."""
-    if (costs.env, costs.n_agents) != (config.env, config.n_agents):
-        raise ValueError(f"costs of {costs.env} N={costs.n_agents} cannot extrapolate {config.env} "
-                         f"N={config.n_agents}")
-    if costs.gs != (config.simulator == "gs"):
-        raise ValueError(f"costs measured on {'the GS' if costs.gs else 'DIALS'} cannot extrapolate simulator "
-                         f"{config.simulator!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
-    schedule = config.schedule()
-    retrainings = sum(schedule.retrain)
-    if retrainings and math.isnan(costs.data_s_per_gs_step):
-        raise ValueError("these costs come from a run without AIP retraining; a DIALS run needs a DIALS measurement")
-    load = config.n_agents if costs.gs else makespan([len(g) for g in config.groups()], workers)
-    gs_steps = collected_steps(config)
-    parts = {
-        "agents_training_s": costs.train_s_per_agent_step * schedule.steps_per_agent * load,
-        "data_collection_s": retrainings * costs.data_s_per_gs_step * gs_steps if retrainings else 0.0,
-        "aip_training_s": (retrainings * costs.aip_s_per_agent_epoch_step * load * config.hp.aip.epochs * gs_steps
-                           if retrainings else 0.0),
-        "evaluation_s": sum(schedule.evaluate) * config.eval_episodes * costs.eval_s_per_episode,
-        "other_s": (schedule.n_chunks + 1) * costs.other_s_per_boundary,
-    }
-    parts["total_s"] = sum(parts.values())
-    return {**parts, "retrainings": retrainings, "evaluations": sum(schedule.evaluate),
-            "steps_per_agent": schedule.steps_per_agent}
-
-
-def paper_protocol_configs(env: str, n_agents: int) -> dict[str, RunConfig]:
-    """The runs of the paper's Tables 1 and 2 (4M steps, F = 100K..4M, GS, untrained-DIALS), labelled as there."""
-    budget = PRESETS["paper"].budget(env)
-    common = dict(n_agents=n_agents, total_timesteps=paper_hyperparameters(env).total_timesteps,
-                  eval_every=budget.eval_every, eval_episodes=budget.eval_episodes,
-                  agents_per_worker=agents_per_worker(n_agents))
-    configs = {"GS": RunConfig(env, simulator="gs", **common)}
-    configs.update({f"DIALS F={label}": RunConfig(env, simulator="dials", retrain_every=f, **common)
-                    for label, f in paper.F_STEPS.items()})
-    configs["untrained-DIALS"] = RunConfig(env, simulator="untrained-dials", **common)
-    return configs
-
-
-def preset_configs(preset: str, env: str, n_agents: int) -> dict[str, RunConfig]:
-    """The runs of `preset`'s own training budget at `n_agents` (its F), labelled like the paper's tables."""
-    f = paper_hyperparameters(env).retrain_every
-    return {"GS": config_from_preset(preset, env, "gs", n_agents=n_agents),
-            f"DIALS F={f:,}": config_from_preset(preset, env, "dials", n_agents=n_agents),
-            "untrained-DIALS": config_from_preset(preset, env, "untrained-dials", n_agents=n_agents)}
-
-
-def _costs_by_run(frame: pd.DataFrame) -> dict[tuple[str, int, str], StepCosts]:
-    # the GS run for GS, the 1-worker DIALS run (one process's throughput) for DIALS and untrained-DIALS
-    out = {}
-    for _, row in frame.iterrows():
-        if row["simulator"] == "gs" or (row["simulator"] == "dials" and row["workers"] == 1):
-            out[(row["env"], int(row["n_agents"]), "gs" if row["simulator"] == "gs" else "dials")] = step_costs(row)
-    return out
-
-
-def projections(frame: pd.DataFrame, preset: str, workers: tuple[int, ...] = PROJECTION_WORKERS) -> pd.DataFrame:
-    """Projected wall time of the full budgets (the preset's and the paper's protocol) on each worker count."""
-    costs, rows = _costs_by_run(frame), []
-    for env, n in sorted({(e, int(k)) for e, k in zip(frame["env"], frame["n_agents"], strict=True)}):
-        for budget, configs in ((preset, preset_configs(preset, env, n)),
-                                ("paper protocol", paper_protocol_configs(env, n))):
-            for label, config in configs.items():
-                kind = "gs" if config.simulator == "gs" else "dials"
-                if (env, n, kind) not in costs:
-                    continue
-                for p in workers:
-                    part = extrapolate(costs[(env, n, kind)], config, p)
-                    rows.append({"env": env, "n_agents": n, "budget": budget, "simulator": label, "workers": p,
-                                 **part, "measured_steps": int(frame["steps_per_agent"].iloc[0])})
-    return pd.DataFrame(rows)
-
-
-def training_runs_runtime(frame: pd.DataFrame, preset: str, workers: int) -> pd.DataFrame:
-    """Projected wall time of every training run of `preset` (notebooks 04-06) on `workers` processes.
-
-    NaN for runs whose size was not measured (`measured` False)."""
-    from dials_lib.analysis.plans import ablation_configs, comparison_configs
-
-    costs, configs = _costs_by_run(frame), {}
-    for env in ENV_NAMES:
-        for config in comparison_configs(preset, env) + ablation_configs(preset, env):
-            configs[config.name()] = config  # the ablation reuses the comparison's DIALS runs at the paper's F
-    rows = []
-    for name, config in configs.items():
-        key = (config.env, config.n_agents, "gs" if config.simulator == "gs" else "dials")
-        total = extrapolate(costs[key], config, workers)["total_s"] if key in costs else math.nan
-        rows.append({"run": name, "env": config.env, "n_agents": config.n_agents, "simulator": config.simulator,
-                     "measured": key in costs, "total_s": total})
-    return pd.DataFrame(rows)
-
-
-def projection_check(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each timed DIALS run against its projection from the 1-worker run's costs (ratio predicted/measured)."""
-    costs, rows = _costs_by_run(frame), []
-    for _, row in frame[frame["simulator"] != "gs"].iterrows():
-        key = (row["env"], int(row["n_agents"]), "dials")
-        if key not in costs:
-            continue
-        config = measured_config(row["env"], int(row["n_agents"]), row["simulator"], int(row["workers"]),
-                                 int(row["steps_per_agent"]), int(row["aip_epochs"]), int(row["dataset_steps"]))
-        predicted = extrapolate(costs[key], config, int(row["workers"]))
-        out = {"env": row["env"], "n_agents": int(row["n_agents"]), "simulator": row["simulator"],
-               "workers": int(row["workers"]), "worker_core_share": row["worker_core_share"]}
-        for part in ("agents_training_s", "aip_training_s", "total_s"):
-            out[f"{part} measured"] = row[part]
-            out[f"{part} predicted"] = predicted[part]
-            out[f"{part} ratio"] = predicted[part] / row[part] if row[part] > 0 else math.nan
-        rows.append(out)
-    return pd.DataFrame(rows)
-
-
-__all__ = ["MEASURED_RUNS", "PROJECTION_WORKERS", "StepCosts", "agents_per_worker", "extrapolate",
-           "makespan", "measure", "measurements", "paper_protocol_configs", "preset_configs", "projection_check",
-           "projections", "publish_measurements", "published_measurements_path", "step_costs",
-           "stored_measurements", "training_runs_runtime"]
+__all__ = ["MEASURED_RUNS", "agents_per_worker", "collected_steps", "measure", "measured_config", "measurements",
+           "publish_measurements", "published_measurements_path", "stored_measurements"]

@@ -41,7 +41,7 @@ from dials_lib.analysis import plans, report, verdicts
 from dials_lib.analysis.published import longer_run
 from dials_lib.analysis.stats import bootstrap_ci
 from dials_lib.envs import close_simulator, get_env, get_spec, make_global
-from dials_lib.files import atomic_write_json, read_json
+from dials_lib.files import atomic_write_json, copy_json, read_json, stored_with_settings
 from dials_lib.hyperparameters import PolicyConfig
 from dials_lib.learning.controllers import PolicyController
 from dials_lib.learning.influence import collect_dataset
@@ -172,9 +172,9 @@ def study(preset: str, measure_missing: bool = True) -> pd.DataFrame | None:
     """The experiment's rows for `preset`: read back (runs/, else records/) when made with the current settings,
     else measured (when `measure_missing` and every run has a checkpoint) and kept; None when neither."""
     wanted = settings(preset)
-    for path in (measurement_path(preset), measurement_path(preset, published=True)):
-        if path.exists() and (stored := read_json(path)).get("settings") == wanted:
-            return pd.DataFrame(stored["rows"], columns=stored["columns"])  # JSON sorts the keys: the order back
+    stored = stored_with_settings((measurement_path(preset), measurement_path(preset, published=True)), wanted)
+    if stored is not None:
+        return pd.DataFrame(stored["rows"], columns=stored["columns"])  # JSON sorts the keys: the order back
     rows = measure(preset) if measure_missing else None
     if rows is not None:
         plain = rows.astype(object).where(rows.notna(), None)  # a position a grid lacks: null, not NaN (strict JSON)
@@ -185,8 +185,7 @@ def study(preset: str, measure_missing: bool = True) -> pd.DataFrame | None:
 
 def publish(preset: str) -> Path | None:
     """Copy the measurement of `preset` to records/ (None when there is none)."""
-    source = measurement_path(preset)
-    return atomic_write_json(measurement_path(preset, published=True), read_json(source)) if source.exists() else None
+    return copy_json(measurement_path(preset), measurement_path(preset, published=True))
 
 
 def summary(rows: pd.DataFrame, save: bool = False) -> pd.DataFrame:
