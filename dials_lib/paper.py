@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dials_lib.hyperparameters import ENV_NAMES, paper_hyperparameters
-from dials_lib.plots import read_paper_table
+from dials_lib.paths import paper_dir
 from dials_lib.validation import check_choice
 
 TOTAL_STEPS = 4_000_000
@@ -32,6 +32,12 @@ GS_SIMULATOR: dict[str, str] = {"traffic": "SUMO", "warehouse": "the authors' pu
 """What the paper's global simulator was in each environment (Section 5)."""
 RESULT_COLUMNS: dict[str, str] = {"GS": "GS", "DIALS": "DIALS", "untrained-DIALS": "untrained_DIALS"}
 """Column of paper/results.csv holding each method's final return, by the method's display name."""
+
+
+def read_paper_table(name: str) -> pd.DataFrame:
+    """One of the paper's CSV tables in paper/ ('results', 'runtimes', 'memory', 'f_ablation', 'curves')."""
+    check_choice("paper table", name, ("results", "runtimes", "memory", "f_ablation", "curves"))
+    return pd.read_csv(paper_dir() / f"{name}.csv", comment="#")
 
 
 @dataclass(frozen=True)

@@ -81,12 +81,3 @@ def save_table(table: pd.DataFrame, name: str, float_format: str = "{:.3g}") -> 
         if pd.api.types.is_float_dtype(shown[col]):
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else float_format.format(v))
     atomic_write_text(md_path, shown.to_markdown(index=False) + "\n")
-
-
-def read_paper_table(name: str) -> pd.DataFrame:
-    """One of the paper's CSV tables in paper/ ('results', 'runtimes', 'memory', 'f_ablation', 'curves')."""
-    from dials_lib.paths import paper_dir
-    from dials_lib.validation import check_choice
-
-    check_choice("paper table", name, ("results", "runtimes", "memory", "f_ablation", "curves"))
-    return pd.read_csv(paper_dir() / f"{name}.csv", comment="#")

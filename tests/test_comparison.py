@@ -13,7 +13,7 @@ import pytest
 
 from dials_lib import paper
 from dials_lib.analysis import comparison, plans
-from dials_lib.plots import read_paper_table
+from dials_lib.paper import read_paper_table
 from dials_lib.presets import RunBudget, get_preset
 
 STEPS = 500_000

@@ -38,10 +38,3 @@ def test_tables_are_written_as_csv_and_markdown(figures):
     plots.save_table(table, "demo")
     assert pd.read_csv(figures / "demo.csv").equals(table)
     assert "| traffic |      213 |" in (figures / "demo.md").read_text()
-
-
-def test_paper_tables_are_readable_and_names_are_checked():
-    results = plots.read_paper_table("results")
-    assert {"env", "agents", "GS", "DIALS"} <= set(results.columns)
-    with pytest.raises(ValueError, match="allowed values: 'results', 'runtimes', 'memory', 'f_ablation'"):
-        plots.read_paper_table("speed")

@@ -13,7 +13,7 @@ import pytest
 from dials_lib import paper
 from dials_lib.analysis import comparison, projection, runtimes
 from dials_lib.analysis.memory import largest_size_summary, memory_table
-from dials_lib.plots import read_paper_table
+from dials_lib.paper import read_paper_table
 
 TIMED = Path(__file__).parent / "data" / "timed_runs_smoke.json"
 SIZES = (4, 25)

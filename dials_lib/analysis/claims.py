@@ -27,7 +27,7 @@ from dials_lib.analysis.plans import main_comparison_runs
 from dials_lib.analysis.stats import bootstrap_ci
 from dials_lib.analysis.verdicts import Verdict
 from dials_lib.hyperparameters import ENV_NAMES
-from dials_lib.plots import read_paper_table
+from dials_lib.paper import read_paper_table
 
 CLAIM_COLUMNS: tuple[str, ...] = ("claim", "env", "our evidence", "paper", "verdict", "rule")
 """Columns of a claim's rows."""

@@ -34,8 +34,9 @@ from dials_lib.analysis.stats import bootstrap_ci
 from dials_lib.envs import close_simulator, make_global
 from dials_lib.learning.controllers import PolicyController
 from dials_lib.learning.influence import collect_dataset
+from dials_lib.paper import read_paper_table
 from dials_lib.paths import REPO_ROOT
-from dials_lib.plots import read_paper_table, save_figure, save_table
+from dials_lib.plots import save_figure, save_table
 from dials_lib.presets import RunBudget, get_preset
 from dials_lib.training.run_config import RunConfig
 from dials_lib.training.trained_agents import trained_agents

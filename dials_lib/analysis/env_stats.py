@@ -20,7 +20,7 @@ import pandas as pd
 
 from dials_lib.envs import close_simulator, get_env, make_global
 from dials_lib.hyperparameters import TRAINABLE_ENVS
-from dials_lib.plots import read_paper_table
+from dials_lib.paper import read_paper_table
 from dials_lib.validation import check_choice
 
 CONTROLLERS = ("random", "hand-coded")

@@ -25,7 +25,8 @@ import seaborn as sns
 from dials_lib import paper
 from dials_lib.analysis import plans, report
 from dials_lib.analysis.stats import bootstrap_ci
-from dials_lib.plots import read_paper_table, save_figure, save_table
+from dials_lib.paper import read_paper_table
+from dials_lib.plots import save_figure, save_table
 from dials_lib.presets import get_preset
 
 PREFIX = "06"

@@ -40,7 +40,7 @@ from dials_lib.analysis.report import METHOD_LABELS
 from dials_lib.analysis.stats import bootstrap_ci, bootstrap_statistic
 from dials_lib.analysis.verdicts import Verdict
 from dials_lib.hyperparameters import ENV_NAMES
-from dials_lib.plots import read_paper_table
+from dials_lib.paper import read_paper_table
 
 DROP_SHARE_NOTE = ("drops = the falls of a run's curve between consecutive evaluations, summed, over the curve's "
                    "range (0: never falls; 1: falls back as far as it rose)")

@@ -34,7 +34,8 @@ from dials_lib.analysis.comparison import Comparison
 from dials_lib.analysis.memory import memory_table
 from dials_lib.analysis.published import has_records
 from dials_lib.hyperparameters import ENV_NAMES
-from dials_lib.plots import read_paper_table, save_figure, save_table
+from dials_lib.paper import read_paper_table
+from dials_lib.plots import save_figure, save_table
 from dials_lib.presets import get_preset
 
 PREFIX = "10"
