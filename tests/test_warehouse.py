@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dials_lib.envs import get_spec, make_global, make_local
-from dials_lib.envs.warehouse import CENTRE, N_SHELVES, TABLES, hand_coded_actions
+from dials_lib.envs.warehouse import hand_coded_actions
+from dials_lib.envs.warehouse_map import CENTRE, N_SHELVES, TABLES
 
 
 def _policy(kind: str, rng: np.random.Generator, states: dict[str, np.ndarray]) -> np.ndarray:

@@ -56,11 +56,17 @@ from dials_lib.envs.sumo_network import (
     simulation_args,
 )
 
-# the light rules are the cell grid's: the same tables, so the two environments cannot drift apart
-from dials_lib.envs.traffic import PHASE_OF_LIGHT, PHASE_ONE_HOT, _advance_light, _check_actions, _light_of
+# the intersection is the cell grid's (lanes, cells, light rules): the two environments cannot drift apart
+from dials_lib.envs.traffic_intersection import (
+    N_CELLS,
+    N_LANES,
+    PHASE_OF_LIGHT,
+    PHASE_ONE_HOT,
+    advance_light,
+    check_actions,
+    light_of,
+)
 
-N_LANES = 4
-N_CELLS = 10
 CELL_LENGTH = LANE_LENGTH / N_CELLS
 OBSERVED_CELLS = N_CELLS - 1
 HORIZON = 300
@@ -165,7 +171,7 @@ class _SumoGrid:
         if self.lights == "actuated":
             return
         before = self.phase
-        self.light, self.timer = _advance_light(self.light, self.timer, actions)
+        self.light, self.timer = advance_light(self.light, self.timer, actions)
         self.phase = PHASE_OF_LIGHT.take(self.light)
         for region in np.flatnonzero(self.phase != before):
             self.api.trafficlight.setPhase(self._tls[region], int(self.phase[region]))
@@ -309,7 +315,7 @@ class GlobalSimulator(_SumoGrid):
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, bool]:
         """Advance every intersection of every copy by one second; returns (obs, rewards, done)."""
         self._check_running()
-        actions = _check_actions(actions, self._n)
+        actions = check_actions(actions, self._n)
         draws = [rng.random(self._entry_routes.shape[1]) for rng in self._rngs]
         with self._guard():
             self._set_lights(actions)
@@ -344,7 +350,7 @@ class LocalSimulator(_SumoGrid):
     def step(self, actions: Any, u: Any, noise: Any = None) -> tuple[np.ndarray, np.ndarray, bool]:
         """Advance the K regions, inserting a car in cell 9 of every lane whose source fires."""
         self._check_running()
-        actions = _check_actions(actions, self._n)
+        actions = check_actions(actions, self._n)
         if noise is not None:
             raise ValueError("noise must be None for sumo-traffic: SUMO draws nothing of its own")
         u = np.asarray(u)
@@ -404,7 +410,7 @@ class LocalSimulator(_SumoGrid):
                              for vehicle, values in self.api.vehicle.getAllSubscriptionResults().items()})
             self.phase = np.asarray(states["phase"], dtype=np.int64).copy()
             self.timer = np.asarray(states["timer"], dtype=np.int64).copy()
-            self.light = _light_of(self.phase, np.minimum(self.timer, 3))
+            self.light = light_of(self.phase, np.minimum(self.timer, 3))
             for region in np.flatnonzero(self.phase):
                 self.api.trafficlight.setPhase(self._tls[region], int(self.phase[region]))
         self.t = int(t[0])

@@ -71,11 +71,20 @@ from typing import Any
 import numpy as np
 
 from dials_lib.envs.contract import EnvSpec, Seeds, check_n_agents, check_n_regions, check_seeds
+from dials_lib.envs.traffic_intersection import (
+    ENTRY_CELL,
+    LANE_DIRECTION,
+    LANE_GREEN_PHASE,
+    N_CELLS,
+    N_LANES,
+    ONE_HOT_OF_LIGHT,
+    PHASE_OF_LIGHT,
+    YELLOW_STEPS,
+    advance_light,
+    check_actions,
+    light_of,
+)
 
-N_LANES = 4
-N_CELLS = 10
-ENTRY_CELL = N_CELLS - 1
-YELLOW_STEPS = 3
 INFLOW_PROBABILITY = 0.1
 HORIZON = 300
 MIN_GREEN = 5
@@ -90,10 +99,6 @@ SPEC = EnvSpec(
     horizon=HORIZON,
 )
 
-# Phase in which each incoming lane has green: lanes 0, 1 (NS) in phase 0; lanes 2, 3 (EW) in phase 2.
-LANE_GREEN_PHASE = np.array([0, 0, 2, 2], dtype=np.int64)
-# Row and column step of the direction each incoming lane travels in.
-LANE_DIRECTION = np.array([[1, 0], [-1, 0], [0, -1], [0, 1]], dtype=np.int64)
 STATE_KEYS = ("cells", "phase", "timer", "t")
 _FROM = ("N", "S", "E", "W")
 _TOWARDS = ("S", "N", "W", "E")
@@ -109,7 +114,6 @@ CELL_POWERS = (1 << np.arange(N_CELLS)).astype(LANE_DTYPE)
 CELLS_OF = (np.arange(1 << N_CELLS)[:, None] & CELL_POWERS).astype(bool)  # [1024, 10]
 OBSERVED_CELLS_OF = np.ascontiguousarray(CELLS_OF[:, :ENTRY_CELL], dtype=np.float32)  # [1024, 9]: cells 0..8
 DSET_CELLS_OF = CELLS_OF.astype(np.float32)
-PHASE_ONE_HOT = np.eye(4, dtype=np.float32)
 
 
 def lane_topology(side: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,36 +137,6 @@ def lane_topology(side: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray, n
     upstream[downstream[inside]] = np.flatnonzero(inside)
     entry = np.flatnonzero(upstream == n_lanes)
     return downstream, upstream, entry
-
-
-def _check_actions(actions: Any, n: int) -> np.ndarray:
-    actions = np.asarray(actions)
-    if actions.shape != (n,) or actions.dtype.kind not in "iu":
-        raise ValueError(f"actions must be an integer array of shape ({n},); got {actions.dtype} {actions.shape}")
-    if np.count_nonzero(actions & -2):  # any bit other than the lowest: not 0 or 1 (negatives included)
-        raise ValueError(f"actions must be 0 (keep) or 1 (switch); got values in [{actions.min()}, {actions.max()}]")
-    return actions
-
-
-# Inside the simulators the light is one of 8 states, so that a step updates it with one table lookup:
-# 0 green NS, 1..3 the 1st..3rd yellow step NS->EW, 4 green EW, 5..7 the 1st..3rd yellow step EW->NS.
-PHASE_OF_LIGHT = np.array([0, 1, 1, 1, 2, 3, 3, 3], dtype=np.int64)
-_LIGHT_AFTER = np.array([[0, 1], [2, 2], [3, 3], [4, 4], [4, 5], [6, 6], [7, 7], [0, 0]], dtype=np.int64)
-NEXT_LIGHT = _LIGHT_AFTER.ravel()  # index 2 * light + action
-# The timer restarts when the phase changes (a yellow step that follows another keeps counting).
-TIMER_KEEPS = (PHASE_OF_LIGHT[NEXT_LIGHT] == PHASE_OF_LIGHT[np.arange(16) // 2]).astype(np.int64)
-ONE_HOT_OF_LIGHT = PHASE_ONE_HOT[PHASE_OF_LIGHT]  # [8, 4]
-
-
-def _light_of(phase: np.ndarray, timer: np.ndarray) -> np.ndarray:
-    """Light states from phases and timers (a yellow timer counts the yellow steps so far, 1..3)."""
-    return np.where(phase & 1, phase // 2 * 4 + timer, phase * 2)
-
-
-def _advance_light(light: np.ndarray, timer: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step 1: the light and its timer after this step's action (see module docstring)."""
-    key = (light << 1) | actions  # actions are 0 or 1
-    return NEXT_LIGHT.take(key), timer * TIMER_KEEPS.take(key) + 1
 
 
 def _lane_moves_rule(lanes: np.ndarray, can_cross: np.ndarray) -> np.ndarray:
@@ -327,8 +301,8 @@ class GlobalSimulator(_TrafficBase):
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, bool]:
         """Advance all intersections of every copy by one step; returns (obs [B*n, 40], rewards [B*n], done)."""
         self._check_running()
-        actions = _check_actions(actions, self._n)
-        self.light, self.timer = _advance_light(self.light, self.timer, actions)
+        actions = check_actions(actions, self._n)
+        self.light, self.timer = advance_light(self.light, self.timer, actions)
         flat = self._padded_lanes
         flat[:-1] = self.lanes.ravel()
         blocked_keys = BLOCKED_KEY_OF.take(flat.take(self._downstream)).reshape(self._n, N_LANES)
@@ -362,7 +336,7 @@ class LocalSimulator(_TrafficBase):
     def step(self, actions: Any, u: Any, noise: Any = None) -> tuple[np.ndarray, np.ndarray, bool]:
         """Advance the K regions given the influence sources u (int or bool [K, 8]); deterministic given u."""
         self._check_running()
-        actions = _check_actions(actions, self._n)
+        actions = check_actions(actions, self._n)
         if noise is not None:
             raise ValueError("noise must be None for traffic: its local rules have no randomness of their own")
         u = np.asarray(u)
@@ -371,7 +345,7 @@ class LocalSimulator(_TrafficBase):
                              f"{u.shape}")
         if np.any(u & -2):
             raise ValueError("u must be binary (0 or 1) for every traffic influence source")
-        self.light, self.timer = _advance_light(self.light, self.timer, actions)
+        self.light, self.timer = advance_light(self.light, self.timer, actions)
         u_bits = u.astype(LANE_DTYPE)
         blocked_keys = u_bits[:, N_LANES:] * BLOCKED_KEY
         cars = _step_cars(self.lanes, self.light, blocked_keys)
@@ -405,7 +379,7 @@ class LocalSimulator(_TrafficBase):
             raise ValueError(f"states['timer'] must be in [1, {YELLOW_STEPS}] for a yellow phase (1 or 3)")
         cells = np.asarray(states["cells"], dtype=bool)
         self.lanes = (cells * CELL_POWERS).sum(axis=2, dtype=LANE_DTYPE)
-        self.light = _light_of(phase, timer)
+        self.light = light_of(phase, timer)
         self.timer = timer
         self.t = int(t[0])
         self._arrival_bits = np.zeros((self._n, N_LANES), dtype=LANE_DTYPE)
@@ -426,14 +400,21 @@ def hand_coded_actions(states: dict[str, np.ndarray], min_green: int = MIN_GREEN
 
 
 def render(sim: Any, ax: Any = None, region: int | None = None) -> Any:
-    """Picture of a traffic GS (whole grid) or of one LS region on matplotlib axes (see `traffic_render`).
+    """Picture of a traffic GS (whole grid; one region if `region` is given) or of one LS region on matplotlib axes
+    (drawn by `traffic_render`, which loads matplotlib only when a picture is asked for).
 
     The whole-grid picture needs a single-copy GS (a ValueError otherwise); one region (`region`, a row of the
     copy-major agent axis) can be drawn from any GS.
     """
-    from dials_lib.envs.traffic_render import render as draw
+    from dials_lib.envs.traffic_render import render_global, render_local
 
-    if region is None and getattr(sim, "n_copies", 1) > 1:
+    if isinstance(sim, LocalSimulator):
+        return render_local(sim, 0 if region is None else region, ax)
+    if not isinstance(sim, GlobalSimulator):
+        raise ValueError(f"sim must be a traffic GlobalSimulator or LocalSimulator; got {type(sim).__name__}")
+    if region is not None:
+        return render_local(sim, region, ax)
+    if sim.n_copies > 1:
         raise ValueError(f"render draws the whole grid of a single-copy GS only; this one holds {sim.n_copies} "
                          f"copies: pass region=... to draw one region")
-    return draw(sim, ax=ax, region=region)
+    return render_global(sim, ax)

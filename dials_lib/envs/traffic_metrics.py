@@ -16,7 +16,8 @@ import math
 import numpy as np
 
 from dials_lib.envs.contract import GlobalSimulator, LocalStates, Metric
-from dials_lib.envs.traffic import N_LANES, lane_topology
+from dials_lib.envs.traffic import lane_topology
+from dials_lib.envs.traffic_intersection import N_LANES
 
 METRICS = (
     Metric("delay_per_car", "delay per car", "s"),

@@ -31,9 +31,10 @@ import pandas as pd
 
 from dials_lib.envs import traffic
 from dials_lib.envs.contract import EnvSpec
+from dials_lib.envs.traffic_intersection import LANE_GREEN_PHASE, N_CELLS, N_LANES
 from dials_lib.validation import check_choice
 
-N_SOURCES = traffic.N_LANES
+N_SOURCES = N_LANES
 
 SPEC = EnvSpec(
     name="traffic-open-exits",
@@ -131,7 +132,7 @@ class LocalGap:
     @property
     def cell_error_rate(self) -> float:
         """Share of lane cells on which LS and GS disagree over whole episodes."""
-        return float(self.episode["cells_differing"].mean() / (traffic.N_LANES * traffic.N_CELLS))
+        return float(self.episode["cells_differing"].mean() / (N_LANES * N_CELLS))
 
     @property
     def mean_returns(self) -> tuple[float, float]:
@@ -155,7 +156,7 @@ def _held_at_green(before: dict[str, np.ndarray], phase: np.ndarray, u_traffic: 
 
     `before`: the local states at t; `phase`: the light after this step's action (cars cross on it); `u_traffic`:
     traffic's 8 sources of the step (4..7: the downstream entry cell was occupied at t)."""
-    green = traffic.LANE_GREEN_PHASE[None, :] == phase[:, None]
+    green = LANE_GREEN_PHASE[None, :] == phase[:, None]
     return np.count_nonzero(before["cells"][:, :, 0] & green & (u_traffic[:, N_SOURCES:] == 1), axis=1)
 
 

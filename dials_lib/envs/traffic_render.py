@@ -17,13 +17,7 @@ from matplotlib.collections import PatchCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from dials_lib.envs.traffic import (
-    LANE_GREEN_PHASE,
-    N_CELLS,
-    N_LANES,
-    GlobalSimulator,
-    LocalSimulator,
-)
+from dials_lib.envs.traffic_intersection import LANE_GREEN_PHASE, N_CELLS, N_LANES
 from dials_lib.plots import picture_axes
 
 SPACING = N_CELLS + 2  # intersection centres: a 2 x 2 junction plus one 10-cell road apart
@@ -84,8 +78,9 @@ def _legend(ax: plt.Axes, with_sources: bool) -> None:
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
 
 
-def render_global(sim: GlobalSimulator, ax: plt.Axes | None = None) -> plt.Axes:
-    """The whole grid: every road, car and light of a traffic GS."""
+def render_global(sim: Any, ax: plt.Axes | None = None) -> plt.Axes:
+    """The whole grid: every road, car and light of a traffic GS (anything with `side`, `n_agents`, `t` and
+    `local_states()`)."""
     side = sim.side
     ax = picture_axes(ax, size=min(2.0 + 1.2 * side, 12.0))
     _draw_roads(ax, side, extent=N_CELLS + 1)
@@ -100,7 +95,7 @@ def render_global(sim: GlobalSimulator, ax: plt.Axes | None = None) -> plt.Axes:
     return ax
 
 
-def render_local(sim: LocalSimulator | GlobalSimulator, region: int = 0, ax: plt.Axes | None = None) -> plt.Axes:
+def render_local(sim: Any, region: int = 0, ax: plt.Axes | None = None) -> plt.Axes:
     """One region (an LS region, or agent `region` of a GS) with its influence sources marked."""
     states = {key: value[region: region + 1] for key, value in sim.local_states().items()}
     ax = picture_axes(ax, size=4.5)
@@ -121,12 +116,3 @@ def render_local(sim: LocalSimulator | GlobalSimulator, region: int = 0, ax: plt
     ax.set_title(f"One local region, t = {sim.t}")
     _legend(ax, with_sources=True)
     return ax
-
-
-def render(sim: Any, ax: plt.Axes | None = None, region: int | None = None) -> plt.Axes:
-    """Picture of a traffic GS (whole grid; a single region if `region` is given) or of one LS region."""
-    if isinstance(sim, LocalSimulator):
-        return render_local(sim, 0 if region is None else region, ax)
-    if not isinstance(sim, GlobalSimulator):
-        raise ValueError(f"sim must be a traffic GlobalSimulator or LocalSimulator; got {type(sim).__name__}")
-    return render_global(sim, ax) if region is None else render_local(sim, region, ax)

@@ -48,82 +48,14 @@ from typing import Any
 import numpy as np
 
 from dials_lib.envs.contract import EnvSpec, Seeds, check_n_agents, check_n_regions, check_seeds
+from dials_lib.envs.warehouse_map import CENTRE, N_CELLS, N_SHELVES, NO_NEIGHBOUR_ON_SIDE, TABLES
 
 SPEC = EnvSpec(name="warehouse", obs_dim=37, n_actions=4, source_sizes=(4, 4, 4, 4), dset_dim=37, horizon=100)
 ITEM_PROBABILITY = 0.02
-N_SHELVES = 12
-N_CELLS = 25
-CENTRE = 12
-NO_NEIGHBOUR_ON_SIDE = 3
-ACTION_NAMES = ("up", "down", "left", "right")
 SOURCE_NAMES = ("neighbour N", "neighbour S", "neighbour W", "neighbour E")
 """Readable names of the 4 influence sources, in the order of `influence_sources()`."""
 IDLE_SOURCE_CLASS = NO_NEIGHBOUR_ON_SIDE
 """The influence class meaning "the neighbour is not on a shared cell" (used by `stats`)."""
-_DELTAS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dy, dx) of up, down, left, right
-_OPPOSITE_SIDE = (1, 0, 3, 2)  # the neighbour's side facing us, for our sides N, S, W, E
-
-
-def _shelf_yx(shelf: int) -> tuple[int, int]:
-    side, k = divmod(shelf, 3)
-    return [(0, 1 + k), (4, 1 + k), (1 + k, 0), (1 + k, 4)][side]
-
-
-def _interior(y: int, x: int) -> bool:
-    return 1 <= y <= 3 and 1 <= x <= 3
-
-
-def _build_tables() -> dict[str, np.ndarray]:
-    """Lookup tables over the 25 cells of a region, so that every per-step rule is one array index."""
-    shelf_cells = np.array([5 * y + x for y, x in map(_shelf_yx, range(N_SHELVES))])
-    cell_shelf = np.full(N_CELLS, N_SHELVES)  # N_SHELVES = "not a shelf cell" (a dummy slot)
-    cell_shelf[shelf_cells] = np.arange(N_SHELVES)
-    move = np.empty((N_CELLS, 4), dtype=np.int64)
-    back_home = np.full(N_CELLS, -1)  # the one action that leaves a shelf cell
-    for cell in range(N_CELLS):
-        y, x = divmod(cell, 5)
-        for action, (dy, dx) in enumerate(_DELTAS):
-            ny, nx = y + dy, x + dx
-            allowed = (_interior(y, x) or _interior(ny, nx)) and 0 <= ny <= 4 and 0 <= nx <= 4
-            move[cell, action] = 5 * ny + nx if allowed else cell
-            if allowed and not _interior(y, x):
-                back_home[cell] = action
-    # toward[cell, goal]: hand-coded move from `cell` to interior `goal` (rows first); -1 when already there.
-    toward = np.full((N_CELLS, N_CELLS), -1, dtype=np.int64)
-    for cell in range(N_CELLS):
-        y, x = divmod(cell, 5)
-        for goal in range(N_CELLS):
-            gy, gx = divmod(goal, 5)
-            if not _interior(y, x):
-                toward[cell, goal] = back_home[cell]
-            elif (y, x) != (gy, gx):
-                toward[cell, goal] = 0 if gy < y else 1 if gy > y else 2 if gx < x else 3
-    approach = np.empty(N_SHELVES, dtype=np.int64)  # the interior cell in front of each shelf cell
-    enter = np.empty(N_SHELVES, dtype=np.int64)  # the action stepping from there onto the shelf cell
-    for shelf in range(N_SHELVES):
-        side = shelf // 3
-        y, x = _shelf_yx(shelf)
-        dy, dx = _DELTAS[side]
-        approach[shelf] = 5 * (y - dy) + (x - dx)
-        enter[shelf] = side
-    # facing[s, cell]: influence class of a neighbour on our side s standing on its own `cell`.
-    facing = np.full((4, N_CELLS), NO_NEIGHBOUR_ON_SIDE, dtype=np.int64)
-    for side in range(4):
-        for k in range(3):
-            facing[side, shelf_cells[3 * _OPPOSITE_SIDE[side] + k]] = k
-    # hand[cell, target]: the hand-coded action heading for shelf `target` (12: no item, go to the centre).
-    hand = np.empty((N_CELLS, N_SHELVES + 1), dtype=np.int64)
-    for target in range(N_SHELVES + 1):
-        goal, step_in = (approach[target], enter[target]) if target < N_SHELVES else (CENTRE, 0)
-        hand[:, target] = np.where(toward[:, goal] < 0, step_in, toward[:, goal])
-    # neighbour_shelf[s, u]: our shelf index a neighbour with influence class u on side s stands on (12: none).
-    neighbour_shelf = np.full((4, 4), N_SHELVES, dtype=np.int64)
-    neighbour_shelf[:, :3] = 3 * np.arange(4)[:, None] + np.arange(3)
-    return {"shelf_cells": shelf_cells, "cell_shelf": cell_shelf, "move": move, "hand": hand,
-            "approach": approach, "enter": enter, "facing": facing, "neighbour_shelf": neighbour_shelf}
-
-
-TABLES = _build_tables()
 _EYE = np.eye(N_CELLS, dtype=np.float32)
 
 
@@ -478,10 +410,17 @@ class LocalSimulator:
 
 
 def render(sim: Any, ax: Any = None, region: int = 0) -> Any:
-    """Picture of a warehouse GS (whole map) or of one LS region on matplotlib axes (see `warehouse_render`).
+    """Picture of a warehouse GS (whole map) or of one LS region on matplotlib axes (drawn by `warehouse_render`,
+    which loads matplotlib only when a picture is asked for).
 
     A GS holding several copies is drawn as its copy 0.
     """
-    from dials_lib.envs.warehouse_render import render as draw
+    from dials_lib.envs.warehouse_render import render_global, render_local
 
-    return draw(sim, ax=ax, region=region)
+    if isinstance(sim, GlobalSimulator):
+        return render_global(sim, ax)
+    if isinstance(sim, LocalSimulator):
+        if not 0 <= region < sim.n_regions:
+            raise ValueError(f"region must be in 0..{sim.n_regions - 1}; got {region}")
+        return render_local(sim, region, ax)
+    raise ValueError(f"sim must be a warehouse GlobalSimulator or LocalSimulator; got {type(sim).__name__}")

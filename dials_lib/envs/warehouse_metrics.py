@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from dials_lib.envs.contract import GlobalSimulator, LocalStates, Metric
-from dials_lib.envs.warehouse import N_SHELVES, TABLES
+from dials_lib.envs.warehouse_map import N_SHELVES, TABLES
 
 METRICS = (
     Metric("items_collected", "items collected", "items per robot per episode"),

@@ -14,24 +14,28 @@ import numpy as np
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.patches import Circle, Rectangle
 
-from dials_lib.envs.warehouse import SPEC, TABLES, GlobalSimulator, LocalSimulator
+from dials_lib.envs.warehouse_map import TABLES
 from dials_lib.plots import picture_axes
 
 FLOOR, SHELF, CORNER = 0, 1, 2
 _CELL_COLOURS = ListedColormap(["white", "#dcdcdc", "#7f7f7f"])
-_AGE_NORM = Normalize(vmin=0, vmax=SPEC.horizon // 2, clip=True)
 _AGE_COLOURS = plt.get_cmap("YlOrRd")
 LEARNER_COLOUR, RING_COLOUR = "tab:blue", "0.55"
 
 
-def _draw_item(ax: plt.Axes, row: int, col: int, age: int, label: bool) -> None:
-    colour = _AGE_COLOURS(0.25 + 0.75 * _AGE_NORM(age))  # skip the palest yellows: new items stay visible
+def _age_scale(sim: Any) -> Normalize:
+    """Item ages to colours: from 0 to half the episode, older items at the darkest colour."""
+    return Normalize(vmin=0, vmax=sim.spec.horizon // 2, clip=True)
+
+
+def _draw_item(ax: plt.Axes, row: int, col: int, age: int, label: bool, scale: Normalize) -> None:
+    colour = _AGE_COLOURS(0.25 + 0.75 * scale(age))  # skip the palest yellows: new items stay visible
     ax.add_patch(Rectangle((col + 0.12, row + 0.12), 0.76, 0.76, color=colour, zorder=2))
     if label:
         ax.text(col + 0.5, row + 0.5, str(age), ha="center", va="center", fontsize=8, zorder=4)
 
 
-def render_global(gs: GlobalSimulator, ax: plt.Axes | None = None) -> plt.Axes:
+def render_global(gs: Any, ax: plt.Axes | None = None) -> plt.Axes:
     """The whole map: regions, shelves, items by waiting time, learners (blue) and ring robots (grey)."""
     side = gs.map_side
     ax = picture_axes(ax, min(12.0, 0.16 * side + 2))
@@ -41,7 +45,7 @@ def render_global(gs: GlobalSimulator, ax: plt.Axes | None = None) -> plt.Axes:
     ax.imshow(kind, cmap=_CELL_COLOURS, vmin=0, vmax=2, extent=(0, side, side, 0), interpolation="nearest")
     ages = gs.item_ages_map()
     for row, col in zip(*np.nonzero(ages >= 0), strict=True):
-        _draw_item(ax, row, col, int(ages[row, col]), label=False)
+        _draw_item(ax, row, col, int(ages[row, col]), label=False, scale=_age_scale(gs))
     for robot, (row, col) in enumerate(gs.robot_positions()):
         colour = LEARNER_COLOUR if robot < gs.n_agents else RING_COLOUR
         ax.add_patch(Circle((col + 0.5, row + 0.5), 0.38, color=colour, zorder=3))
@@ -54,7 +58,7 @@ def render_global(gs: GlobalSimulator, ax: plt.Axes | None = None) -> plt.Axes:
     return ax
 
 
-def render_local(ls: LocalSimulator, region: int = 0, ax: plt.Axes | None = None) -> plt.Axes:
+def render_local(ls: Any, region: int = 0, ax: plt.Axes | None = None) -> plt.Axes:
     """One local region: its robot, its 12 shelf cells with items (ages written), neighbours from u."""
     ax = picture_axes(ax, 4.0)
     states = ls.local_states()
@@ -63,7 +67,8 @@ def render_local(ls: LocalSimulator, region: int = 0, ax: plt.Axes | None = None
     ax.imshow(kind.reshape(5, 5), cmap=_CELL_COLOURS, vmin=0, vmax=2, extent=(0, 5, 5, 0), interpolation="nearest")
     shelf_rows, shelf_cols = np.divmod(TABLES["shelf_cells"], 5)
     for k in np.flatnonzero(states["items"][region]):
-        _draw_item(ax, shelf_rows[k], shelf_cols[k], int(states["ages"][region, k]), label=True)
+        _draw_item(ax, shelf_rows[k], shelf_cols[k], int(states["ages"][region, k]), label=True,
+                   scale=_age_scale(ls))
     for side, where in enumerate(ls.u[region]):
         if where < 3:
             cell = TABLES["shelf_cells"][3 * side + where]
@@ -74,14 +79,3 @@ def render_local(ls: LocalSimulator, region: int = 0, ax: plt.Axes | None = None
     ax.set_ylim(5, 0)
     ax.set_title(f"Warehouse LS, region {region}, t = {ls.t}")
     return ax
-
-
-def render(sim: Any, ax: plt.Axes | None = None, region: int = 0) -> plt.Axes:
-    """Draw a warehouse global simulator (whole map) or one region of a local simulator batch."""
-    if isinstance(sim, GlobalSimulator):
-        return render_global(sim, ax)
-    if isinstance(sim, LocalSimulator):
-        if not 0 <= region < sim.n_regions:
-            raise ValueError(f"region must be in 0..{sim.n_regions - 1}; got {region}")
-        return render_local(sim, region, ax)
-    raise ValueError(f"sim must be a warehouse GlobalSimulator or LocalSimulator; got {type(sim).__name__}")
