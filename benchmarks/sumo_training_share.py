@@ -1,6 +1,6 @@
 """What share of a sumo-traffic training run the simulator takes, beside the cell grid (`traffic`).
 
-For 4 agents it runs one stretch of PPO training (`ppo.run_ppo` on a `PPOGroup` built as the runner builds it,
+For 4 agents it runs one stretch of PPO training (`ppo_loop.run_ppo` on a `PPOGroup` built as the runner builds it,
 `group_tasks.new_learners`, with the quick preset's hyperparameters) on each of:
 - the GS (`group_tasks.OnGlobal`), as GS training does;
 - the IALS with AIPs trained on a short GS data set (`group_tasks.OnIALS`), as DIALS does after a retraining;
@@ -37,7 +37,7 @@ from _common import machine_info, write_results
 from dials_lib.envs import get_spec
 from dials_lib.learning.controllers import RandomController
 from dials_lib.learning.influence import collect_compact_dataset, train_predictor
-from dials_lib.learning.ppo import run_ppo
+from dials_lib.learning.ppo_loop import run_ppo
 from dials_lib.presets import get_preset
 from dials_lib.training import group_tasks
 from dials_lib.training.run_stack import RunStack

@@ -62,7 +62,7 @@ from compute import (  # noqa: E402
 )
 
 from dials_lib.analysis import plans, scaling  # noqa: E402
-from dials_lib.learning.ppo import run_ppo  # noqa: E402
+from dials_lib.learning.ppo_loop import run_ppo  # noqa: E402
 from dials_lib.presets import get_preset  # noqa: E402
 from dials_lib.training import group_tasks  # noqa: E402
 from dials_lib.training.memory import MB  # noqa: E402

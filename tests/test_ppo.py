@@ -13,8 +13,9 @@ from torch import nn
 from dials_lib.envs.traffic import HORIZON, LocalSimulator, hand_coded_actions
 from dials_lib.hyperparameters import PolicyConfig, paper_hyperparameters
 from dials_lib.learning.policy_actor import PolicyActor
-from dials_lib.learning.ppo import PPOGroup, concat_states, slice_state, train_steps
+from dials_lib.learning.ppo import PPOGroup, concat_states, slice_state
 from dials_lib.learning.ppo_core import clip_grad_norm_per_agent, linear_decay, ppo_losses, segment_gae
+from dials_lib.learning.ppo_loop import train_steps
 from dials_lib.seeding import counter_uniforms
 from dials_lib.validation import with_fields
 
@@ -570,7 +571,7 @@ def test_ppo_learns_to_control_one_traffic_region_with_fixed_inflows() -> None:
 
 
 def test_train_steps_is_the_documented_loop_and_reports_the_episodes_return() -> None:
-    """`train_steps` on a GS gives the state of the loop in the module docstring, written out, bit for bit."""
+    """`train_steps` on a GS gives the state of the loop in `ppo_loop`'s docstring, written out, bit for bit."""
     from dials_lib.envs import make_global
 
     hp = paper_hyperparameters("traffic")

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from dials_lib.hyperparameters import paper_hyperparameters
-from dials_lib.learning.ppo import PPOGroup, concat_states, run_ppo, slice_state, train_steps
+from dials_lib.learning.ppo import PPOGroup, concat_states, slice_state
+from dials_lib.learning.ppo_loop import run_ppo, train_steps
 from dials_lib.training import dials, runner
 from dials_lib.training.checkpoints import verified_state
 from dials_lib.training.run_config import RunConfig, seed_configs

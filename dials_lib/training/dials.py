@@ -36,7 +36,7 @@ from dials_lib.envs import close_simulator, make_global
 from dials_lib.learning.controllers import PolicyController
 from dials_lib.learning.influence import InfluenceData, collect_compact_dataset
 from dials_lib.learning.policy_actor import PolicyActor
-from dials_lib.learning.ppo import mean_episode_return
+from dials_lib.learning.ppo_loop import mean_episode_return
 from dials_lib.seeding import Purpose, boundary_counter, derived_seed
 from dials_lib.training import group_tasks as tasks
 from dials_lib.training.agent_axis import Kind, cut

@@ -3,7 +3,7 @@
 Each task is one typed argument (a small dataclass) and a function of it:
 - `TrainAgents` -> `train_agents`: rebuild the group's PPO learners from their state dict, build the simulator the
   task names (`OnGlobal`: the GS, for GS training; `OnIALS`: the group's IALS with its AIPs, for DIALS), run one
-  chunk of PPO (`ppo.run_ppo`) and return the new state dict with the chunk's training metrics.
+  chunk of PPO (`ppo_loop.run_ppo`) and return the new state dict with the chunk's training metrics.
   A task may stack the same group of several runs that differ only in seed (`runs`, a `RunStack`, which owns that
   layout): one PPO group of runs x agents, one GS batched over one copy per run (or one IALS batch over the regions
   of every run), and the metrics of each run.
@@ -31,7 +31,8 @@ from dials_lib.envs import close_simulator, get_spec, make_global
 from dials_lib.hyperparameters import EnvHyperparameters
 from dials_lib.learning.ials import IALS
 from dials_lib.learning.influence import InfluenceData, StackedPredictor, make_predictor, train_predictor
-from dials_lib.learning.ppo import PPOGroup, run_ppo
+from dials_lib.learning.ppo import PPOGroup
+from dials_lib.learning.ppo_loop import run_ppo
 from dials_lib.training.checkpoints import verified_state_or_none, write_checkpoint
 from dials_lib.training.progress import task_sinks
 from dials_lib.training.run_stack import RunStack

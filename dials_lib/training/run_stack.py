@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dials_lib.learning.ppo import PPOTrace
+from dials_lib.learning.ppo_loop import PPOTrace
 from dials_lib.training.agent_axis import Kind, cut, join
 
 
