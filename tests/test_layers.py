@@ -85,5 +85,6 @@ def test_the_layers_are_ordered(tmp_path: Path) -> None:
     assert layer("dials_lib.seeding") == 0 and layer("dials_lib.series") == 5
     with pytest.raises(ValueError, match="belongs to no layer"):
         layer("dials_lib.somewhere_new")
-    assert imports(PACKAGE / "training" / "dials.py") >= {"dials_lib.learning.ppo_loop", "dials_lib.training.run_session"}
+    assert imports(PACKAGE / "training" / "dials.py") >= {"dials_lib.learning.ppo_loop",
+                                                          "dials_lib.training.run_session"}
     assert imports(PACKAGE / "training" / "run_session.py") >= {"dials_lib.training.parallel"}

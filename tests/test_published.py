@@ -194,7 +194,8 @@ def test_status_projects_the_cpu_hours_still_to_train(tmp_path, monkeypatch):
                            "projected CPU h": [8.0, 4.0, 2.0, float("nan")]})
     line = preset_plan.status_summary(status)
     assert line.endswith("about 5.0 CPU h still to train by notebook 07's projection, 2.5 h on 2 cores (1 run "
-                         "without a projection)")  # 4 x 0.75 + 2
+                         "without a projection); the 1 run finished here took 1.0 CPU h against 8.0 projected "
+                         "(x0.12)")  # 4 x 0.75 + 2; only run a is finished, timed and projected
     assert "still to train" not in preset_plan.status_summary(status.assign(**{"projected CPU h": float("nan")}))
     monkeypatch.setenv("DIALS_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("DIALS_RECORDS_DIR", str(Path(__file__).resolve().parents[1] / "records"))

@@ -111,7 +111,8 @@ def status_summary(status: pd.DataFrame, n_processes: int = 2) -> str:
     """One line over `plan_status`'s rows: runs finished (here, published or read from longer runs), training and
     not started, the worker CPU hours their records hold so far, and the CPU hours still to train by notebook 07's
     projection (each unfinished run's projected hours times the share of its steps still to run, so the time of a
-    DIALS run's AIP training counts as spread over its steps), also over `n_processes` cores side by side."""
+    DIALS run's AIP training counts as spread over its steps), also over `n_processes` cores side by side; and how
+    the runs finished here compare with their projection."""
     finished = status["steps done"] == status["steps total"]
     training = ~finished & (status["status"] != "not started")
     line = (f"{int(finished.sum())} of {len(status)} runs finished, {int(training.sum())} training, "
@@ -124,6 +125,11 @@ def status_summary(status: pd.DataFrame, n_processes: int = 2) -> str:
         line += (f"; about {left.sum():.1f} CPU h still to train by notebook 07's projection, "
                  f"{left.sum() / n_processes:.1f} h on {n_processes} cores"
                  + (f" ({unknown} run{'s' if unknown > 1 else ''} without a projection)" if unknown else ""))
+    timed = status[finished & status["worker CPU h"].notna() & status["projected CPU h"].notna()]
+    if len(timed):  # how far to trust the projection: what the runs trained here took against theirs
+        took, projected = timed["worker CPU h"].sum(), timed["projected CPU h"].sum()
+        line += (f"; the {len(timed)} run{'s' if len(timed) > 1 else ''} finished here took {took:.1f} CPU h against "
+                 f"{projected:.1f} projected (x{took / projected:.2f})")
     return line
 
 
