@@ -19,11 +19,11 @@ import torch
 from dials_lib.__main__ import main as cli_main
 from dials_lib.envs import make_global
 from dials_lib.envs.traffic import hand_coded_actions
+from dials_lib.envs.traffic_metrics import TrafficMetrics
 from dials_lib.hyperparameters import paper_hyperparameters
 from dials_lib.seeding import Purpose, derived_seed
 from dials_lib.training import dials, group_tasks, run_session, runner
 from dials_lib.training.checkpoints import verified_state
-from dials_lib.training.evaluation import TrafficMetrics
 from dials_lib.training.run_config import RunConfig, config_from_preset
 from dials_lib.training.runner import WorkerDiedError, train, train_dials, train_gs
 from dials_lib.validation import with_fields

@@ -343,4 +343,4 @@ def slice_state(state: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
     }
 
 
-__all__ = ["ADAM_EPS", "PPOGroup", "concat_states", "linear_decay", "ppo_losses", "segment_gae", "slice_state"]
+__all__ = ["ADAM_EPS", "PPOGroup", "concat_states", "slice_state"]

@@ -28,8 +28,6 @@ import numpy as np
 
 from dials_lib.envs import ENVS, close_simulator, get_env, make_global
 from dials_lib.envs.registry import EXTRA_ENVS
-from dials_lib.envs.traffic_metrics import TrafficMetrics
-from dials_lib.envs.warehouse_metrics import WarehouseMetrics
 from dials_lib.learning.controllers import Controller, PolicyController
 from dials_lib.learning.influence import StackedPredictor, collect_dataset, cross_entropy
 from dials_lib.learning.policy_actor import PolicyActor
@@ -73,4 +71,4 @@ def evaluate_controller(
     return {"mean_return": float(per_episode.mean()), "sem_return": float(sem), "aip_ce": ce, **tracker.summary()}
 
 
-__all__ = ["DOMAIN_METRICS", "TrafficMetrics", "WarehouseMetrics", "evaluate", "evaluate_controller"]
+__all__ = ["DOMAIN_METRICS", "evaluate", "evaluate_controller"]
