@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -22,10 +23,24 @@ def test_entry_points_are_the_library_objects() -> None:
         dials_lib.trian  # noqa: B018
 
 
-def test_importing_the_package_does_not_import_torch() -> None:
-    code = "import sys, dials_lib, dials_lib.paths; print('torch' in sys.modules)"
+def loaded_after_import(modules: str, watched: tuple[str, ...]) -> list[str]:
+    """Which of `watched` a fresh interpreter holds after `import <modules>` (a comma-separated list)."""
+    code = f"import sys, {modules}; print(sorted(m for m in {watched!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    return ast.literal_eval(out.strip())
+
+
+def test_importing_the_package_does_not_import_torch() -> None:
+    assert loaded_after_import("dials_lib, dials_lib.paths", ("torch",)) == []
+
+
+@pytest.mark.parametrize("modules", ["dials_lib.paper", "dials_lib.analysis.scaling, dials_lib.training.group_tasks"])
+def test_what_timed_runs_and_workers_load_leaves_out_the_plotting_stack(modules: str) -> None:
+    """A timed run's processes import `scaling` (the fresh process runs `measure_in_this_process`, each loky worker
+    unpickles `_warm_up`), and reading the paper's numbers is not plotting: neither may pull in matplotlib or
+    seaborn, which no training worker loads. Through `paper` -> `plots` they once did, and every timed process's
+    memory peak carried about 30 MiB that a real run's workers do not hold."""
+    assert loaded_after_import(modules, ("matplotlib", "seaborn")) == []
 
 
 def test_make_bench_runs_every_benchmark_that_writes_results() -> None:

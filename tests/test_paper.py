@@ -65,14 +65,3 @@ def test_paper_tables_are_readable_and_names_are_checked():
     assert {"env", "agents", "GS", "DIALS"} <= set(results.columns)
     with pytest.raises(ValueError, match="allowed values: 'results', 'runtimes', 'memory', 'f_ablation'"):
         paper.read_paper_table("speed")
-
-
-def test_the_papers_numbers_do_not_load_the_plotting_stack():
-    """Reading the paper's numbers is not plotting: a process that only needs them (a timed run's, a worker's) stays
-    as small as a training worker."""
-    import subprocess
-    import sys
-
-    code = "import sys, dials_lib.paper; print(sorted(m for m in ('matplotlib', 'seaborn') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

@@ -7,6 +7,7 @@ import fnmatch
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from dials_lib.paths import PACKAGE_DIR, REPO_ROOT
 
@@ -70,11 +71,13 @@ def layout_names(text: str) -> dict[str, set[str]]:
 
 def test_the_layout_names_every_module_of_the_package():
     names = layout_names(README)
-    package = PACKAGE_DIR
-    unnamed = [str(path.relative_to(package)) for path in sorted(package.rglob("*.py"))
-               if path.name != "__init__.py" and not any(
-                   fnmatch.fnmatch(path.name, name) for name in names.get(str(path.parent.relative_to(package))
-                                                                           .replace(".", ""), ()))]
+
+    def named(path: Path) -> bool:
+        folder = path.parent.relative_to(PACKAGE_DIR).as_posix()
+        return any(fnmatch.fnmatch(path.name, name) for name in names.get("" if folder == "." else folder, ()))
+
+    unnamed = [path.relative_to(PACKAGE_DIR).as_posix() for path in sorted(PACKAGE_DIR.rglob("*.py"))
+               if path.name != "__init__.py" and not named(path)]
     assert not unnamed, f"the README's Layout does not name {unnamed}"
 
 

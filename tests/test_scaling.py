@@ -172,17 +172,3 @@ def test_one_real_timed_run_in_a_fresh_process():
     assert 0 < row["worker_core_share"] <= 1.05
     costs = step_costs(row)
     assert math.isfinite(costs.train_s_per_agent_step) and costs.train_s_per_agent_step > 0
-
-
-def test_a_timed_runs_processes_load_what_a_training_worker_loads():
-    """The timed runs' processes import `scaling` (the fresh process runs `measure_in_this_process`, each loky worker
-    unpickles `_warm_up`): it must not pull in the plotting stack, which no training worker loads. Through
-    `paper` -> `plots` it once did, and every timed process's memory peak carried about 30 MiB of matplotlib and
-    seaborn that a real run's workers do not hold."""
-    import subprocess
-    import sys
-
-    code = ("import sys, dials_lib.analysis.scaling, dials_lib.training.group_tasks; "
-            "print(sorted(m for m in ('matplotlib', 'seaborn') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

@@ -43,9 +43,9 @@ def render_global(gs: Any, ax: plt.Axes | None = None) -> plt.Axes:
     kind = np.where((rows % 4 == 0) & (cols % 4 == 0), CORNER,
                     np.where((rows % 4 == 0) | (cols % 4 == 0), SHELF, FLOOR)).reshape(side, side)
     ax.imshow(kind, cmap=_CELL_COLOURS, vmin=0, vmax=2, extent=(0, side, side, 0), interpolation="nearest")
-    ages = gs.item_ages_map()
+    ages, scale = gs.item_ages_map(), _age_scale(gs)
     for row, col in zip(*np.nonzero(ages >= 0), strict=True):
-        _draw_item(ax, row, col, int(ages[row, col]), label=False, scale=_age_scale(gs))
+        _draw_item(ax, row, col, int(ages[row, col]), label=False, scale=scale)
     for robot, (row, col) in enumerate(gs.robot_positions()):
         colour = LEARNER_COLOUR if robot < gs.n_agents else RING_COLOUR
         ax.add_patch(Circle((col + 0.5, row + 0.5), 0.38, color=colour, zorder=3))
@@ -66,9 +66,9 @@ def render_local(ls: Any, region: int = 0, ax: plt.Axes | None = None) -> plt.Ax
     kind = np.where((y % 4 == 0) & (x % 4 == 0), CORNER, np.where((y % 4 == 0) | (x % 4 == 0), SHELF, FLOOR))
     ax.imshow(kind.reshape(5, 5), cmap=_CELL_COLOURS, vmin=0, vmax=2, extent=(0, 5, 5, 0), interpolation="nearest")
     shelf_rows, shelf_cols = np.divmod(TABLES["shelf_cells"], 5)
+    scale = _age_scale(ls)
     for k in np.flatnonzero(states["items"][region]):
-        _draw_item(ax, shelf_rows[k], shelf_cols[k], int(states["ages"][region, k]), label=True,
-                   scale=_age_scale(ls))
+        _draw_item(ax, shelf_rows[k], shelf_cols[k], int(states["ages"][region, k]), label=True, scale=scale)
     for side, where in enumerate(ls.u[region]):
         if where < 3:
             cell = TABLES["shelf_cells"][3 * side + where]
