@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
+from dials_lib.analysis.claims import paper_row
+from dials_lib.paper import read_paper_table
 from dials_lib.paths import PACKAGE_DIR, REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -85,3 +89,67 @@ def test_the_layout_check_sees_a_missing_module():
     names = layout_names("## Layout\n\n```\ndials_lib/  the library\n  paths.py  paths\n  envs/  the envs\n"
                          "    traffic.py, *_render.py  grids\ndocs/x.py  not the package\n```\n")
     assert names == {"": {"paths.py"}, "envs": {"traffic.py", "*_render.py"}}
+
+
+def markdown_table(text: str, header_start: str) -> list[list[str]]:
+    """The body rows, as stripped cells, of the markdown table in `text` whose header row starts with
+    `header_start`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2:]:  # past the header and its |---| line
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_the_quick_results_table_quotes_the_committed_learning_tables():
+    # the README's first results table must say what figures/04 and 05 say, to the 3 digits it prints
+    tables = {env: pd.read_csv(REPO_ROOT / "figures" / f"{name}_learning.csv").set_index("method")
+              for env, name in (("traffic", "04_traffic"), ("warehouse", "05_warehouse"))}
+    env, checked = "", 0
+    for first, method, *quoted in markdown_table(README, "| env, steps per agent |"):
+        if first:
+            env, steps = first.split(", ")
+        table = tables[env]
+        assert f"paper at {steps}" in table.columns, f"the README's {env} step count {steps} is not the table's"
+        row = table.loc[method]
+        values = (row["start"], row["final"], row[f"paper at {steps}"], row["paper at 4M"])
+        for text, value in zip(quoted, values, strict=True):
+            if text:  # the hand-coded controller has no "at the end"
+                assert text == f"{value:.3g}", f"README: {env} {method} says {text}, the table {value:.3g}"
+                checked += 1
+    assert checked == 30  # 6 methods x 4 columns, 2 controllers x 3
+
+
+def record_returns(name: str, step: int) -> pd.Series:
+    """Each seed's mean return at `step` of the published runs `name` (with `{seed}`), from records/scale or, for
+    the scale preset's 4-agent runs, from the quick preset's longer runs of the same settings."""
+    returns = []
+    for seed in range(3):
+        run = REPO_ROOT / "records" / "scale" / name.format(seed=seed)
+        if not run.exists():
+            run = REPO_ROOT / "records" / "quick" / name.format(seed=seed).replace("_T576000_", "_T1056000_")
+        metrics = pd.read_csv(run / "metrics.csv")
+        returns.append(float(metrics.loc[metrics["timestep"] == step, "mean_return"].iloc[0]))
+    return pd.Series(returns)
+
+
+def test_the_scale_results_table_quotes_the_committed_records():
+    # "What the scale run shows so far": traffic at 576,000 steps per agent, means over 3 seeds, and the paper's
+    assert "traffic at 576,000 steps per agent" in README
+    results, checked = read_paper_table("results"), 0
+    for agents, gs, dials, untrained, gap, paper in markdown_table(README, "| agents | GS | DIALS | untrained-DIALS |"):
+        n = int(agents)
+        runs = {method: record_returns(f"traffic_n{n}_{method}_T576000_seed{{seed}}", 576_000)
+                for method in ("gs", "dials_F1000000", "untrained-dials")}
+        start = record_returns(f"traffic_n{n}_gs_T576000_seed{{seed}}", 0)
+        final_gap = runs["dials_F1000000"].mean() - runs["untrained-dials"].mean()
+        assert gs == f"{runs['gs'].mean():.1f} (from {start.mean():.1f})"
+        assert [dials, untrained, gap] == [f"{value:.1f}" for value in
+                                           (runs["dials_F1000000"].mean(), runs["untrained-dials"].mean(), final_gap)]
+        row = paper_row(results, "traffic", n)
+        assert paper == f"{row['GS']:g}, {row['DIALS']:g}, {row['DIALS'] - row['untrained_DIALS']:g}"
+        checked += 1
+    assert checked >= 2
