@@ -104,23 +104,50 @@ def markdown_table(text: str, header_start: str) -> list[list[str]]:
     return rows
 
 
-def test_the_quick_results_table_quotes_the_committed_learning_tables():
-    # the README's first results table must say what figures/04 and 05 say, to the 3 digits it prints
-    tables = {env: pd.read_csv(REPO_ROOT / "figures" / f"{name}_learning.csv").set_index("method")
-              for env, name in (("traffic", "04_traffic"), ("warehouse", "05_warehouse"))}
-    env, checked = "", 0
-    for first, method, *quoted in markdown_table(README, "| env, steps per agent |"):
-        if first:
-            env, steps = first.split(", ")
-        table = tables[env]
-        assert f"paper at {steps}" in table.columns, f"the README's {env} step count {steps} is not the table's"
+def quoted_cells(rows: list[list[str]], table: pd.DataFrame, columns: tuple[object, ...],
+                 number: str = "{:.3g}") -> int:
+    """Check each README row (a method, then its cells) against the table's row of that method: every non-empty
+    cell must be the table's column written as the README writes its numbers (`number`) or, for a function, what it
+    makes of the row; returns how many cells were compared."""
+    checked = 0
+    for method, *quoted in rows:
         row = table.loc[method]
-        values = (row["start"], row["final"], row[f"paper at {steps}"], row["paper at 4M"])
-        for text, value in zip(quoted, values, strict=True):
-            if text:  # the hand-coded controller has no "at the end"
-                assert text == f"{value:.3g}", f"README: {env} {method} says {text}, the table {value:.3g}"
+        for text, column in zip(quoted, columns, strict=True):
+            if text:  # a controller has no "at the end"
+                expected = column(row) if callable(column) else number.format(row[column])
+                name = getattr(column, "__name__", column)
+                assert text == expected, f"the README says {text} for {method}, {name}; its table {expected}"
                 checked += 1
+    return checked
+
+
+def test_the_quick_results_table_quotes_the_committed_learning_tables():
+    # the README's first results table must say what figures/04 and 05 say
+    checked = 0
+    for env, name in (("traffic", "04_traffic"), ("warehouse", "05_warehouse")):
+        table = pd.read_csv(REPO_ROOT / "figures" / f"{name}_learning.csv").set_index("method")
+        rows, steps, in_env = [], "", False
+        for first, *cells in markdown_table(README, "| env, steps per agent |"):  # an env's first row names it
+            if first:
+                in_env = first.startswith(f"{env}, ")
+                steps = first.removeprefix(f"{env}, ") if in_env else steps
+            rows += [cells] if in_env else []
+        assert f"paper at {steps}" in table.columns, f"the README's {env} step count {steps} is not the table's"
+        checked += quoted_cells(rows, table, ("start", "final", f"paper at {steps}", "paper at 4M"))
     assert checked == 30  # 6 methods x 4 columns, 2 controllers x 3
+
+
+def test_the_full4_and_sumo_tables_quote_their_committed_tables():
+    full4 = pd.read_csv(REPO_ROOT / "figures" / "full4" / "04_traffic_learning.csv").set_index("method")
+    sumo = pd.read_csv(REPO_ROOT / "figures" / "11_sumo_traffic_returns.csv").set_index("method")
+
+    def gain(row: pd.Series) -> str:
+        return f"{row['final - start']:+.1f} [{row['95% CI low']:+.1f}, {row['95% CI high']:+.1f}]"
+
+    assert quoted_cells(markdown_table(README, "| method | before training | ours after 4M steps |"), full4,
+                        ("start", "final", "final, greedy", "paper at 4M"), number="{:.0f}") == 14
+    assert quoted_cells(markdown_table(README, "| method | before training | ours at 1,056,000 |"), sumo,
+                        ("start", "final", gain, "paper at our steps", "paper after 4M")) == 18
 
 
 def record_returns(name: str, step: int) -> pd.Series:
