@@ -3,6 +3,7 @@ runs are missing, learned or did not; then the smoke runs trained end to end (sk
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,23 @@ def test_the_smoke_gs_runs_train_then_read_back(tmp_path: Path, monkeypatch: pyt
     again = study("smoke", train=True)
     pd.testing.assert_frame_equal(again.table(save=False), trained.table(save=False))
     assert sumo_study.main(["--preset", "smoke"]) == 0  # `make train-sumo` on finished runs: nothing to train
+
+
+def test_training_cost_reads_the_benchmark_rates_and_prices_the_preset_plan(tmp_path: Path) -> None:
+    # 3 seeds x 4 agents x 1,056,000 steps = 12,672,000 agent-steps per method: at 3,520 per CPU second, 1 CPU hour
+    rates = {("sumo-traffic", "GS"): 3520.0, ("traffic", "GS"): 7040.0,
+             ("sumo-traffic", "IALS (DIALS)"): 1760.0, ("traffic", "IALS (DIALS)"): 8800.0,
+             ("sumo-traffic", "IALS, untrained AIPs"): 880.0, ("traffic", "IALS, untrained AIPs"): 880.0}
+    benchmark = tmp_path / "share.json"
+    benchmark.write_text(json.dumps({"rows": [{"env": env, "simulator": row, "agent-steps per CPU s": rate}
+                                              for (env, row), rate in rates.items()]}))
+    cost = sumo_study.training_cost("quick", benchmark).set_index("method")
+    assert list(cost.index) == ["GS", "DIALS", "untrained-DIALS"]
+    assert cost["SUMO's cost per step / cell grid's"].tolist() == [2.0, 5.0, 1.0]
+    assert cost["CPU h of the preset's runs at SUMO's rate"].tolist() == pytest.approx([1.0, 2.0, 4.0])
+
+
+def test_training_cost_reads_the_committed_benchmark() -> None:
+    cost = sumo_study.training_cost("quick").set_index("method")
+    assert (cost["SUMO's cost per step / cell grid's"] > 1).all()  # SUMO is the costlier simulator per step
+    assert cost["CPU h of the preset's runs at SUMO's rate"].idxmax() == "untrained-DIALS"

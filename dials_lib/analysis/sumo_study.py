@@ -7,7 +7,7 @@ against theirs directly (start 145, actuated lights 176.4, the 4-agent curves of
 The plan (`sumo_configs`): the preset's main comparison (`plans.comparison_configs`) on `sumo-traffic` at
 SUMO_AGENTS agents: GS, DIALS at the paper's F and untrained-DIALS, on the preset's traffic budget and seeds (quick:
 3 seeds of 1,056,000 steps per agent, the prefix of the paper's 4M-step schedule, evaluated every 96,000 steps),
-under `runs/<preset>/`, resumable. SUMO costs about twice the cell grid per step, and several times that for
+under `runs/<preset>/`, resumable. SUMO costs more than twice the cell grid per step, and several times that for
 untrained-DIALS, whose untrained AIPs fill the local simulator with cars (benchmarks/results/sumo_training_share.md),
 so the quick preset's series does not train them: `make train-sumo` does (`train_sumo`), and notebook 11 reads the
 finished runs. Only the presets of SUMO_PRESETS (smoke, so that CI runs the whole path) train them in the notebook.
@@ -23,9 +23,11 @@ GS (final difference with its interval) only when both clearly learned, else tha
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -35,6 +37,7 @@ from dials_lib import paper
 from dials_lib.analysis import plans, report, verdicts
 from dials_lib.analysis.stats import bootstrap_ci
 from dials_lib.analysis.untrained_gap import finished_metrics
+from dials_lib.paths import benchmarks_dir
 from dials_lib.plots import save_figure, save_table
 from dials_lib.presets import get_preset
 from dials_lib.training.run_config import RunConfig
@@ -49,6 +52,10 @@ PAPER_ENV = "traffic"
 """The paper's name of the environment SUMO simulates (its tables and curves)."""
 PREFIX = "11_sumo_traffic"
 """Start of the names of the saved figure and table."""
+TRAINING_SHARE = "sumo_training_share"
+"""The benchmark (`benchmarks/results/<name>.json`) that times a training stretch on SUMO and on the cell grid."""
+BENCHMARK_ROWS = {"gs": "GS", "dials": "IALS (DIALS)", "untrained-dials": "IALS, untrained AIPs"}
+"""Each method's row ("simulator" column) in that benchmark."""
 
 
 def _at_four(configs: Sequence[RunConfig]) -> list[RunConfig]:
@@ -72,6 +79,26 @@ def train_sumo(preset: str) -> pd.DataFrame:
 
     require_sumo()
     return plans.run_experiments(sumo_configs(preset))
+
+
+def training_cost(preset: str, benchmark: Path | None = None) -> pd.DataFrame:
+    """What the preset's SUMO runs cost, per method, by the rates of the committed training-share benchmark
+    (`benchmark`, default benchmarks/results/sumo_training_share.json): agent-steps per CPU second of a PPO training
+    stretch on SUMO and on the cell grid, SUMO's CPU cost per step against the grid's, and the CPU hours of the
+    preset's runs of that method at SUMO's rate (their agents' training and simulators; GS evaluations and AIP
+    training come on top)."""
+    path = benchmarks_dir() / "results" / f"{TRAINING_SHARE}.json" if benchmark is None else benchmark
+    rates = pd.DataFrame(json.loads(path.read_text())["rows"]).set_index(["env", "simulator"])["agent-steps per CPU s"]
+    rows = []
+    for simulator, row in BENCHMARK_ROWS.items():
+        sumo_rate, grid_rate = float(rates[(SUMO_ENV, row)]), float(rates[(PAPER_ENV, row)])
+        agent_steps = sum(config.n_agents * int(config.total_timesteps or 0)
+                          for config in sumo_configs(preset) if config.simulator == simulator)
+        rows.append({"method": report.METHOD_LABELS[simulator], "agent-steps per CPU s, SUMO": sumo_rate,
+                     "agent-steps per CPU s, cell grid": grid_rate,
+                     "SUMO's cost per step / cell grid's": grid_rate / sumo_rate,
+                     "CPU h of the preset's runs at SUMO's rate": agent_steps / sumo_rate / 3600})
+    return pd.DataFrame(rows)
 
 
 def _interval(estimate: float, low: float, high: float) -> str:
