@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from dials_lib import paper
-from dials_lib.analysis.scaling import agents_per_worker, collected_steps, measured_config
+from dials_lib.analysis.scaling import agents_per_worker, check_workers, collected_steps, measured_config
 from dials_lib.hyperparameters import ENV_NAMES, paper_hyperparameters
 from dials_lib.presets import PRESETS
 from dials_lib.training.run_config import RunConfig, config_from_preset
@@ -87,8 +87,7 @@ def extrapolate(costs: StepCosts, config: RunConfig, workers: int) -> dict[str, 
     if costs.gs != (config.simulator == "gs"):
         raise ValueError(f"costs measured on {'the GS' if costs.gs else 'DIALS'} cannot extrapolate simulator "
                          f"{config.simulator!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    check_workers(workers)
     schedule = config.schedule()
     retrainings = sum(schedule.retrain)
     if retrainings and math.isnan(costs.data_s_per_gs_step):

@@ -58,12 +58,17 @@ def collected_steps(config: RunConfig) -> int:
     return math.ceil(config.hp.aip.dataset_steps / horizon) * horizon
 
 
+def check_workers(workers: int) -> None:
+    """A timed run's or a projection's number of worker processes: a plain int >= 1 (not a bool), else one line."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+
+
 def _check_run(env: str, n_agents: int, simulator: str, workers: int) -> None:
     check_choice("env", env, ENV_NAMES)
     check_choice("simulator", simulator, SIMULATORS)
     check_n_agents(n_agents)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    check_workers(workers)
     if simulator == "gs" and workers != 1:
         raise ValueError(f"workers must be 1 for simulator 'gs' (the GS trains in one process); got {workers}")
 
@@ -228,5 +233,5 @@ def measurements(preset: str, measure_missing: bool = True, verbose: bool = True
     return frame.sort_values(key).reset_index(drop=True)
 
 
-__all__ = ["MEASURED_RUNS", "agents_per_worker", "collected_steps", "measure", "measured_config", "measurements",
-           "publish_measurements", "published_measurements_path", "stored_measurements"]
+__all__ = ["MEASURED_RUNS", "agents_per_worker", "check_workers", "collected_steps", "measure", "measured_config",
+           "measurements", "publish_measurements", "published_measurements_path", "stored_measurements"]
