@@ -4,6 +4,7 @@ example runs as written, on a budget stated in it (a few AIP epochs, torch on on
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import subprocess
 import sys
@@ -49,6 +50,18 @@ def test_the_adapter_example_runs_as_written_on_the_budget_it_states(tmp_path):
     # a hang or an error fails; the time is not asserted (about 10 s on a loaded 2-core machine)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900,
                           cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_api_examples_run_top_to_bottom_on_a_small_budget(tmp_path):
+    # docs/api.md's blocks as one script, as a reader pastes them, with its 200,000 training steps cut to 3,200
+    blocks = python_blocks((REPO_ROOT / "docs" / "api.md").read_text())
+    script = "\n".join(blocks)
+    assert len(blocks) >= 2 and script.count("total_timesteps=200_000") == 1
+    (tmp_path / "api_examples.py").write_text(script.replace("total_timesteps=200_000", "total_timesteps=3_200"))
+    environment = {**os.environ, "DIALS_RUNS_DIR": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "api_examples.py"], capture_output=True, text=True, timeout=900,
+                          cwd=tmp_path, env=environment)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
