@@ -163,33 +163,45 @@ def test_the_full4_and_sumo_tables_quote_their_committed_tables():
                         ("start", "final", gain, "paper at our steps", "paper after 4M")) == 18
 
 
-def record_returns(name: str, step: int) -> pd.Series:
-    """Each seed's mean return at `step` of the published runs `name` (with `{seed}`), from records/scale or, for
-    the scale preset's 4-agent runs, from the quick preset's longer runs of the same settings."""
+MAIN_F = {"traffic": 1_000_000, "warehouse": 4_000_000}
+"""The paper's F of each environment's main DIALS runs (the names of their run directories)."""
+QUICK_STEPS = {"traffic": 1_056_000, "warehouse": 512_000}
+"""The quick preset's steps per agent: the scale preset's 4-agent runs are read from these longer runs."""
+
+
+def record_returns(env: str, n: int, simulator: str, steps: int, step: int) -> pd.Series:
+    """Each seed's mean return at `step` of the scale preset's published runs, from records/scale or, for its 4-agent
+    runs, from the quick preset's longer runs of the same settings."""
+    method = f"dials_F{MAIN_F[env]}" if simulator == "dials" else simulator
     returns = []
     for seed in range(3):
-        run = REPO_ROOT / "records" / "scale" / name.format(seed=seed)
+        run = REPO_ROOT / "records" / "scale" / f"{env}_n{n}_{method}_T{steps}_seed{seed}"
         if not run.exists():
-            run = REPO_ROOT / "records" / "quick" / name.format(seed=seed).replace("_T576000_", "_T1056000_")
+            run = REPO_ROOT / "records" / "quick" / f"{env}_n{n}_{method}_T{QUICK_STEPS[env]}_seed{seed}"
         metrics = pd.read_csv(run / "metrics.csv")
         returns.append(float(metrics.loc[metrics["timestep"] == step, "mean_return"].iloc[0]))
     return pd.Series(returns)
 
 
-def test_the_scale_results_table_quotes_the_committed_records():
-    # "What the scale run shows so far": traffic at 576,000 steps per agent, means over 3 seeds, and the paper's
-    assert "traffic at 576,000 steps per agent" in README
+def test_the_scale_results_tables_quote_the_committed_records():
+    # each table of "What the scale run shows so far" (means over 3 seeds at the steps per agent that the text
+    # before it names) against the records, and the paper's numbers beside them
+    header = "| agents | GS | DIALS | untrained-DIALS |"
     results, checked = read_paper_table("results"), 0
-    for agents, gs, dials, untrained, gap, paper in markdown_table(README, "| agents | GS | DIALS | untrained-DIALS |"):
-        n = int(agents)
-        runs = {method: record_returns(f"traffic_n{n}_{method}_T576000_seed{{seed}}", 576_000)
-                for method in ("gs", "dials_F1000000", "untrained-dials")}
-        start = record_returns(f"traffic_n{n}_gs_T576000_seed{{seed}}", 0)
-        final_gap = runs["dials_F1000000"].mean() - runs["untrained-dials"].mean()
-        assert gs == f"{runs['gs'].mean():.1f} (from {start.mean():.1f})"
-        assert [dials, untrained, gap] == [f"{value:.1f}" for value in
-                                           (runs["dials_F1000000"].mean(), runs["untrained-dials"].mean(), final_gap)]
-        row = paper_row(results, "traffic", n)
-        assert paper == f"{row['GS']:g}, {row['DIALS']:g}, {row['DIALS'] - row['untrained_DIALS']:g}"
-        checked += 1
+    for table_start in [m.start() for m in re.finditer(re.escape(header), README)]:
+        env, steps = re.findall(r"(traffic|warehouse) at ([\d,]+) steps per agent", README[:table_start])[-1]
+        steps = int(steps.replace(",", ""))
+        for agents, gs, dials, untrained, gap, paper in markdown_table(README[table_start:], header):
+            n = int(agents)
+            final = {simulator: record_returns(env, n, simulator, steps, steps).mean()
+                     for simulator in ("gs", "dials", "untrained-dials")}
+            start = record_returns(env, n, "gs", steps, 0).mean()
+            digits = ".1f" if env == "traffic" else ".2f"
+            assert gs == f"{final['gs']:{digits}} (from {start:{digits}})"
+            assert [dials, untrained, gap] == [format(value, digits) for value in
+                                               (final["dials"], final["untrained-dials"],
+                                                final["dials"] - final["untrained-dials"])]
+            row = paper_row(results, env, n)
+            assert paper == f"{row['GS']:g}, {row['DIALS']:g}, {row['DIALS'] - row['untrained_DIALS']:g}"
+            checked += 1
     assert checked >= 2
