@@ -26,7 +26,8 @@ def test_training_time_counts_each_seed_batch_once_and_sums_the_plan():
     # two seeds trained as one batch of 7,200 s: each run's record holds its share, 3,600 s
     runtimes = pd.DataFrame([
         {"n_agents": n, "simulator": sim, "seed": seed, "total_s": 3600.0 * k, "stacked_runs": 2,
-         "worker_busy_s": 1800.0 * k, "worker_cpu_s": 450.0 * k}
+         "worker_busy_s": 1800.0 * k, "worker_cpu_s": 450.0 * k, "evaluation_s": 90.0 * k,
+         "data_collection_s": 90.0 if sim == "dials" else 0.0}
         for k, (n, sim) in enumerate([(25, "gs"), (25, "dials"), (100, "gs")], start=1) for seed in (0, 1)])
     comparison = Comparison("traffic", "10", get_preset("scale").traffic, pd.DataFrame(), runtimes,
                             pd.DataFrame(), [])
@@ -37,9 +38,13 @@ def test_training_time_counts_each_seed_batch_once_and_sums_the_plan():
     assert (batches["worker core share"] == 0.25).all() and (batches["seeds"] == 2).all()
     # each run's record holds its share of the batch's worker CPU too: the batch's is twice a run's
     assert batches.loc[(25, "GS"), "worker CPU h"] == 0.25 and batches.loc[(100, "GS"), "worker CPU h"] == 0.75
+    # the main process's evaluations and data collection, outside the worker tasks: 2 runs x (90 k + 90 if DIALS) s
+    serial = batches["evaluation + data wall h"]
+    assert [serial[(25, "GS")], serial[(25, "DIALS")], serial[(100, "GS")]] == pytest.approx([0.05, 0.15, 0.15])
     totals = table[table["env"] == "all"].set_index("method")
     assert totals["batch wall h"].tolist() == [12.0, 6.0]  # the sum, and over 2 processes side by side
     assert totals["worker CPU h"].tolist() == [1.5, 0.75]
+    assert totals["evaluation + data wall h"].tolist() == pytest.approx([0.35, 0.175])
 
 
 def test_training_time_sets_each_batch_beside_its_projection_from_the_timed_runs():

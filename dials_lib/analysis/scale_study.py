@@ -213,13 +213,15 @@ class ScaleStudy:
     def training_time(self, n_processes: int = 2) -> pd.DataFrame:
         """The preset's training time from its runs' records (saved, returned): per environment, size and method
         the wall hours of its seed batch (its runs share them; `stacked_runs` seeds), the CPU hours of its worker
-        tasks (the agents' training, simulators included, and the AIPs': what the batch costs on a core of its own,
-        leaving out its process's GS data collection and evaluation, whose wall seconds `runtimes` gives), the
-        share of a core those tasks got (below 1 when the machine was shared) and the CPU hours notebook 07's timed
-        runs project for the batch on one worker (`projection.training_runs_runtime`; NaN without timed runs). A row
-        sums the batches (the projection over the batches trained here, those with worker CPU hours: runs read from
-        a longer run have none), and a last row divides the sums by `n_processes`: the plan's hours had its batches
-        packed that many cores perfectly side by side."""
+        tasks (the agents' training, simulators included, and the AIPs': what the batch costs on a core of its own),
+        the share of a core those tasks got (below 1 when the machine was shared), the wall hours of what its main
+        process did outside them, one process at a time (GS evaluations and AIP data collection: not in the worker
+        CPU hours, an upper bound on their CPU on a shared machine) and the CPU hours notebook 07's timed runs
+        project for the batch on one worker, evaluations and data collection included
+        (`projection.training_runs_runtime`; NaN without timed runs). A row sums the batches (the projection over
+        the batches trained here, those with worker CPU hours: runs read from a longer run have none), and a last
+        row divides the sums by `n_processes`: the plan's hours had its batches packed that many cores perfectly
+        side by side."""
         projected: dict[tuple[str, int, str], float] = {}  # per (env, n_agents, method)
         if self.measured is not None:
             for run in projection.training_runs_runtime(self.measured, self.preset, 1).itertuples():
@@ -235,14 +237,18 @@ class ScaleStudy:
                 own = pd.isna(first.get("prefix_of", float("nan")))
                 busy = float(first.get("worker_busy_s", float("nan"))) * stacked if own else float("nan")
                 cpu = float(first.get("worker_cpu_s", float("nan"))) * stacked if own else float("nan")
+                serial = sum(float(first.get(part, 0.0)) for part in ("evaluation_s", "data_collection_s")) * stacked \
+                    if own else float("nan")
                 rows.append({"env": env, "n_agents": int(n), "method": str(method), "seeds": int(stacked),
                              "batch wall h": float(first["total_s"]) * stacked / 3600,
                              "worker CPU h": cpu / 3600,
                              "worker core share": cpu / busy if busy > 0 else float("nan"),
+                             "evaluation + data wall h": serial / 3600,
                              "projected CPU h": projected.get((env, int(n), str(method)), float("nan"))})
         table = pd.DataFrame(rows)
         trained_here = table["worker CPU h"].notna()
         total = {"batch wall h": table["batch wall h"].sum(), "worker CPU h": table["worker CPU h"].sum(),
+                 "evaluation + data wall h": table["evaluation + data wall h"].sum(),
                  "projected CPU h": table.loc[trained_here, "projected CPU h"].sum(min_count=1)}
         table = pd.concat([table, pd.DataFrame([
             {"env": "all", "method": "sum of the batches", **total},
