@@ -7,7 +7,7 @@ against theirs directly (start 145, actuated lights 176.4, the 4-agent curves of
 The plan (`sumo_configs`): the preset's main comparison (`plans.comparison_configs`) on `sumo-traffic` at
 SUMO_AGENTS agents: GS, DIALS at the paper's F and untrained-DIALS, on the preset's traffic budget and seeds (quick:
 3 seeds of 1,056,000 steps per agent, the prefix of the paper's 4M-step schedule, evaluated every 96,000 steps),
-under `runs/<preset>/`, resumable. SUMO costs more than twice the cell grid per step, and several times that for
+under `runs/<preset>/`, resumable. SUMO costs about twice the cell grid per step, and several times that for
 untrained-DIALS, whose untrained AIPs fill the local simulator with cars (benchmarks/results/sumo_training_share.md),
 so the quick preset's series does not train them: `make train-sumo` does (`train_sumo`), and notebook 11 reads the
 finished runs. Only the presets of SUMO_PRESETS (smoke, so that CI runs the whole path) train them in the notebook.
