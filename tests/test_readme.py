@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from dials_lib.analysis import plans
 from dials_lib.analysis.claims import paper_row
+from dials_lib.analysis.untrained_gap import finished_metrics
 from dials_lib.paper import read_paper_table
 from dials_lib.paths import PACKAGE_DIR, REPO_ROOT
 
@@ -163,41 +165,24 @@ def test_the_full4_and_sumo_tables_quote_their_committed_tables():
                         ("start", "final", gain, "paper at our steps", "paper after 4M")) == 18
 
 
-MAIN_F = {"traffic": 1_000_000, "warehouse": 4_000_000}
-"""The paper's F of each environment's main DIALS runs (the names of their run directories)."""
-QUICK_STEPS = {"traffic": 1_056_000, "warehouse": 512_000}
-"""The quick preset's steps per agent: the scale preset's 4-agent runs are read from these longer runs."""
-
-
-def record_returns(env: str, n: int, simulator: str, steps: int, step: int) -> pd.Series:
-    """Each seed's mean return at `step` of the scale preset's published runs, from records/scale or, for its 4-agent
-    runs, from the quick preset's longer runs of the same settings."""
-    method = f"dials_F{MAIN_F[env]}" if simulator == "dials" else simulator
-    returns = []
-    for seed in range(3):
-        run = REPO_ROOT / "records" / "scale" / f"{env}_n{n}_{method}_T{steps}_seed{seed}"
-        if not run.exists():
-            run = REPO_ROOT / "records" / "quick" / f"{env}_n{n}_{method}_T{QUICK_STEPS[env]}_seed{seed}"
-        metrics = pd.read_csv(run / "metrics.csv")
-        returns.append(float(metrics.loc[metrics["timestep"] == step, "mean_return"].iloc[0]))
-    return pd.Series(returns)
-
-
-def test_the_scale_results_tables_quote_the_committed_records():
+def test_the_scale_results_tables_quote_the_committed_records(tmp_path, monkeypatch):
     # each table of "What the scale run shows so far" (means over 3 seeds at the steps per agent that the text
-    # before it names) against the records, and the paper's numbers beside them
+    # before it names) against the published records, read as notebook 10 reads them (a 4-agent run from the quick
+    # preset's longer run), and the paper's numbers beside them
+    monkeypatch.setenv("DIALS_RUNS_DIR", str(tmp_path / "runs"))  # no runs: the committed records only
+    monkeypatch.setenv("DIALS_RECORDS_DIR", str(REPO_ROOT / "records"))
     header = "| agents | GS | DIALS | untrained-DIALS |"
     results, checked = read_paper_table("results"), 0
     for table_start in [m.start() for m in re.finditer(re.escape(header), README)]:
         env, steps = re.findall(r"(traffic|warehouse) at ([\d,]+) steps per agent", README[:table_start])[-1]
-        steps = int(steps.replace(",", ""))
+        metrics = finished_metrics(plans.comparison_configs("scale", env))
+        means = metrics.groupby(["n_agents", "simulator", "timestep"])["mean_return"].mean()
+        final_step = int(steps.replace(",", ""))
+        digits = ".1f" if env == "traffic" else ".2f"
         for agents, gs, dials, untrained, gap, paper in markdown_table(README[table_start:], header):
             n = int(agents)
-            final = {simulator: record_returns(env, n, simulator, steps, steps).mean()
-                     for simulator in ("gs", "dials", "untrained-dials")}
-            start = record_returns(env, n, "gs", steps, 0).mean()
-            digits = ".1f" if env == "traffic" else ".2f"
-            assert gs == f"{final['gs']:{digits}} (from {start:{digits}})"
+            final = {simulator: means[(n, simulator, final_step)] for simulator in ("gs", "dials", "untrained-dials")}
+            assert gs == f"{final['gs']:{digits}} (from {means[(n, 'gs', 0)]:{digits}})"
             assert [dials, untrained, gap] == [format(value, digits) for value in
                                                (final["dials"], final["untrained-dials"],
                                                 final["dials"] - final["untrained-dials"])]

@@ -89,11 +89,11 @@ def training_cost(preset: str, benchmark: Path | None = None) -> pd.DataFrame:
     training come on top)."""
     path = benchmarks_dir() / "results" / f"{TRAINING_SHARE}.json" if benchmark is None else benchmark
     rates = pd.DataFrame(json.loads(path.read_text())["rows"]).set_index(["env", "simulator"])["agent-steps per CPU s"]
-    rows = []
+    configs, rows = sumo_configs(preset), []
     for simulator, row in BENCHMARK_ROWS.items():
         sumo_rate, grid_rate = float(rates[(SUMO_ENV, row)]), float(rates[(PAPER_ENV, row)])
         agent_steps = sum(config.n_agents * int(config.total_timesteps or 0)
-                          for config in sumo_configs(preset) if config.simulator == simulator)
+                          for config in configs if config.simulator == simulator)
         rows.append({"method": report.METHOD_LABELS[simulator], "agent-steps per CPU s, SUMO": sumo_rate,
                      "agent-steps per CPU s, cell grid": grid_rate,
                      "SUMO's cost per step / cell grid's": grid_rate / sumo_rate,
