@@ -47,6 +47,20 @@ def test_training_time_counts_each_seed_batch_once_and_sums_the_plan():
     assert totals["evaluation + data wall h"].tolist() == pytest.approx([0.35, 0.175])
 
 
+def test_training_time_sums_a_batch_whose_seeds_trained_in_parts():
+    # 3 seeds of 100 agents, each trained alone (`plans.stacked_parts`): every run's record is its own whole time
+    runtimes = pd.DataFrame([
+        {"n_agents": 100, "simulator": "gs", "seed": seed, "total_s": 3600.0 * (seed + 1), "stacked_runs": 1,
+         "worker_busy_s": 1800.0 * (seed + 1), "worker_cpu_s": 900.0 * (seed + 1), "evaluation_s": 36.0}
+        for seed in (0, 1, 2)])
+    comparison = Comparison("warehouse", "10", get_preset("scale").warehouse, pd.DataFrame(), runtimes,
+                            pd.DataFrame(), [])
+    table = ScaleStudy("scale", {"warehouse": comparison}, None, pd.DataFrame()).training_time()
+    batch = table[table["env"] == "warehouse"].iloc[0]
+    assert batch["seeds"] == 3 and batch["batch wall h"] == 6.0 and batch["worker CPU h"] == 1.5
+    assert batch["worker core share"] == 0.5 and batch["evaluation + data wall h"] == pytest.approx(0.03)
+
+
 def test_training_time_sets_each_batch_beside_its_projection_from_the_timed_runs():
     # the committed timed runs of notebook 07 (quick preset), as the scale preset reads them
     rows = json.loads((REPO_ROOT / "records" / "quick" / "scaling" / "measurements.json").read_text())["rows"]

@@ -290,3 +290,44 @@ def test_an_interrupted_experiment_plan_stops_its_pool_process_at_once(tmp_path)
     time.sleep(2.0)
     assert len(pd.read_csv(tmp_path / "untrained-dials" / "metrics.csv")) == rows  # nothing trains it any more
     assert rows < 200
+
+
+def test_stacked_parts_keep_each_group_within_the_cap(monkeypatch):
+    """Seeds stack while their agents fit `MAX_STACKED_AGENTS`; a bigger batch splits into the fewest parts of
+    consecutive seeds, as even as can be, and a run bigger than the cap trains alone."""
+    from dials_lib.analysis import plans
+
+    def parts(n_agents: int, n_seeds: int) -> list[list[int]]:
+        batch = [RunConfig(env="traffic", n_agents=n_agents, simulator="gs", seed=s) for s in range(n_seeds)]
+        return [[c.seed for c in part] for part in plans.stacked_parts(batch)]
+
+    monkeypatch.setattr(plans, "MAX_STACKED_AGENTS", 32)
+    assert parts(4, 3) == [[0, 1, 2]]
+    assert parts(4, 8) == [list(range(8))]
+    assert parts(4, 9) == [[0, 1, 2, 3], [4, 5, 6, 7, 8]]
+    assert parts(25, 3) == [[0], [1], [2]]
+    assert parts(100, 2) == [[0], [1]]
+    monkeypatch.setattr(plans, "MAX_STACKED_AGENTS", 100)
+    assert parts(25, 3) == [[0, 1, 2]]
+    assert parts(25, 5) == [[0, 1], [2, 3, 4]]
+
+
+def test_a_batch_over_the_stacking_cap_trains_in_parts_with_the_same_numbers(tmp_path, monkeypatch):
+    """With a cap of 4 agents, 2 seeds of 4 agents train as two parts side by side (each run's runtime records one
+    stacked run), and every run's metrics are those of the two seeds stacked."""
+    from dials_lib.analysis import plans
+
+    def plan(folder: str) -> list[RunConfig]:
+        return [tiny_config(tmp_path / folder / f"{simulator}_{seed}", "warehouse", simulator, seed=seed)
+                for simulator in ("gs", "untrained-dials") for seed in (5, 6)]
+
+    stacked = plans.run_experiments(plan("stacked"), progress=False, log=None, n_processes=1)
+    monkeypatch.setattr(plans, "MAX_STACKED_AGENTS", 4)
+    lines: list[str] = []
+    parts = plans.run_experiments(plan("parts"), progress=False, log=lines.append, n_processes=2)
+    assert sorted(line.split(" in ")[0] for line in lines if line.startswith("trained ")) == [
+        "trained gs_5", "trained gs_6", "trained untrained-dials_5", "trained untrained-dials_6"], lines
+    drop = ["wall_time_s", "run_dir"]
+    pd.testing.assert_frame_equal(stacked.drop(columns=drop), parts.drop(columns=drop))
+    assert plans.runtime_frame(plan("stacked"))["stacked_runs"].tolist() == [2] * 4
+    assert plans.runtime_frame(plan("parts"))["stacked_runs"].tolist() == [1] * 4

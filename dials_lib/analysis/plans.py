@@ -107,12 +107,30 @@ RELATIVE_COST = {"gs": 1.0, "untrained-dials": 1.5, "dials": 2.5}
 collects data and trains AIPs), to start the costliest batches first."""
 
 
+MAX_STACKED_AGENTS = 32
+"""The most agents `run_experiments` stacks into the one PPO group of a seed batch trained in one process; a batch
+with more trains in parts of whole seeds (`stacked_parts`), side by side. Stacking saves Python overhead per call: 3
+or 8 seeds of 4 agents (groups of 12 and 32) train faster per agent-step than one (`benchmarks/results/
+training_experiment.md`). But the group's tensors grow with it: 3 seeds of 25 or 100 agents stacked cost 6% to 29%
+more CPU per agent-step than each seed alone in 7 of 8 cases (traffic GS at 25 agents saves 6%;
+`benchmarks/results/stacked_groups.md`), and parts of a batch can train on more than one core."""
+
+
 def seed_batches(configs: Iterable[RunConfig]) -> list[list[RunConfig]]:
     """The runs grouped into batches that differ only in seed (in order of first appearance)."""
     batches: dict[RunConfig, list[RunConfig]] = {}
     for config in configs:
         batches.setdefault(dataclasses.replace(config, seed=0, run_dir=None), []).append(config)
     return list(batches.values())
+
+
+def stacked_parts(batch: list[RunConfig]) -> list[list[RunConfig]]:
+    """A seed batch in as few parts of consecutive seeds as keep every part's stacked agents within
+    `MAX_STACKED_AGENTS` (a part holds at least one seed), their sizes as even as can be; one part when it fits."""
+    per_part = max(1, MAX_STACKED_AGENTS // batch[0].n_agents)
+    n_parts = -(-len(batch) // per_part)
+    ends = [round(len(batch) * (i + 1) / n_parts) for i in range(n_parts)]
+    return [batch[start:end] for start, end in zip([0, *ends], ends, strict=False)]
 
 
 def _still_to_train(batch: list[RunConfig]) -> list[RunConfig]:
@@ -225,13 +243,15 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
     Seed batches that are not finished train side by side on `n_processes` processes (default: one per core):
     DIALS batches with several groups train here, one after another, spreading their groups (and so their AIP
     retraining) over worker processes, while the others (GS and untrained-DIALS) train in `n_processes - 1` further
-    processes, each batch as one group of all its runs' agents, so that no core idles while a long DIALS batch
-    finishes; once the DIALS batches are done, this process takes the other batches still waiting too. With one
-    process, or one batch to train, every batch trains here, one after another, with a progress bar. A batch's
-    runs that have become readable by its turn (`_still_to_train`: e.g. a longer run of the same settings finished
-    meanwhile, in this plan or another) are read, not trained."""
+    processes, each batch as one group of all its runs' agents (or in `stacked_parts`, when they are more than
+    `MAX_STACKED_AGENTS`), so that no core idles while a long DIALS batch finishes; once the DIALS batches are done,
+    this process takes the other batches still waiting too. With one process, or one batch to train, every batch
+    trains here, one after another, with a progress bar. A batch's runs that have become readable by its turn
+    (`_still_to_train`: e.g. a longer run of the same settings finished meanwhile, in this plan or another) are read,
+    not trained."""
     configs = list(configs)
-    todo = [batch for batch in seed_batches(configs) if _still_to_train(batch)]
+    todo = [part for batch in seed_batches(configs)
+            for part in ([batch] if _spreads_over_workers(batch) else stacked_parts(batch)) if _still_to_train(part)]
     # the costliest batches first, so that the last to finish are short ones
     todo.sort(key=lambda b: -len(b) * b[0].n_agents * (b[0].total_timesteps or 0) * RELATIVE_COST[b[0].simulator])
     n_processes = cpu_count() if n_processes is None else check_int("n_processes", n_processes, 1)

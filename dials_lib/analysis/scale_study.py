@@ -212,12 +212,12 @@ class ScaleStudy:
 
     def training_time(self, n_processes: int = 2) -> pd.DataFrame:
         """The preset's training time from its runs' records (saved, returned): per environment, size and method
-        the wall hours of its seed batch (its runs share them; `stacked_runs` seeds), the CPU hours of its worker
-        tasks (the agents' training, simulators included, and the AIPs': what the batch costs on a core of its own),
-        the share of a core those tasks got (below 1 when the machine was shared), the wall hours of what its main
-        process did outside them, one process at a time (GS evaluations and AIP data collection: not in the worker
-        CPU hours, an upper bound on their CPU on a shared machine) and the CPU hours notebook 07's timed runs
-        project for the batch on one worker, evaluations and data collection included
+        the wall hours of its seed batch (its parts' summed, when its seeds trained in `plans.stacked_parts`), the
+        CPU hours of its worker tasks (the agents' training, simulators included, and the AIPs': what the batch
+        costs on a core of its own), the share of a core those tasks got (below 1 when the machine was shared), the
+        wall hours of what its main process did outside them, one process at a time (GS evaluations and AIP data
+        collection: not in the worker CPU hours, an upper bound on their CPU on a shared machine) and the CPU hours
+        notebook 07's timed runs project for the batch on one worker, evaluations and data collection included
         (`projection.training_runs_runtime`; NaN without timed runs). A row sums the batches (the projection over
         the batches trained here, those with worker CPU hours: runs read from a longer run have none), and a last
         row divides the sums by `n_processes`: the plan's hours had its batches packed that many cores perfectly
@@ -231,19 +231,20 @@ class ScaleStudy:
         for env, comp in self.comparisons.items():
             runtimes = report.with_method(comp.runtimes)
             for (n, method), runs in runtimes.groupby(["n_agents", "method"], observed=True):
-                first = runs.iloc[0]
-                stacked = float(first.get("stacked_runs", 1))
-                # runtimes holds a run's share; a run read from a longer run (another preset's) has none of its own
-                own = pd.isna(first.get("prefix_of", float("nan")))
-                busy = float(first.get("worker_busy_s", float("nan"))) * stacked if own else float("nan")
-                cpu = float(first.get("worker_cpu_s", float("nan"))) * stacked if own else float("nan")
-                serial = sum(float(first.get(part, 0.0)) for part in ("evaluation_s", "data_collection_s")) * stacked \
-                    if own else float("nan")
-                rows.append({"env": env, "n_agents": int(n), "method": str(method), "seeds": int(stacked),
-                             "batch wall h": float(first["total_s"]) * stacked / 3600,
-                             "worker CPU h": cpu / 3600,
+                # a run's row holds its share of its batch (stacked or not), so the shares sum to the batches' total;
+                # a run read from a longer run (another preset's) has no worker or main-process time of its own
+                own = "prefix_of" not in runs or bool(runs["prefix_of"].isna().all())
+
+                def hours(*columns: str, runs: pd.DataFrame = runs, own: bool = own) -> float:
+                    present = [c for c in columns if c in runs]
+                    return float(runs[present].to_numpy(float).sum()) / 3600 if own and present else float("nan")
+
+                busy, cpu = hours("worker_busy_s"), hours("worker_cpu_s")
+                rows.append({"env": env, "n_agents": int(n), "method": str(method), "seeds": len(runs),
+                             "batch wall h": float(runs["total_s"].sum()) / 3600,
+                             "worker CPU h": cpu,
                              "worker core share": cpu / busy if busy > 0 else float("nan"),
-                             "evaluation + data wall h": serial / 3600,
+                             "evaluation + data wall h": hours("evaluation_s", "data_collection_s"),
                              "projected CPU h": projected.get((env, int(n), str(method)), float("nan"))})
         table = pd.DataFrame(rows)
         trained_here = table["worker CPU h"].notna()
