@@ -22,18 +22,16 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_results  # noqa: E402
+from training import stacked_group  # noqa: E402
 
 from dials_lib.analysis.plans import MAX_STACKED_AGENTS  # noqa: E402
 from dials_lib.hyperparameters import paper_hyperparameters  # noqa: E402
 from dials_lib.learning.ppo_loop import run_ppo  # noqa: E402
-from dials_lib.training import group_tasks  # noqa: E402
 from dials_lib.training.parallel import single_threaded  # noqa: E402
-from dials_lib.training.run_stack import RunStack  # noqa: E402
 
 AGENTS_PER_SEED = (4, 25, 100)
 """The preset sizes (a traffic grid of 4, 25 or 100 intersections, as many warehouse robots)."""
@@ -50,13 +48,7 @@ WORTH_STACKING = 0.05
 def cpu_seconds_per_agent_step(env: str, simulator: str, n_agents: int, n_seeds: int) -> float:
     """CPU seconds per agent-step of one process training `n_agents` agents of each of `n_seeds` stacked seeds."""
     hp = paper_hyperparameters(env)
-    ids, runs = list(range(n_agents)), RunStack(tuple(range(n_seeds)))
-    group = group_tasks.new_learners(hp, ids, runs, hp.total_timesteps)
-    if simulator == "gs":
-        on: Any = group_tasks.OnGlobal(runs)
-    else:
-        on = group_tasks.OnIALS(group_tasks.new_predictors(hp, ids, runs).state_dict(), runs)
-    sim = on.build(hp, ids, runs)
+    group, sim = stacked_group(hp, simulator, n_agents, n_seeds)
     steps = UPDATES * hp.ppo.buffer_size
     with single_threaded():
         run_ppo(group, sim, hp.ppo.buffer_size)  # warm-up

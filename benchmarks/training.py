@@ -62,6 +62,8 @@ from compute import (  # noqa: E402
 )
 
 from dials_lib.analysis import plans, scaling  # noqa: E402
+from dials_lib.hyperparameters import EnvHyperparameters  # noqa: E402
+from dials_lib.learning.ppo import PPOGroup  # noqa: E402
 from dials_lib.learning.ppo_loop import run_ppo  # noqa: E402
 from dials_lib.presets import get_preset  # noqa: E402
 from dials_lib.training import group_tasks  # noqa: E402
@@ -137,17 +139,22 @@ def whole_experiment(env: str, folder: Path, total_timesteps: int | None) -> lis
                                  ("new: seeds stacked, batches over the cores", new_s))]
 
 
-def stacked_throughput(env: str, simulator: str, n_seeds: int, n_steps: int) -> dict[str, Any]:
-    """Agent-steps/s of one process training 4 agents per seed, `n_seeds` seeds stacked, on the GS or the IALS."""
-    hp = get_preset("quick").hyperparameters(env)
-    ids, runs = list(range(4)), RunStack(tuple(range(n_seeds)))
+def stacked_group(hp: EnvHyperparameters, simulator: str, n_agents: int, n_seeds: int) -> tuple[PPOGroup, Any]:
+    """One process's stacked PPO group of `n_agents` agents of each of `n_seeds` seeds, and the simulator it trains
+    on: the GS ('gs') or the IALS ('ials', with untrained AIPs: the cost of a step does not depend on their weights)."""
+    ids, runs = list(range(n_agents)), RunStack(tuple(range(n_seeds)))
     group = group_tasks.new_learners(hp, ids, runs, hp.total_timesteps)
     if simulator == "gs":
         on: Any = group_tasks.OnGlobal(runs)
     else:
-        aips = group_tasks.new_predictors(hp, ids, runs).state_dict()
-        on = group_tasks.OnIALS(aips, runs)
-    sim = on.build(hp, ids, runs)
+        on = group_tasks.OnIALS(group_tasks.new_predictors(hp, ids, runs).state_dict(), runs)
+    return group, on.build(hp, ids, runs)
+
+
+def stacked_throughput(env: str, simulator: str, n_seeds: int, n_steps: int) -> dict[str, Any]:
+    """Agent-steps/s of one process training 4 agents per seed, `n_seeds` seeds stacked, on the GS or the IALS."""
+    hp = get_preset("quick").hyperparameters(env)
+    group, sim = stacked_group(hp, simulator, 4, n_seeds)
     with single_threaded():
         run_ppo(group, sim, hp.ppo.buffer_size)  # warm-up
         start = time.perf_counter()

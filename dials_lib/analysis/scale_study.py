@@ -54,6 +54,15 @@ def decade_log_axis(ax: plt.Axes, values: np.ndarray) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())  # matplotlib labels minor ticks on a one-decade axis
 
 
+def _own_hours(runs: pd.DataFrame, *columns: str) -> float:
+    """The hours in `columns` of a batch's runs (`plans.runtime_frame` rows), summed: each row holds its run's share
+    of its batch, stacked or trained in parts, so the shares sum to the batch's total. NaN when a run was read from a
+    longer run (another preset's: no time of its own) or no column is there."""
+    own = "prefix_of" not in runs or bool(runs["prefix_of"].isna().all())
+    present = [c for c in columns if c in runs]
+    return float(runs[present].to_numpy(float).sum()) / 3600 if own and present else float("nan")
+
+
 @dataclass
 class ScaleStudy:
     """The main comparison of both environments at every size of a preset, the timed runs and the F ablation."""
@@ -231,20 +240,12 @@ class ScaleStudy:
         for env, comp in self.comparisons.items():
             runtimes = report.with_method(comp.runtimes)
             for (n, method), runs in runtimes.groupby(["n_agents", "method"], observed=True):
-                # a run's row holds its share of its batch (stacked or not), so the shares sum to the batches' total;
-                # a run read from a longer run (another preset's) has no worker or main-process time of its own
-                own = "prefix_of" not in runs or bool(runs["prefix_of"].isna().all())
-
-                def hours(*columns: str, runs: pd.DataFrame = runs, own: bool = own) -> float:
-                    present = [c for c in columns if c in runs]
-                    return float(runs[present].to_numpy(float).sum()) / 3600 if own and present else float("nan")
-
-                busy, cpu = hours("worker_busy_s"), hours("worker_cpu_s")
+                busy, cpu = _own_hours(runs, "worker_busy_s"), _own_hours(runs, "worker_cpu_s")
                 rows.append({"env": env, "n_agents": int(n), "method": str(method), "seeds": len(runs),
                              "batch wall h": float(runs["total_s"].sum()) / 3600,
                              "worker CPU h": cpu,
                              "worker core share": cpu / busy if busy > 0 else float("nan"),
-                             "evaluation + data wall h": hours("evaluation_s", "data_collection_s"),
+                             "evaluation + data wall h": _own_hours(runs, "evaluation_s", "data_collection_s"),
                              "projected CPU h": projected.get((env, int(n), str(method)), float("nan"))})
         table = pd.DataFrame(rows)
         trained_here = table["worker CPU h"].notna()
