@@ -58,7 +58,7 @@ lab: $(STAMP)  ## open the notebooks in JupyterLab (as root too); more flags wit
 	$(VENV)/bin/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 # Every benchmark that writes results (sim_traffic, sim_warehouse and sim_ials are parts of simulators.py).
-BENCH_ALL := simulators sim_sumo ppo adam compute training stacked_groups startup sumo_training_share
+BENCH_ALL := simulators sim_sumo ppo adam compute training stacked_groups dials_groups startup sumo_training_share
 BENCH ?= $(BENCH_ALL)
 bench: $(STAMP)  ## run the benchmarks (BENCH="ppo adam" for some), writing benchmarks/results/*.json and *.md
 	cd benchmarks && for name in $(BENCH); do \

@@ -331,3 +331,46 @@ def test_a_batch_over_the_stacking_cap_trains_in_parts_with_the_same_numbers(tmp
     pd.testing.assert_frame_equal(stacked.drop(columns=drop), parts.drop(columns=drop))
     assert plans.runtime_frame(plan("stacked"))["stacked_runs"].tolist() == [2] * 4
     assert plans.runtime_frame(plan("parts"))["stacked_runs"].tolist() == [1] * 4
+
+
+def test_dials_tasks_hold_about_max_stacked_agents():
+    """A DIALS batch's worker tasks are split so that their stacked agents come nearest `MAX_STACKED_AGENTS`: 3
+    seeds of 100 agents in 10 tasks of 30, not the default 2 of 150; the 4- and 25-agent batches keep the default
+    split over the workers. Every split holds at least two agents per group and gives every worker a task."""
+    from dials_lib.analysis import plans
+
+    assert plans.MAX_STACKED_AGENTS == 32
+    assert plans.dials_agents_per_worker(100, 3, 2) == 10
+    assert plans.dials_agents_per_worker(49, 3, 2) == 7
+    assert plans.dials_agents_per_worker(25, 3, 2) is None  # 13 + 12 per seed (39 and 36) beat 5 (15)
+    assert plans.dials_agents_per_worker(4, 3, 2) is None
+    assert plans.dials_agents_per_worker(100, 1, 2) == 25
+    for n_agents in (4, 9, 16, 25, 36, 49, 64, 100):
+        for n_seeds in (1, 2, 3, 8):
+            for n_workers in (2, 3, 4):
+                size = plans.dials_agents_per_worker(n_agents, n_seeds, n_workers)
+                if size is not None:
+                    assert n_agents % size == 0 and size >= 2 and n_agents // size >= n_workers
+
+
+def test_a_dials_batch_in_smaller_tasks_gives_the_same_numbers(tmp_path, monkeypatch):
+    """With a cap of 6 stacked agents, a DIALS batch of 2 seeds of 9 agents trains in 3 tasks of 3 agents per seed
+    (6 stacked) instead of the default 2 of 5 and 4: every run's metrics are those of the default split, and its
+    config.json records the group sizes it trained in."""
+    import json
+
+    from dials_lib.analysis import plans
+
+    def plan(folder: str) -> list[RunConfig]:
+        return [tiny_config(tmp_path / folder / f"dials_{seed}", "warehouse", "dials", seed=seed, n_agents=9,
+                            n_workers=2, agents_per_worker=None, chunks=2) for seed in (5, 6)]
+
+    default = plans.run_experiments(plan("default"), progress=False, log=None, n_processes=1)
+    monkeypatch.setattr(plans, "MAX_STACKED_AGENTS", 6)
+    assert plans.dials_agents_per_worker(9, 2, 2) == 3
+    split = plans.run_experiments(plan("split"), progress=False, log=None, n_processes=1)
+    drop = ["wall_time_s", "run_dir"]
+    pd.testing.assert_frame_equal(default.drop(columns=drop), split.drop(columns=drop))
+    groups = {folder: json.loads((tmp_path / folder / "dials_5" / "config.json").read_text())["groups"]
+              for folder in ("default", "split")}
+    assert groups == {"default": [5, 4], "split": [3, 3, 3]}  # the group sizes

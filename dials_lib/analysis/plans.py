@@ -41,7 +41,7 @@ from dials_lib.paths import runs_dir
 from dials_lib.presets import get_preset
 from dials_lib.training.parallel import calls_here, map_tasks
 from dials_lib.training.process_tree import end_with_parent
-from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset
+from dials_lib.training.run_config import SIMULATORS, RunConfig, config_from_preset, default_groups
 from dials_lib.training.runner import train_batch
 from dials_lib.validation import check_choice, check_int
 
@@ -116,6 +116,24 @@ more CPU per agent-step than each seed alone in 7 of 8 cases (traffic GS at 25 a
 `benchmarks/results/stacked_groups.md`), and parts of a batch can train on more than one core."""
 
 
+def dials_agents_per_worker(n_agents: int, n_seeds: int, n_workers: int) -> int | None:
+    """Agents per seed in each worker task of a DIALS seed batch of `n_seeds` stacked seeds of `n_agents` agents: of
+    the run's default split over `n_workers` groups (None) and the splits into equal groups of at least two agents
+    and at least `n_workers` tasks, the one whose tasks' stacked agents come nearest `MAX_STACKED_AGENTS` (by ratio;
+    on a tie the default, then the larger groups). A task's agents train in one batched PPO loop on their IALS and
+    their AIPs in one stacked training: 3 seeds of 100 agents in 10 tasks of 30 take x0.78 the CPU per agent-step of 2
+    tasks of 150, and a whole batch x0.83 (traffic) and x0.79 (warehouse) its worker CPU, the cheapest of the splits
+    measured (`benchmarks/results/dials_groups.md`). The grouping does not change the numbers (`RunConfig.groups`)."""
+    default = len(default_groups(n_agents, n_workers)[0])
+    divisors = [d for d in range(n_agents // max(1, n_workers), 1, -1) if n_agents % d == 0]
+
+    def distance(size: int) -> float:
+        return abs(float(np.log(n_seeds * size / MAX_STACKED_AGENTS)))
+
+    best = min([None, *divisors], key=lambda d: distance(default if d is None else d))
+    return None if best is None or best == default else best
+
+
 def seed_batches(configs: Iterable[RunConfig]) -> list[list[RunConfig]]:
     """The runs grouped into batches that differ only in seed (in order of first appearance)."""
     batches: dict[RunConfig, list[RunConfig]] = {}
@@ -158,6 +176,16 @@ def _spreads_over_workers(batch: list[RunConfig]) -> bool:
     retraining is the longest part of a run and splits well over the cores."""
     config = batch[0]
     return config.simulator == "dials" and config.n_workers > 1 and len(config.groups()) > 1
+
+
+def _in_dials_groups(batch: list[RunConfig]) -> list[RunConfig]:
+    """A DIALS batch that spreads over the workers, its agents split as `dials_agents_per_worker` says (unless the
+    runs set their own `agents_per_worker`)."""
+    config = batch[0]
+    if config.agents_per_worker is not None:
+        return batch
+    size = dials_agents_per_worker(config.n_agents, len(batch), config.n_workers)
+    return batch if size is None else [dataclasses.replace(c, agents_per_worker=size) for c in batch]
 
 
 def _as_one_group(batch: list[RunConfig]) -> list[RunConfig]:
@@ -242,16 +270,17 @@ def run_experiments(configs: Iterable[RunConfig], progress: bool | None = None,
 
     Seed batches that are not finished train side by side on `n_processes` processes (default: one per core):
     DIALS batches with several groups train here, one after another, spreading their groups (and so their AIP
-    retraining) over worker processes, while the others (GS and untrained-DIALS) train in `n_processes - 1` further
-    processes, each batch as one group of all its runs' agents (or in `stacked_parts`, when they are more than
-    `MAX_STACKED_AGENTS`), so that no core idles while a long DIALS batch finishes; once the DIALS batches are done,
-    this process takes the other batches still waiting too. With one process, or one batch to train, every batch
-    trains here, one after another, with a progress bar. A batch's runs that have become readable by its turn
-    (`_still_to_train`: e.g. a longer run of the same settings finished meanwhile, in this plan or another) are read,
-    not trained."""
+    retraining) over worker processes, in groups of `dials_agents_per_worker` agents per seed, while the others (GS
+    and untrained-DIALS) train in `n_processes - 1` further processes, each batch as one group of all its runs'
+    agents (or in `stacked_parts`, when they are more than `MAX_STACKED_AGENTS`), so that no core idles while a long
+    DIALS batch finishes; once the DIALS batches are done, this process takes the other batches still waiting too.
+    With one process, or one batch to train, every batch trains here, one after another, with a progress bar. A
+    batch's runs that have become readable by its turn (`_still_to_train`: e.g. a longer run of the same settings
+    finished meanwhile, in this plan or another) are read, not trained."""
     configs = list(configs)
     todo = [part for batch in seed_batches(configs)
-            for part in ([batch] if _spreads_over_workers(batch) else stacked_parts(batch)) if _still_to_train(part)]
+            for part in ([_in_dials_groups(batch)] if _spreads_over_workers(batch) else stacked_parts(batch))
+            if _still_to_train(part)]
     # the costliest batches first, so that the last to finish are short ones
     todo.sort(key=lambda b: -len(b) * b[0].n_agents * (b[0].total_timesteps or 0) * RELATIVE_COST[b[0].simulator])
     n_processes = cpu_count() if n_processes is None else check_int("n_processes", n_processes, 1)
@@ -338,6 +367,7 @@ __all__ = [
     "ablation_configs",
     "ablation_f_values",
     "comparison_configs",
+    "dials_agents_per_worker",
     "final_evaluations",
     "first_evaluations",
     "main_comparison_runs",

@@ -157,9 +157,7 @@ class RunConfig:
         if self.agents_per_worker is not None:
             size = self.agents_per_worker
             return [list(range(lo, lo + size)) for lo in range(0, self.n_agents, size)]
-        # at least two agents per group: then the grouping does not change the numbers (see the module docstring)
-        n_groups = max(1, min(self.n_workers, self.n_agents // 2))
-        return [part.tolist() for part in np.array_split(np.arange(self.n_agents), n_groups)]
+        return default_groups(self.n_agents, self.n_workers)
 
     def schedule(self) -> Schedule:
         """The chunks, evaluation points and retraining points of this run."""
@@ -265,6 +263,14 @@ class Schedule:
         return self.starts[c + 1] - self.starts[c]
 
 
+def default_groups(n_agents: int, n_workers: int) -> list[list[int]]:
+    """The agent ids of each group of a run that does not set `agents_per_worker`: consecutive ids, split as evenly
+    as can be over `n_workers` groups of at least two agents (one group for fewer than four agents)."""
+    # at least two agents per group: then the grouping does not change the numbers (see the module docstring)
+    n_groups = max(1, min(n_workers, n_agents // 2))
+    return [part.tolist() for part in np.array_split(np.arange(n_agents), n_groups)]
+
+
 def default_chunk_steps(env: str, buffer_size: int) -> int:
     """The smallest multiple of both the horizon and the PPO buffer with at least MIN_DEFAULT_CHUNK steps."""
     period = math.lcm(get_spec(env).horizon, buffer_size)
@@ -303,5 +309,5 @@ def config_from_preset(
     return RunConfig(**values)
 
 
-__all__ = ["SIMULATORS", "RunConfig", "Schedule", "config_differences", "config_from_preset", "derived_seed",
-           "seed_configs"]
+__all__ = ["SIMULATORS", "RunConfig", "Schedule", "config_differences", "config_from_preset", "default_groups",
+           "derived_seed", "seed_configs"]
