@@ -125,13 +125,10 @@ def dials_agents_per_worker(n_agents: int, n_seeds: int, n_workers: int) -> int 
     tasks of 150, and a whole batch x0.83 (traffic) and x0.79 (warehouse) its worker CPU, the cheapest of the splits
     measured (`benchmarks/results/dials_groups.md`). The grouping does not change the numbers (`RunConfig.groups`)."""
     default = len(default_groups(n_agents, n_workers)[0])
-    divisors = [d for d in range(n_agents // max(1, n_workers), 1, -1) if n_agents % d == 0]
-
-    def distance(size: int) -> float:
-        return abs(float(np.log(n_seeds * size / MAX_STACKED_AGENTS)))
-
-    best = min([None, *divisors], key=lambda d: distance(default if d is None else d))
-    return None if best is None or best == default else best
+    # the default first and the divisors from the largest down: min keeps the first of equally near sizes
+    sizes = [default, *(d for d in range(n_agents // max(1, n_workers), 1, -1) if n_agents % d == 0)]
+    best = min(sizes, key=lambda size: abs(float(np.log(n_seeds * size / MAX_STACKED_AGENTS))))
+    return None if best == default else best
 
 
 def seed_batches(configs: Iterable[RunConfig]) -> list[list[RunConfig]]:
