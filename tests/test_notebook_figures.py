@@ -23,9 +23,7 @@ from dials_lib import notebook_kernels, series
 
 DRAWING_PRIMITIVES = frozenset({"subplots", "figure", "save_figure", "picture_axes"})
 
-AWAITING_REPUBLISHING = {
-    "10_scale.ipynb": "the scale preset's training runs (runs/scale; committed without outputs until they finish)",
-}
+AWAITING_REPUBLISHING: dict[str, str] = {}
 """Committed notebooks whose outputs predate inline figures (published before the series set the kernels' backend)
 and what republishing them with `python -m dials_lib.series --preset quick --only NN --publish` needs. Remove a
 notebook from here once it is republished: the test below then requires its images."""
