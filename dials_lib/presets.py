@@ -166,9 +166,9 @@ PRESETS: dict[str, Preset] = {
     "scale": Preset(
         name="scale",
         description="The paper at scale: 4, 25 and 100 agents, 3 seeds, the first 576K (traffic) and 256K "
-        "(warehouse) steps of the paper's 4M-step run (Figures 5 and 6, all three panels); about 27 CPU-hours of "
-        "training one run after another (projected from notebook 07's rates), 12 to 14 hours on 2 cores before seed "
-        "stacking saves some; resumable (make train PRESET=scale).",
+        "(warehouse) steps of the paper's 4M-step run (Figures 5 and 6, all three panels); its training took 26.7 "
+        "worker CPU-hours and 1.3 hours of evaluation and data collection, about 14 hours on 2 cores (runtime "
+        "records); resumable (make train PRESET=scale).",
         # Prefixes of the quick preset's runs: the same chunks, evaluation interval and episodes, so that a 4-agent
         # run here is the first 576K (256K) steps of the quick run, read from its records when they exist
         # (`analysis.published.longer_run`). 576K is the first evaluation of the quick traffic run past 512K steps;

@@ -166,7 +166,7 @@ def test_the_full4_and_sumo_tables_quote_their_committed_tables():
 
 
 def test_the_scale_results_tables_quote_the_committed_records(tmp_path, monkeypatch):
-    # each table of "What the scale run shows so far" (means over 3 seeds at the steps per agent that the text
+    # each table of "What the scale run shows" (means over 3 seeds at the steps per agent that the text
     # before it names) against the published records, read as notebook 10 reads them (a 4-agent run from the quick
     # preset's longer run), and the paper's numbers beside them
     monkeypatch.setenv("DIALS_RUNS_DIR", str(tmp_path / "runs"))  # no runs: the committed records only
@@ -189,4 +189,24 @@ def test_the_scale_results_tables_quote_the_committed_records(tmp_path, monkeypa
             row = paper_row(results, env, n)
             assert paper == f"{row['GS']:g}, {row['DIALS']:g}, {row['DIALS'] - row['untrained_DIALS']:g}"
             checked += 1
-    assert checked >= 2
+    assert checked == 6  # 2 environments x 3 sizes
+
+
+def test_the_scale_training_time_quotes_its_committed_table():
+    # the README's scale section and presets row, and the preset's description, quote the measured training time
+    # of notebook 10 (`ScaleStudy.training_time`, from the runs' runtime records), not a projection
+    from dials_lib.presets import get_preset
+
+    table = pd.read_csv(REPO_ROOT / "figures" / "scale" / "10_training_time.csv").set_index("method")
+    total, packed = table.loc["sum of the batches"], table.loc["over 2 processes side by side"]
+    cpu, outside = f"{total['worker CPU h']:.1f}", f"{total['evaluation + data wall h']:.1f}"
+    section = README[README.index("## What the scale run shows"):README.index("## What the full4 run shows")]
+    section = " ".join(section.split())  # as read, whatever the line breaks
+    assert (f"took {cpu} worker CPU hours (the agents' and AIPs' training; notebook 07's committed rates projected "
+            f"{total['projected CPU h']:.1f}) and {total['evaluation + data wall h']:.2f}") in section
+    assert (f"{packed['worker CPU h']:.1f} + {packed['evaluation + data wall h']:.1f} = "
+            f"{packed['worker CPU h'] + packed['evaluation + data wall h']:.1f} hours") in section
+    presets_row = next(line for line in README.splitlines() if line.startswith("| `scale` |"))
+    assert f"took {cpu} worker CPU-hours" in presets_row and f"projected {total['projected CPU h']:.1f}" in presets_row
+    assert f"plus {outside} hours of GS evaluation" in presets_row
+    assert f"took {cpu} worker CPU-hours and {outside} hours" in get_preset("scale").description
