@@ -17,6 +17,7 @@ from dials_lib.analysis.claims import paper_row
 from dials_lib.analysis.untrained_gap import finished_metrics
 from dials_lib.paper import read_paper_table
 from dials_lib.paths import PACKAGE_DIR, REPO_ROOT
+from dials_lib.presets import get_preset
 
 README = (REPO_ROOT / "README.md").read_text()
 
@@ -195,8 +196,6 @@ def test_the_scale_results_tables_quote_the_committed_records(tmp_path, monkeypa
 def test_the_scale_training_time_quotes_its_committed_table():
     # the README's scale section and presets row, and the preset's description, quote the measured training time
     # of notebook 10 (`ScaleStudy.training_time`, from the runs' runtime records), not a projection
-    from dials_lib.presets import get_preset
-
     table = pd.read_csv(REPO_ROOT / "figures" / "scale" / "10_training_time.csv").set_index("method")
     total, packed = table.loc["sum of the batches"], table.loc["over 2 processes side by side"]
     cpu, outside = f"{total['worker CPU h']:.1f}", f"{total['evaluation + data wall h']:.1f}"
